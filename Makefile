@@ -1,0 +1,38 @@
+# gridmgr: the two commands are `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GRIDMGR := $(VENV)/bin/gridmgr
+PORT ?= 5000
+export PORT
+
+.PHONY: demo test install system-deps lint bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+system-deps:
+	scripts/install-system-deps.sh
+
+## make demo: install, start the embedded PostGIS, migrate, load a demo city, serve on $(PORT).
+demo: install system-deps
+	$(GRIDMGR) db start
+	$(GRIDMGR) db upgrade
+	$(GRIDMGR) demo load
+	$(GRIDMGR) serve --port $(PORT)
+
+## make test: the same set-up, then lint and the whole test suite.
+test: install system-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	-$(GRIDMGR) db stop
+	rm -rf $(VENV) instance .pytest_cache

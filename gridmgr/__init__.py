@@ -1,0 +1,58 @@
+"""gridmgr: grid-based urban management (网格化城市管理)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from gridmgr.config import Config, gridmgr_home
+from gridmgr.database.engine import database_url, start_embedded_on_connect, tune_connection
+from gridmgr.extensions import db, migrate
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: defaults, environment, instance config, extensions, blueprints."""
+    home = Path((test_config or {}).get("GRIDMGR_HOME") or gridmgr_home())
+    home.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=str(home), instance_relative_config=True)
+    app.config.from_object(Config)
+    app.config.from_pyfile("config.py", silent=True)
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["GRIDMGR_HOME"] = str(home)
+    app.config.setdefault("SQLALCHEMY_DATABASE_URI",
+                          database_url(app.config.get("DATABASE_URL"), home))
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(home)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"),
+                     compare_type=True)
+    with app.app_context():
+        if not app.config.get("DATABASE_URL") and "SQLALCHEMY_DATABASE_URI" not in (
+                test_config or {}):
+            start_embedded_on_connect(db.engine, home)
+        tune_connection(db.engine)
+
+    import mobile_api
+
+    mobile_api.init_app(app)
+    _import_models()
+    return app
+
+
+def _import_models() -> None:
+    """Every domain's models, so Alembic and the ORM see the whole schema."""
+    import gridmgr.grids.models  # noqa: F401
+
+
+def _instance_secret(home: Path) -> str:
+    """A per-instance secret kept in the instance folder, made once when none is configured."""
+    path = home / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        os.chmod(path, 0o600)
+    return path.read_text().strip()

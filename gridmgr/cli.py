@@ -1,0 +1,80 @@
+"""The ``gridmgr`` command: database, grids, demo data, users, serving, the background worker."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask.cli import FlaskGroup
+from flask_migrate.cli import db as db_group
+
+from gridmgr import create_app
+from gridmgr.config import gridmgr_home
+from gridmgr.database.embedded import EmbeddedCluster
+
+
+def _create_app():
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             load_dotenv=False, set_debug_flag=False)
+def main() -> None:
+    """gridmgr: grid-based urban management."""
+
+
+# ``gridmgr db ...``: Flask-Migrate's commands (upgrade, migrate, ...) plus the embedded cluster.
+@db_group.command("start")
+def db_start() -> None:
+    """Start the embedded PostGIS cluster under GRIDMGR_HOME (creating it on first use)."""
+    cluster = EmbeddedCluster(gridmgr_home())
+    started = cluster.start()
+    click.echo(("started: " if started else "already running: ") + cluster.status())
+
+
+@db_group.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostGIS cluster."""
+    cluster = EmbeddedCluster(gridmgr_home())
+    click.echo("stopped" if cluster.stop() else "not running")
+
+
+@db_group.command("status")
+def db_status() -> None:
+    """Say whether the embedded cluster exists and runs; exit 3 when it is not running."""
+    cluster = EmbeddedCluster(gridmgr_home())
+    click.echo(cluster.status())
+    if not cluster.is_running():
+        raise SystemExit(3)
+
+
+@db_group.command("url")
+def db_url() -> None:
+    """Print the database URL gridmgr uses."""
+    from gridmgr.database.engine import database_url
+
+    click.echo(database_url(os.environ.get("DATABASE_URL"), gridmgr_home()))
+
+
+main.add_command(db_group)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)),
+              show_default="PORT or 5000")
+def serve(host: str, port: int) -> None:
+    """Serve the app (API, Open311, map wall, live channel)."""
+    from flask import current_app
+
+    click.echo(f"gridmgr serving on http://{host}:{port}")
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+def _register_domain_commands() -> None:
+    from gridmgr.grids.cli import grids
+
+    main.add_command(grids)
+
+
+_register_domain_commands()

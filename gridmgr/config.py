@@ -1,0 +1,35 @@
+"""Configuration read from the environment (``GRIDMGR_*``, ``DATABASE_URL``, ``REDIS_URL``)."""
+
+import os
+from pathlib import Path
+
+
+def gridmgr_home() -> Path:
+    """The instance folder: embedded database, photos, keys. ``GRIDMGR_HOME`` or ``./instance``."""
+    return Path(os.environ.get("GRIDMGR_HOME", "instance")).resolve()
+
+
+class Config:
+    """Defaults; every value can be overridden by an environment variable of the same name."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    DATABASE_URL = os.environ.get("DATABASE_URL")
+    REDIS_URL = os.environ.get("REDIS_URL")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    MAX_CONTENT_LENGTH = int(os.environ.get("GRIDMGR_MAX_UPLOAD_BYTES", 40 * 1024 * 1024))
+    JSON_AS_ASCII = False
+
+    # flask-smorest / OpenAPI
+    API_TITLE = "gridmgr mobile API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+
+    # Rate limits (Flask-Limiter): storage in Redis when configured, else memory.
+    RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+
+    # City defaults (a city can override its own).
+    GRIDMGR_TIMEZONE = os.environ.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")
+    GRIDMGR_UNIT_GRID_AREA_M2 = float(os.environ.get("GRIDMGR_UNIT_GRID_AREA_M2", 10_000))

@@ -1,0 +1,1 @@
+"""Where gridmgr's database lives: an external server or the embedded PostGIS cluster."""

@@ -1,0 +1,92 @@
+"""Structured errors: every refusal is a 4xx with a machine-readable code and a sentence."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+
+class DomainError(Exception):
+    """A refusal from the domain: ``code`` for machines, ``message`` for people."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, status: int | None = None, **details):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.details = details
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class NotFound(DomainError):
+    status = 404
+
+    def __init__(self, message: str, code: str = "not_found", **details):
+        super().__init__(code, message, **details)
+
+
+class Forbidden(DomainError):
+    status = 403
+
+    def __init__(self, message: str, code: str = "forbidden", **details):
+        super().__init__(code, message, **details)
+
+
+class Conflict(DomainError):
+    status = 409
+
+    def __init__(self, message: str, code: str = "conflict", **details):
+        super().__init__(code, message, **details)
+
+
+class InvalidInput(DomainError):
+    status = 422
+
+    def __init__(self, message: str, code: str = "invalid_input", **details):
+        super().__init__(code, message, **details)
+
+
+def error_response(code: str, message: str, status: int, details: dict | None = None):
+    body = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return jsonify(error=body), status
+
+
+def _http_code_name(exc: HTTPException) -> str:
+    return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """JSON errors for the API; a 500 is a bug and says so without leaking internals."""
+
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError):
+        db_rollback()
+        return error_response(exc.code, exc.message, exc.status, exc.details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        db_rollback()
+        data = getattr(exc, "data", None) or {}
+        messages = data.get("messages")
+        if messages is not None:  # webargs / marshmallow validation
+            return error_response("invalid_input", "The request body or query is not valid.",
+                                  422 if exc.code in (400, 422) else exc.code,
+                                  {"fields": messages})
+        return error_response(_http_code_name(exc), exc.description or exc.name, exc.code or 500)
+
+
+def db_rollback() -> None:
+    """Nothing a refused request did may stay in the session."""
+    from gridmgr.extensions import db
+
+    db.session.rollback()

@@ -1,0 +1,1 @@
+"""Regions and unit grids: district → street → community → unit grid, in PostGIS."""

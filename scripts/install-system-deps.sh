@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# System packages gridmgr needs from Debian: PostGIS for the local PostgreSQL (and, with
+# --browser, Chromium and its driver for the browser tests). Idempotent; needs root or sudo.
+set -euo pipefail
+
+want=()
+pg_version=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
+if [ -z "$pg_version" ]; then
+  want+=(postgresql postgresql-15-postgis-3)
+elif [ ! -f "/usr/share/postgresql/$pg_version/extension/postgis.control" ]; then
+  want+=("postgresql-$pg_version-postgis-3")
+fi
+if [ "${1:-}" = "--browser" ]; then
+  command -v chromium >/dev/null || want+=(chromium)
+  command -v chromedriver >/dev/null || want+=(chromium-driver)
+fi
+[ ${#want[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root to install: ${want[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+echo "installing system packages: ${want[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${want[@]}"
