@@ -10,7 +10,7 @@ from flask import Flask
 
 from gridmgr.config import Config, gridmgr_home
 from gridmgr.database.engine import database_url, start_embedded_on_connect, tune_connection
-from gridmgr.extensions import db, migrate
+from gridmgr.extensions import db, limiter, migrate
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = _instance_secret(home)
 
     db.init_app(app)
+    limiter.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"),
                      compare_type=True)
     with app.app_context():
@@ -46,7 +47,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _import_models() -> None:
     """Every domain's models, so Alembic and the ORM see the whole schema."""
+    import gridmgr.calendar.models  # noqa: F401
+    import gridmgr.categories.models  # noqa: F401
     import gridmgr.grids.models  # noqa: F401
+    import gridmgr.people.models  # noqa: F401
 
 
 def _instance_secret(home: Path) -> str:

@@ -1,0 +1,1 @@
+"""The working calendar and deadlines: working hours, holidays, swapped days, clock states."""

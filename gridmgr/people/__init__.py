@@ -1,0 +1,1 @@
+"""People and access: users, roles, region scopes, departments, tokens, the policy."""
