@@ -1,0 +1,1 @@
+"""Geodesy helpers shared by every domain: coordinate systems of Chinese web maps, metric CRSs."""
