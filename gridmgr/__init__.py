@@ -50,6 +50,7 @@ def _import_models() -> None:
     import gridmgr.calendar.models  # noqa: F401
     import gridmgr.categories.models  # noqa: F401
     import gridmgr.grids.models  # noqa: F401
+    import gridmgr.live.outbox  # noqa: F401
     import gridmgr.people.models  # noqa: F401
 
 
