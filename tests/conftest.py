@@ -7,6 +7,7 @@ PostgreSQL on 127.0.0.1:5432, else an embedded cluster started for the run.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -25,7 +26,7 @@ SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
 KEEP_TABLES = {"spatial_ref_sys", "alembic_version"}
 
 
-def _admin_url(tmp_root: Path) -> str:
+def _admin_url() -> str:
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
         return explicit
@@ -34,7 +35,9 @@ def _admin_url(tmp_root: Path) -> str:
         psycopg2.connect(local, connect_timeout=2).close()
         return local
     except psycopg2.OperationalError:
-        cluster = EmbeddedCluster(tmp_root / "embedded-pg")
+        home = Path(tempfile.mkdtemp(prefix="gridmgr-test-pg-"))
+        home.chmod(0o755)  # the postgres system user runs it when we are root
+        cluster = EmbeddedCluster(home)
         cluster.start()
         return cluster.url.replace("/gridmgr?", "/postgres?").replace("+psycopg2", "")
 
@@ -46,7 +49,7 @@ def _psycopg_dsn(url: str) -> str:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     """A fresh database with PostGIS for this test session (one per xdist worker)."""
-    admin = _admin_url(tmp_path_factory.getbasetemp())
+    admin = _admin_url()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = f"gridmgr_test_{worker}_{uuid.uuid4().hex[:8]}"
     conn = psycopg2.connect(_psycopg_dsn(admin))

@@ -88,6 +88,13 @@ class EmbeddedCluster:
 
     def _prepare_dirs(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        owner = self._owner()
+        if owner and subprocess.run(["runuser", "-u", owner, "--", "test", "-x", str(self.home)],
+                                    check=False).returncode != 0:
+            raise EmbeddedDatabaseError(
+                f"The '{owner}' system user, which runs the embedded PostgreSQL when gridmgr "
+                f"runs as root, cannot enter {self.home}; choose a GRIDMGR_HOME it can reach "
+                "(every parent folder needs o+x) or set DATABASE_URL.")
         for path in (self.datadir, self.socket_dir):
             path.mkdir(mode=0o700 if path == self.datadir else 0o755, exist_ok=True)
             owner = self._owner()
