@@ -13,7 +13,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed maps/static/vendor/.installed
+
+## The map wall's Leaflet, plugins, socket.io and Chart.js, from npm into maps/static/vendor.
+maps/static/vendor/.installed: package.json package-lock.json scripts/vendor-assets.sh
+	scripts/vendor-assets.sh
 
 system-deps:
 	scripts/install-system-deps.sh
@@ -27,6 +31,7 @@ demo: install system-deps
 
 ## make test: the same set-up, then lint and the whole test suite.
 test: install system-deps
+	scripts/install-system-deps.sh --browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 

@@ -13,6 +13,8 @@ fi
 if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null || want+=(chromium)
   command -v chromedriver >/dev/null || want+=(chromium-driver)
+  # CJK glyphs, so the wall's Chinese labels render in headless screenshots.
+  dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || want+=(fonts-wqy-microhei)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 
