@@ -92,7 +92,8 @@ class Calendar:
 
 
 def calendar_for_city(city_id: int | None) -> Calendar:
-    """The city's calendar from its WorkingCalendar and CalendarDay rows, or the defaults."""
+    """The city's calendar from its WorkingCalendar and CalendarDay rows, or the defaults (in
+    the city's own time zone when it has one)."""
     from gridmgr.calendar.models import CalendarDay, WorkingCalendar
     from gridmgr.extensions import db
 
@@ -101,7 +102,11 @@ def calendar_for_city(city_id: int | None) -> Calendar:
     row = db.session.execute(
         db.select(WorkingCalendar).where(WorkingCalendar.city_id == city_id)).scalar_one_or_none()
     if row is None:
-        return Calendar()
+        from gridmgr.grids.models import City
+
+        city_tz = db.session.execute(
+            db.select(City.timezone).where(City.id == city_id)).scalar_one_or_none()
+        return Calendar(tz=ZoneInfo(city_tz or DEFAULT_TZ))
     days = db.session.execute(
         db.select(CalendarDay.day, CalendarDay.kind).where(CalendarDay.calendar_id == row.id)).all()
     return Calendar(

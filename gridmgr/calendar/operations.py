@@ -1,0 +1,147 @@
+"""Keeping a city's working calendar: its row, holidays and swapped working days."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gridmgr.calendar.deadlines import Calendar, parse_time
+from gridmgr.calendar.models import CalendarDay, WorkingCalendar
+from gridmgr.errors import InvalidInput, NotFound
+from gridmgr.extensions import db
+from gridmgr.grids.models import City
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_HOLIDAYS = DATA / "holidays_cn_2026.json"
+DAY_KINDS = ("holiday", "workday")
+
+
+def find_city(slug: str | None) -> City:
+    """The city with this slug, or the only city when none is named."""
+    if slug:
+        city = db.session.execute(db.select(City).where(City.slug == slug)).scalar_one_or_none()
+        if city is None:
+            raise NotFound(f"no city {slug!r}", code="city_not_found")
+        return city
+    cities = db.session.execute(db.select(City).limit(2)).scalars().all()
+    if len(cities) != 1:
+        raise InvalidInput("name the city (--city SLUG): there is not exactly one city",
+                           code="city_required")
+    return cities[0]
+
+
+def calendar_row(city: City) -> WorkingCalendar:
+    """The city's WorkingCalendar row, created with the defaults (and the city's time zone)."""
+    row = db.session.execute(
+        db.select(WorkingCalendar).where(WorkingCalendar.city_id == city.id)).scalar_one_or_none()
+    if row is None:
+        row = WorkingCalendar(city_id=city.id, timezone=city.timezone or "Asia/Shanghai",
+                              periods=[["08:00", "12:00"], ["14:00", "18:00"]],
+                              weekdays=[1, 2, 3, 4, 5])
+        db.session.add(row)
+        db.session.flush()
+    return row
+
+
+def set_working_hours(city: City, periods: list[list[str]] | None = None,
+                      weekdays: list[int] | None = None, timezone: str | None = None
+                      ) -> WorkingCalendar:
+    """Change the city's daily working periods, working weekdays or time zone (validated)."""
+    row = calendar_row(city)
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(f"unknown time zone {timezone!r}", code="invalid_calendar") from None
+        row.timezone = timezone
+    if periods is not None:
+        row.periods = [[parse_time(a).strftime("%H:%M"), parse_time(b).strftime("%H:%M")]
+                       for a, b in periods]
+    if weekdays is not None:
+        row.weekdays = sorted({int(w) for w in weekdays})
+    # Validates periods and weekdays together (raises InvalidInput, nothing committed).
+    Calendar(tz=ZoneInfo(row.timezone),
+             periods=tuple((parse_time(a), parse_time(b)) for a, b in row.periods),
+             weekdays=frozenset(row.weekdays))
+    db.session.commit()
+    return row
+
+
+def set_day(city: City, day: date, kind: str, name: str | None = None) -> CalendarDay:
+    """Mark ``day`` as a holiday or a swapped working day (replacing an earlier mark)."""
+    if kind not in DAY_KINDS:
+        raise InvalidInput(f"a calendar day is a holiday or a workday, not {kind!r}",
+                           code="invalid_calendar_day")
+    row = calendar_row(city)
+    entry = db.session.execute(db.select(CalendarDay).where(
+        CalendarDay.calendar_id == row.id, CalendarDay.day == day)).scalar_one_or_none()
+    if entry is None:
+        entry = CalendarDay(calendar_id=row.id, day=day)
+        db.session.add(entry)
+    entry.kind, entry.name = kind, name
+    db.session.commit()
+    return entry
+
+
+def remove_day(city: City, day: date) -> bool:
+    """Forget a holiday or swapped working day; False when there was none."""
+    row = calendar_row(city)
+    entry = db.session.execute(db.select(CalendarDay).where(
+        CalendarDay.calendar_id == row.id, CalendarDay.day == day)).scalar_one_or_none()
+    if entry is None:
+        return False
+    db.session.delete(entry)
+    db.session.commit()
+    return True
+
+
+def list_days(city: City, year: int | None = None) -> list[CalendarDay]:
+    """The city's holidays and swapped working days, in date order."""
+    query = db.select(CalendarDay).join(WorkingCalendar).where(WorkingCalendar.city_id == city.id)
+    if year is not None:
+        query = query.where(CalendarDay.day >= date(year, 1, 1),
+                            CalendarDay.day <= date(year, 12, 31))
+    return list(db.session.execute(query.order_by(CalendarDay.day)).scalars())
+
+
+def read_holiday_file(path: Path) -> list[tuple[date, str, str | None]]:
+    """``[(day, kind, name)]`` from a holiday file (``{"days": [{"day", "kind", "name"}]}``)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read holiday file {path}: {exc}", code="invalid_file") from None
+    entries = data.get("days") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise InvalidInput("a holiday file holds a list of days", code="invalid_file")
+    out = []
+    for i, item in enumerate(entries):
+        try:
+            day = date.fromisoformat(item["day"])
+            kind = item.get("kind", "holiday")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise InvalidInput(f"entry {i} needs a 'day' as YYYY-MM-DD",
+                               code="invalid_file") from None
+        if kind not in DAY_KINDS:
+            raise InvalidInput(f"entry {i}: kind must be holiday or workday", code="invalid_file")
+        out.append((day, kind, item.get("name")))
+    return out
+
+
+def load_holidays(city: City, path: Path | None = None) -> int:
+    """Load a holiday file (default: China 2026) into the city's calendar; returns the count.
+    Idempotent: days already present are updated, none is duplicated."""
+    entries = read_holiday_file(path or DEFAULT_HOLIDAYS)
+    row = calendar_row(city)
+    existing = {d.day: d for d in db.session.execute(
+        db.select(CalendarDay).where(CalendarDay.calendar_id == row.id)).scalars()}
+    for day, kind, name in entries:
+        entry = existing.get(day)
+        if entry is None:
+            entry = CalendarDay(calendar_id=row.id, day=day)
+            db.session.add(entry)
+            existing[day] = entry
+        entry.kind, entry.name = kind, name
+    db.session.commit()
+    return len(entries)
