@@ -75,6 +75,7 @@ def _register_domain_commands() -> None:
     from gridmgr.grids.cli import grids
 
     main.add_command(grids)
+    main.add_command(__import__("gridmgr.calendar.cli", fromlist=["calendar"]).calendar)
 
 
 _register_domain_commands()
