@@ -34,3 +34,8 @@ def init_app(app: Flask) -> None:
     from mobile_api import regions
 
     api.register_blueprint(regions.blp, url_prefix="/api/v1")
+    from mobile_api import admin, auth
+
+    auth.register_security_scheme(api)
+    api.register_blueprint(auth.blp, url_prefix="/api/v1")
+    api.register_blueprint(admin.blp, url_prefix="/api/v1")

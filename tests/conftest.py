@@ -118,3 +118,121 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.fail(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# --- people: users, tokens, signing in --------------------------------------------------------
+
+TEST_PASSWORD = "pw-secret-123"
+TEST_CITY_SLUG = "test-city"
+
+
+def _test_region(code: str):
+    """The region with ``code``, created with its ancestors in a test city when it is missing."""
+    from sqlalchemy import select
+
+    from gridmgr.grids.models import LEVEL_OF_CODE_LENGTH, City, Region
+
+    region = db.session.scalar(select(Region).where(Region.code == code))
+    if region is not None:
+        return region
+    city = db.session.scalar(select(City).where(City.slug == TEST_CITY_SLUG))
+    if city is None:
+        city = City(slug=TEST_CITY_SLUG, name="测试市", timezone="Asia/Shanghai")
+        db.session.add(city)
+        db.session.flush()
+    parent = None
+    for length in (6, 9, 12, 15):
+        if length > len(code):
+            break
+        prefix = code[:length]
+        region = db.session.scalar(select(Region).where(Region.code == prefix))
+        if region is None:
+            region = Region(city_id=city.id, level=LEVEL_OF_CODE_LENGTH[length], code=prefix,
+                            name=f"测试 {prefix}", parent_id=parent.id if parent else None,
+                            geom="SRID=4326;MULTIPOLYGON(((116.3 39.9,116.31 39.9,116.31 39.91,"
+                                 "116.3 39.91,116.3 39.9)))", area_m2=1_000_000.0)
+            db.session.add(region)
+            db.session.flush()
+        parent = region
+    return region
+
+
+@pytest.fixture
+def make_user(app_ctx):
+    """``make_user(role, username=None, region_code=None, department=None, password=...)``.
+
+    A committed user; a missing region code is created (with ancestors) in a test city, a
+    department named by a string is created when missing, department staff get one by default.
+    """
+    from sqlalchemy import select
+
+    from gridmgr.people.models import Department, User
+    from gridmgr.people.passwords import hash_password
+
+    counter = iter(range(1, 10_000))
+
+    def _make(role: str, username: str | None = None, region_code: str | None = None,
+              department=None, password: str = TEST_PASSWORD, **fields) -> User:
+        region = _test_region(region_code) if region_code else None
+        if department is None and role == "department":
+            department = "测试部门"
+        if isinstance(department, str):
+            name = department
+            department = db.session.scalar(select(Department).where(Department.name == name))
+            if department is None:
+                department = Department(name=name, name_en=f"Test {name}")
+                db.session.add(department)
+                db.session.flush()
+        user = User(username=username or f"{role}{next(counter)}", role=role,
+                    password_hash=hash_password(password),
+                    is_active=fields.pop("is_active", True),
+                    region_id=region.id if region else None,
+                    city_id=region.city_id if region else fields.pop("city_id", None),
+                    department_id=department.id if department else None, **fields)
+        db.session.add(user)
+        db.session.commit()
+        return user
+
+    return _make
+
+
+@pytest.fixture
+def auth_headers(app_ctx):
+    """``auth_headers(user)``: an ``Authorization: Bearer`` header with a fresh access token."""
+    from gridmgr.people.tokens import issue_tokens
+
+    def _headers(user) -> dict:
+        return {"Authorization": f"Bearer {issue_tokens(user)['access_token']}"}
+
+    return _headers
+
+
+class AuthActions:
+    """Signing in through the API, as a phone would."""
+
+    def __init__(self, client):
+        self._client = client
+        self.tokens: dict | None = None
+
+    def login(self, username: str, password: str = TEST_PASSWORD):
+        response = self._client.post("/api/v1/auth/token",
+                                     json={"username": username, "password": password})
+        self.tokens = response.get_json() if response.status_code == 200 else None
+        return response
+
+    @property
+    def headers(self) -> dict:
+        assert self.tokens, "log in first"
+        return {"Authorization": f"Bearer {self.tokens['access_token']}"}
+
+    def refresh(self):
+        response = self._client.post("/api/v1/auth/refresh", headers={
+            "Authorization": f"Bearer {self.tokens['refresh_token']}"})
+        if response.status_code == 200:
+            self.tokens = response.get_json()
+        return response
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)

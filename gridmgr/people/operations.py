@@ -1,0 +1,334 @@
+"""People operations: sign-in, registration, users and departments.
+
+Callers commit. Administrative operations take the acting user and ask the policy first; the
+``gridmgr`` console acts as :func:`console_admin`, an unscoped administrator.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
+from gridmgr.extensions import db
+from gridmgr.grids.models import City, Region
+from gridmgr.people.models import ROLES, STAFF_ROLES, Department, User
+from gridmgr.people.passwords import dummy_hash, hash_password, needs_rehash, verify_password
+from gridmgr.people.policy import authorize
+from gridmgr.people.tokens import (
+    TokenError,
+    decode_token,
+    issue_tokens,
+    revoke_token,
+    user_for_claims,
+)
+
+MIN_PASSWORD_LENGTH = 8
+SCOPE_LEVELS = ("district", "street", "community")
+_UNSET = object()
+
+
+def console_admin() -> User:
+    """The operator at the ``gridmgr`` console: an unscoped administrator, never stored."""
+    return User(id=0, username="console", role="admin", is_active=True)
+
+
+# --- sign-in and tokens ----------------------------------------------------------------------
+
+def authenticate(username: str, password: str) -> User:
+    """The active user with these credentials; one 401 whatever was wrong, in similar time."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        verify_password(dummy_hash(), password)  # spend the same time as a real check
+    elif user.is_active and verify_password(user.password_hash, password):
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        return user
+    raise DomainError("invalid_credentials", "The username or password is not right.", 401)
+
+
+def sign_in(username: str, password: str) -> dict:
+    """A token pair for valid credentials (see :func:`authenticate`)."""
+    return issue_tokens(authenticate(username, password))
+
+
+def refresh_tokens(refresh_token: str | None) -> dict:
+    """A new pair for a valid refresh token, which is revoked; a second use is refused."""
+    claims = decode_token(refresh_token, kind="refresh")
+    user = user_for_claims(claims)
+    if not revoke_token(claims):  # someone used it at the same moment
+        raise TokenError("token_revoked", "The token has been revoked.")
+    return issue_tokens(user)
+
+
+def revoke_tokens(bearer: str | None, other: str | None = None) -> None:
+    """Revoke the presented token and, optionally, another token of the same user."""
+    claims = _decode_any(bearer)
+    revoke_token(claims)
+    if other:
+        other_claims = _decode_any(other)
+        if other_claims["sub"] != claims["sub"]:
+            raise TokenError("token_invalid", "Both tokens must belong to the same user.")
+        revoke_token(other_claims)
+
+
+def _decode_any(token: str | None) -> dict:
+    try:
+        return decode_token(token, kind="access")
+    except TokenError as error:
+        if error.code != "token_invalid":
+            raise
+    return decode_token(token, kind="refresh")
+
+
+# --- users -----------------------------------------------------------------------------------
+
+def register_citizen(username: str, password: str, display_name: str | None = None,
+                     phone: str | None = None, email: str | None = None) -> User:
+    """A new citizen account (self-registration)."""
+    return _insert_user(User(username=username, password_hash=hash_password(password),
+                             role="citizen", display_name=display_name, phone=phone,
+                             email=email, is_active=True))
+
+
+def create_user(actor: User, username: str, password: str, role: str, *,
+                region_code: str | None = None, city: str | None = None,
+                department: int | str | None = None, display_name: str | None = None,
+                phone: str | None = None, email: str | None = None) -> User:
+    """A new user with a role, a region scope (code; None: whole city) and a department."""
+    _check_password(password)
+    user = User(username=username, password_hash=hash_password(password), is_active=True,
+                display_name=display_name, phone=phone, email=email)
+    _assign_role(user, role, region_code=region_code, city=city, department=department)
+    _authorize_on(actor, user)
+    return _insert_user(user)
+
+
+def update_user(actor: User, user: User, *, role: str | None = None, region_code=_UNSET,
+                city=_UNSET, department=_UNSET, password: str | None = None,
+                **fields) -> User:
+    """Change a user's role, scope, department, password or profile fields."""
+    _authorize_on(actor, user)
+    if role is not None or region_code is not _UNSET or city is not _UNSET \
+            or department is not _UNSET:
+        _assign_role(
+            user, role or user.role,
+            region_code=(user.region.code if user.region else None)
+            if region_code is _UNSET else region_code,
+            city=_city_slug(user) if city is _UNSET else city,
+            department=user.department_id if department is _UNSET else department)
+        _authorize_on(actor, user)
+    if password is not None:
+        _check_password(password)
+        user.password_hash = hash_password(password)
+    for name in ("display_name", "phone", "email", "is_active"):
+        if name in fields:
+            setattr(user, name, fields[name])
+    db.session.flush()
+    return user
+
+
+def deactivate_user(actor: User, user: User) -> None:
+    """Disable a user (history keeps referring to them); their tokens stop working."""
+    _authorize_on(actor, user)
+    if user.id == actor.id:
+        raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
+    user.is_active = False
+    db.session.flush()
+
+
+def update_profile(user: User, *, current_password: str | None = None,
+                   password: str | None = None, **fields) -> User:
+    """A user changes their own display name, contact details or password."""
+    if password is not None:
+        if current_password is None or not verify_password(user.password_hash,
+                                                           current_password):
+            raise InvalidInput("The current password is needed to set a new one.",
+                               code="wrong_password")
+        user.password_hash = hash_password(password)
+    for name in ("display_name", "phone", "email"):
+        if name in fields:
+            setattr(user, name, fields[name])
+    db.session.flush()
+    return user
+
+
+def get_user(actor: User, user_id: int) -> User:
+    """A user the actor may manage."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user has the id {user_id}.")
+    _authorize_on(actor, user)
+    return user
+
+
+def list_users(actor: User, role: str | None = None) -> list[User]:
+    """Users inside the actor's scope, by username."""
+    authorize(actor, "admin.users", region_code=_scope_code(actor))
+    stmt = select(User).order_by(User.username)
+    if role:
+        stmt = stmt.where(User.role == role)
+    return [u for u in db.session.scalars(stmt) if _manages(actor, u)]
+
+
+def find_user(username: str) -> User:
+    """The user with this username."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"No user is called {username}.")
+    return user
+
+
+def _manages(actor: User, user: User) -> bool:
+    from gridmgr.people.policy import can
+
+    return can(actor, "admin.users", region_code=_scope_code(user), city_id=user.city_id)
+
+
+def _authorize_on(actor: User, user: User) -> None:
+    authorize(actor, "admin.users", region_code=_scope_code(user), city_id=user.city_id)
+
+
+def _scope_code(user: User) -> str | None:
+    return user.region.code if user.region is not None else None
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.",
+                           code="password_too_short")
+
+
+def _assign_role(user: User, role: str, *, region_code: str | None, city: str | None,
+                 department: int | str | None) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"Unknown role {role!r}; roles are {', '.join(ROLES)}.",
+                           code="unknown_role")
+    region = _scope_region(region_code, city) if region_code else None
+    if region is not None and role not in STAFF_ROLES:
+        raise InvalidInput("Only staff have a region scope; citizens have none.",
+                           code="scope_not_allowed")
+    dept = find_department(department) if department not in (None, "") else None
+    if role == "department" and dept is None:
+        raise InvalidInput("Department staff need a department.", code="department_required")
+    user.role = role
+    user.region = region
+    user.region_id = region.id if region else None
+    user.city_id = region.city_id if region else (_city_id(city) if city else None)
+    user.department = dept
+    user.department_id = dept.id if dept else None
+
+
+def _scope_region(code: str, city: str | None) -> Region:
+    stmt = select(Region).where(Region.code == code)
+    if city:
+        stmt = stmt.where(Region.city_id == _city_id(city))
+    regions = db.session.scalars(stmt).all()
+    if not regions:
+        raise InvalidInput(f"No region has the code {code}.", code="unknown_region")
+    if len(regions) > 1:
+        raise InvalidInput(f"Several cities have a region {code}; name the city.",
+                           code="ambiguous_region")
+    if regions[0].level not in SCOPE_LEVELS:
+        raise InvalidInput("A scope is a district, street or community, not a unit grid.",
+                           code="scope_level")
+    return regions[0]
+
+
+def _city_id(slug: str) -> int:
+    city_id = db.session.scalar(select(City.id).where(City.slug == slug))
+    if city_id is None:
+        raise InvalidInput(f"No city is called {slug}.", code="unknown_city")
+    return city_id
+
+
+def _city_slug(user: User) -> str | None:
+    if user.city_id is None:
+        return None
+    return db.session.scalar(select(City.slug).where(City.id == user.city_id))
+
+
+def _insert_user(user: User) -> User:
+    if db.session.scalar(select(func.count()).select_from(User)
+                         .where(User.username == user.username)):
+        raise Conflict(f"The username {user.username} is taken.", code="username_taken")
+    db.session.add(user)
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError:
+        raise Conflict(f"The username {user.username} is taken.",
+                       code="username_taken") from None
+    return user
+
+
+# --- departments -----------------------------------------------------------------------------
+
+def find_department(ref: int | str) -> Department:
+    """A department by id or by (Chinese or English) name."""
+    if isinstance(ref, int) or str(ref).isdigit():
+        department = db.session.get(Department, int(ref))
+    else:
+        department = db.session.scalar(select(Department).where(
+            (Department.name == ref) | (Department.name_en == ref)))
+    if department is None:
+        raise InvalidInput(f"No department is {ref}.", code="unknown_department")
+    return department
+
+
+def get_department(actor: User, department_id: int) -> Department:
+    """One department."""
+    authorize(actor, "admin.departments")
+    department = db.session.get(Department, department_id)
+    if department is None:
+        raise NotFound(f"No department has the id {department_id}.")
+    return department
+
+
+def list_departments() -> list[Department]:
+    """All departments by name (reading them needs no right: they are public names)."""
+    return list(db.session.scalars(select(Department).order_by(Department.name)))
+
+
+def create_department(actor: User, name: str, name_en: str | None = None,
+                      city: str | None = None) -> Department:
+    """A new department; names are unique."""
+    authorize(actor, "admin.departments")
+    department = Department(name=name, name_en=name_en,
+                            city_id=_city_id(city) if city else None)
+    _ensure_unique_department(name, None)
+    db.session.add(department)
+    db.session.flush()
+    return department
+
+
+def update_department(actor: User, department: Department, **fields) -> Department:
+    """Rename a department or move it to a city."""
+    authorize(actor, "admin.departments")
+    if "name" in fields:
+        _ensure_unique_department(fields["name"], department.id)
+        department.name = fields["name"]
+    if "name_en" in fields:
+        department.name_en = fields["name_en"]
+    if "city" in fields:
+        department.city_id = _city_id(fields["city"]) if fields["city"] else None
+    db.session.flush()
+    return department
+
+
+def delete_department(actor: User, department: Department) -> None:
+    """Remove a department nobody works in any more."""
+    authorize(actor, "admin.departments")
+    staff = db.session.scalar(select(func.count()).select_from(User)
+                              .where(User.department_id == department.id, User.is_active))
+    if staff:
+        raise Conflict(f"{staff} active users still work in {department.name}.",
+                       code="department_in_use")
+    db.session.delete(department)
+    db.session.flush()
+
+
+def _ensure_unique_department(name: str, own_id: int | None) -> None:
+    existing = db.session.scalar(select(Department.id).where(Department.name == name))
+    if existing is not None and existing != own_id:
+        raise Conflict(f"A department called {name} exists.", code="department_exists")

@@ -1,0 +1,239 @@
+"""Who may do what, where: every permission decision in gridmgr is made here.
+
+HTTP handlers, the live channel and the CLI all ask :func:`can` (or :func:`authorize`, which
+raises). A decision has three parts:
+
+1. **Role**: the action must be in the role's list (:data:`ROLE_ACTIONS`; admin has all).
+2. **Scope**: a user with a region acts only on targets whose region code starts with that
+   region's code, in the same city; a user without a region covers the whole city (a user
+   without a city covers every city). Pass ``region_code`` (and ``city_id``) for anything
+   located. A region-scoped user is refused a city-wide target (``region_code=None``), except
+   for :data:`SCOPE_FREE` actions (anyone may report anywhere and read boundaries).
+3. **Relation** to the target, from keyword context:
+   ``reporter_id`` (citizens see, rate and read contact details only of their own cases),
+   ``department_id`` / ``assignee_id`` (only the receiver of a dispatch accepts, returns,
+   handles it or asks for more time; department staff see only cases dispatched to their
+   department), ``handler_id`` (nobody checks their own handling), ``worker_id`` (duty and
+   position only for oneself unless one manages rosters), ``room`` for ``live.join``
+   (``city:{id}``, ``region:{code}``, ``department:{id}``, ``worker:{user_id}``).
+
+Anonymous callers (``user=None``) may only do :data:`ANONYMOUS_ACTIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gridmgr.errors import Forbidden
+from gridmgr.people.models import ROLES, User
+
+# Each action with the phrase used in refusals ("A dispatcher may not <phrase>.").
+ACTIONS: dict[str, str] = {
+    "case.report": "report a problem",
+    "case.view": "see this case",
+    "case.view_private": "see the reporter's contact details",
+    "case.verify": "verify a report on site",
+    "case.file": "file a report as a case",
+    "case.cancel": "cancel a report",
+    "case.dispatch": "dispatch a case",
+    "case.accept": "accept this case",
+    "case.return": "return this case as mis-dispatched",
+    "case.handle": "feed back the handling of this case",
+    "case.request": "ask for an extension or shelving of this case",
+    "case.check": "check the handling of this case",
+    "case.close": "close a case",
+    "case.rework": "send a case back for rework",
+    "case.extend": "approve an extension",
+    "case.shelve": "shelve a case",
+    "case.self_handle": "handle a problem on the spot",
+    "case.rate": "rate this case",
+    "region.view": "read regions and unit grids",
+    "live.join": "listen to this live channel",
+    "admin.users": "manage users",
+    "admin.departments": "manage departments",
+    "admin.categories": "manage categories",
+    "admin.rules": "manage dispatch rules and time limits",
+    "stats.view": "read statistics and evaluations",
+    "roster.manage": "manage duty rosters",
+    "duty.set": "set this worker's duty state",
+    "position.send": "send this worker's position",
+}
+
+ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    "citizen": frozenset({"case.report", "case.view", "case.view_private", "case.rate",
+                          "region.view", "live.join"}),
+    "inspector": frozenset({"case.report", "case.view", "case.verify", "case.check",
+                            "case.self_handle", "case.accept", "case.handle", "case.request",
+                            "region.view", "live.join", "duty.set", "position.send"}),
+    "operator": frozenset({"case.report", "case.view", "case.view_private", "case.file",
+                           "case.cancel", "region.view", "live.join", "stats.view"}),
+    "duty_chief": frozenset({"case.report", "case.view", "case.view_private", "case.file",
+                             "case.cancel", "case.dispatch", "case.check", "case.close",
+                             "case.rework", "case.extend", "case.shelve", "region.view",
+                             "live.join", "stats.view", "roster.manage", "duty.set"}),
+    "dispatcher": frozenset({"case.view", "case.dispatch", "region.view", "live.join",
+                             "stats.view"}),
+    "department": frozenset({"case.view", "case.accept", "case.return", "case.handle",
+                             "case.request", "region.view", "live.join"}),
+    "admin": frozenset(ACTIONS),
+}
+assert set(ROLE_ACTIONS) == set(ROLES)
+
+ANONYMOUS_ACTIONS = frozenset({"case.report", "region.view"})
+SCOPE_FREE = frozenset({"case.report", "region.view", "live.join"})
+# Relations that tie a citizen to a case: only their own.
+_OWN_CASE_ACTIONS = frozenset({"case.view", "case.view_private", "case.rate"})
+# Actions only the receiver of a dispatch may take.
+_RECEIVER_ACTIONS = frozenset({"case.accept", "case.return", "case.handle", "case.request"})
+# Rooms anyone on the command side (not citizens, not department staff) may join.
+_COMMAND_ROLES = frozenset({"inspector", "operator", "duty_chief", "dispatcher", "admin"})
+
+
+def scope_filter(user: User) -> str | None:
+    """The region code prefix a user's queries are limited to; None for the whole city."""
+    return user.region.code if user.region is not None else None
+
+
+def user_city_id(user: User) -> int | None:
+    """The city a user belongs to (None: every city, for a platform-wide administrator)."""
+    if user.city_id is not None:
+        return user.city_id
+    return user.region.city_id if user.region is not None else None
+
+
+def in_scope(user: User, region_code: str | None, city_id: int | None = None) -> bool:
+    """True when a target at ``region_code`` (None: city-wide) in ``city_id`` is in the scope."""
+    own_city = user_city_id(user)
+    if city_id is not None and own_city is not None and city_id != own_city:
+        return False
+    prefix = scope_filter(user)
+    if prefix is None:
+        return True
+    return region_code is not None and region_code.startswith(prefix)
+
+
+def can(user: User | None, action: str, *, region_code: str | None = None,
+        city_id: int | None = None, **ctx) -> bool:
+    """True when ``user`` may take ``action`` on a target at ``region_code``, given ``ctx``."""
+    return _decide(user, action, region_code, city_id, ctx) is None
+
+
+def authorize(user: User | None, action: str, *, region_code: str | None = None,
+              city_id: int | None = None, **ctx) -> None:
+    """Raise Forbidden (403, ``forbidden``) naming the action unless :func:`can` allows it."""
+    reason = _decide(user, action, region_code, city_id, ctx)
+    if reason is None:
+        return
+    if user is None:
+        from gridmgr.people.tokens import TokenError
+
+        raise TokenError("token_missing", f"Sign in to {ACTIONS[action]}.")
+    who = "An" if user.role[0] in "aeiou" else "A"
+    role = user.role.replace("_", " ")
+    phrase = ACTIONS[action]
+    if reason == "scope":
+        where = f" outside region {scope_filter(user)}" if scope_filter(user) else " in that city"
+        message = f"{who} {role} may not {phrase}{where}."
+    elif reason == "role":
+        message = f"{who} {role} may not {phrase}."
+    else:
+        message = f"You may not {phrase}: {reason}."
+    raise Forbidden(message, action=action, role=user.role)
+
+
+def _decide(user: User | None, action: str, region_code: str | None, city_id: int | None,
+            ctx: dict) -> str | None:
+    """None when allowed, else the reason: ``role``, ``scope`` or a sentence about the relation."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; known actions are in policy.ACTIONS")
+    if user is None:
+        return None if action in ANONYMOUS_ACTIONS else "role"
+    if not user.is_active:
+        return "role"
+    if action not in ROLE_ACTIONS.get(user.role, ()):
+        return "role"
+    if action not in SCOPE_FREE and not in_scope(user, region_code, city_id):
+        return "scope"
+    relation = _RELATIONS.get(action)
+    return relation(user, ctx) if relation else None
+
+
+def _own_case(user: User, ctx: dict) -> str | None:
+    if user.role == "citizen" and ctx.get("reporter_id") != user.id:
+        return "it is not your report"
+    if user.role == "department" and not _is_receiver(user, ctx):
+        return "the case is not dispatched to your department"
+    return None
+
+
+def _receiver(user: User, ctx: dict) -> str | None:
+    if user.role == "admin" or _is_receiver(user, ctx):
+        return None
+    return "the case is not dispatched to you or your department"
+
+
+def _is_receiver(user: User, ctx: dict) -> bool:
+    if ctx.get("assignee_id") is not None and ctx["assignee_id"] == user.id:
+        return True
+    return (user.role == "department" and user.department_id is not None
+            and ctx.get("department_id") == user.department_id)
+
+
+def _not_own_handling(user: User, ctx: dict) -> str | None:
+    if ctx.get("handler_id") is not None and ctx["handler_id"] == user.id:
+        return "the check must be made by someone other than the handler"
+    return None
+
+
+def _own_duty(user: User, ctx: dict) -> str | None:
+    if user.role in ("duty_chief", "admin"):
+        return None
+    return _own_position(user, ctx)
+
+
+def _own_position(user: User, ctx: dict) -> str | None:
+    worker = ctx.get("worker_id")
+    if worker is not None and worker != user.id:
+        return "only the worker may do this for themselves"
+    return None
+
+
+def _own_rating(user: User, ctx: dict) -> str | None:
+    if user.role != "admin" and ctx.get("reporter_id") != user.id:
+        return "only the reporter may rate a case"
+    return None
+
+
+def _live_room(user: User, ctx: dict) -> str | None:
+    refused = "your role and scope do not cover this channel"
+    kind, _, value = str(ctx.get("room", "")).partition(":")
+    if kind == "worker":
+        return None if value == str(user.id) else refused
+    if user.role == "citizen":
+        return refused
+    if kind == "department":
+        if user.role == "department":
+            return None if value == str(user.department_id) else refused
+        return None if (user.role in _COMMAND_ROLES - {"inspector"}
+                        and scope_filter(user) is None) else refused
+    if user.role not in _COMMAND_ROLES:
+        return refused
+    if kind == "city":
+        own_city = user_city_id(user)
+        same_city = value.isdigit() and (own_city is None or int(value) == own_city)
+        return None if same_city and scope_filter(user) is None else refused
+    if kind == "region":
+        return None if value.isdigit() and in_scope(user, value, ctx.get("city_id")) else refused
+    return refused
+
+
+_RELATIONS: dict[str, Callable[[User, dict], str | None]] = {
+    "case.view": _own_case,
+    "case.view_private": _own_case,
+    "case.rate": _own_rating,
+    **{action: _receiver for action in _RECEIVER_ACTIONS},
+    "case.check": _not_own_handling,
+    "duty.set": _own_duty,
+    "position.send": _own_position,
+    "live.join": _live_room,
+}
