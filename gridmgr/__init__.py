@@ -41,6 +41,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     import mobile_api
 
     mobile_api.init_app(app)
+    from gridmgr.open311 import bp as open311_bp
+
+    app.register_blueprint(open311_bp)
     _import_models()
     return app
 
@@ -51,6 +54,7 @@ def _import_models() -> None:
     import gridmgr.categories.models  # noqa: F401
     import gridmgr.grids.models  # noqa: F401
     import gridmgr.live.outbox  # noqa: F401
+    import gridmgr.open311.models  # noqa: F401
     import gridmgr.people.models  # noqa: F401
 
 

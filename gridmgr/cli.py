@@ -73,8 +73,10 @@ def serve(host: str, port: int) -> None:
 
 def _register_domain_commands() -> None:
     from gridmgr.grids.cli import grids
+    from gridmgr.open311.cli import open311
 
     main.add_command(grids)
+    main.add_command(open311)
     main.add_command(__import__("gridmgr.calendar.cli", fromlist=["calendar"]).calendar)
 
 
