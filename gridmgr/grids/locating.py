@@ -1,13 +1,35 @@
-"""Locating a point in the hierarchy: its unit grid (or deepest region) and every ancestor."""
+"""Locating points in the hierarchy: the unit grid (or deepest region) and every ancestor.
+
+The rule, for one point and for a batch alike: of all regions whose closed boundary holds the
+point, the deepest level wins (grid, then community, street, district); among equals (a point
+on an edge or corner shared by several grids) the smallest code wins, then the smallest city
+id. So a point on a shared edge always resolves to the same grid, whichever path asks.
+
+``locate`` asks PostGIS (GiST index, one statement for the region and its ancestors).
+``locate_many`` answers from an in-process index built lazily from the regions table: a
+uniform hash grid whose cells are crossed by no boundary answer directly; the remaining points
+go through shapely STRtrees, deepest level first. The index is rebuilt when the regions
+table's version (row count, last ``updated_at``, highest id) changes; writers that bypass the
+ORM must set ``updated_at``. Points outside every region come back as ``OUTSIDE`` (-1).
+"""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
+import numpy as np
+import shapely
 from sqlalchemy import text
 
 from gridmgr.errors import DomainError
 from gridmgr.extensions import db
+from gridmgr.grids.models import LEVELS
+
+OUTSIDE = -1
+_MIXED = -2
+_MAX_HASH_CELLS = 16_000_000
+_EPS_DEG = 1e-9
 
 
 class OutsideCity(DomainError):
@@ -15,7 +37,8 @@ class OutsideCity(DomainError):
 
     def __init__(self, lon: float, lat: float):
         super().__init__("outside_city",
-                         f"The point ({lon:.6f}, {lat:.6f}) is outside every region of the city.")
+                         f"The point ({lon:.6f}, {lat:.6f}) is outside every region of the city.",
+                         lon=lon, lat=lat)
 
 
 @dataclass(frozen=True)
@@ -43,13 +66,13 @@ class Location:
                 "city_id": self.city_id}
 
 
-# The deepest region containing the point; on a shared edge the smallest code wins, so the
-# answer is always the same. Ancestors come from the parent chain in the same statement.
+# The deepest region containing the point (the GiST index finds the few candidates); on a
+# shared edge the smallest code wins. Ancestors follow the parent chain in the same statement.
 LOCATE_SQL = text("""
 WITH RECURSIVE hit AS (
     SELECT id FROM regions
     WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-    ORDER BY char_length(code) DESC, code
+    ORDER BY char_length(code) DESC, code, city_id
     LIMIT 1
 ), chain AS (
     SELECT r.id, r.parent_id, r.level, r.code, r.name, r.city_id, 0 AS depth
@@ -64,8 +87,217 @@ SELECT id, level, code, name, city_id FROM chain ORDER BY depth
 
 def locate(lon: float, lat: float) -> Location:
     """The unit grid (or deepest region) holding (lon, lat) in WGS 84, with its ancestors."""
+    lon, lat = float(lon), float(lat)
     rows = db.session.execute(LOCATE_SQL, {"lon": lon, "lat": lat}).all()
     if not rows:
         raise OutsideCity(lon, lat)
     refs = [RegionRef(r.id, r.level, r.code, r.name) for r in rows]
     return Location(region=refs[0], ancestors=tuple(reversed(refs[1:])), city_id=rows[0].city_id)
+
+
+def locate_many(lons, lats) -> np.ndarray:
+    """Region ids (int64) of the deepest region holding each WGS 84 point; OUTSIDE (-1) if none.
+
+    Same rule as ``locate``; vectorised over numpy arrays (or sequences) of equal length.
+    """
+    return current_index().locate_ids(lons, lats)
+
+
+def locations_of(ids: np.ndarray) -> list[Location | None]:
+    """``Location`` objects (None for OUTSIDE) for ids returned by ``locate_many``."""
+    return current_index().locations(ids)
+
+
+def invalidate_index() -> None:
+    """Drop this process's index; the next batch rebuilds it (writers call this after commit)."""
+    with _lock:
+        _cache.clear()
+
+
+_VERSION_SQL = text("SELECT count(*), max(updated_at), coalesce(max(id), 0) FROM regions")
+_REGIONS_SQL = text("""
+SELECT id, city_id, level, code, name, parent_id, ST_AsBinary(geom) AS wkb
+FROM regions ORDER BY id
+""")
+
+_lock = threading.Lock()
+_cache: dict[str, RegionIndex] = {}
+
+
+def current_index() -> RegionIndex:
+    """The in-process index for this database, rebuilt if the regions table changed."""
+    key = str(db.engine.url)
+    version = tuple(db.session.execute(_VERSION_SQL).one())
+    index = _cache.get(key)
+    if index is not None and index.version == version:
+        return index
+    with _lock:
+        index = _cache.get(key)
+        if index is None or index.version != version:
+            index = RegionIndex.load(version)
+            _cache[key] = index
+        return index
+
+
+class RegionIndex:
+    """Every region in memory: per-level STRtrees plus a hash grid of boundary-free cells."""
+
+    def __init__(self, version: tuple, rows: list) -> None:
+        self.version = version
+        n = len(rows)
+        self.ids = np.array([r.id for r in rows], dtype=np.int64)
+        self.levels = [r.level for r in rows]
+        self.codes = [r.code for r in rows]
+        self.names = [r.name for r in rows]
+        self.city_ids = [r.city_id for r in rows]
+        row_of_id = {int(i): k for k, i in enumerate(self.ids)}
+        self.parent_rows = [row_of_id.get(r.parent_id, -1) for r in rows]
+        self.geoms = shapely.from_wkb([bytes(r.wkb) for r in rows]) if n else np.array([])
+        # Rank = position in the winning order: deepest level, then code, then city id.
+        order = sorted(range(n), key=lambda k: (-len(self.codes[k]), self.codes[k],
+                                                self.city_ids[k]))
+        self.rank = np.empty(n, dtype=np.int64)
+        self.rank[order] = np.arange(n)
+        self.trees = []
+        for level in reversed(LEVELS):
+            rows_at = np.array([k for k in range(n) if self.levels[k] == level], dtype=np.int64)
+            if len(rows_at):
+                self.trees.append((rows_at, shapely.STRtree(self.geoms[rows_at])))
+        self._build_hash_grid()
+
+    @classmethod
+    def load(cls, version: tuple) -> RegionIndex:
+        return cls(version, db.session.execute(_REGIONS_SQL).all())
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def locate_ids(self, lons, lats) -> np.ndarray:
+        x = np.asarray(lons, dtype=np.float64).ravel()
+        y = np.asarray(lats, dtype=np.float64).ravel()
+        if x.shape != y.shape:
+            raise ValueError("lons and lats must have the same length")
+        rows = self._rows(x, y)
+        out = np.full(len(rows), OUTSIDE, dtype=np.int64)
+        hit = rows >= 0
+        out[hit] = self.ids[rows[hit]]
+        return out
+
+    def locations(self, ids) -> list[Location | None]:
+        row_of_id = {int(i): k for k, i in enumerate(self.ids)}
+        result = []
+        for region_id in np.asarray(ids).tolist():
+            row = row_of_id.get(region_id)
+            result.append(None if row is None else self._location(row))
+        return result
+
+    def _location(self, row: int) -> Location:
+        chain = []
+        k = row
+        while k >= 0:
+            chain.append(RegionRef(int(self.ids[k]), self.levels[k], self.codes[k], self.names[k]))
+            k = self.parent_rows[k]
+        return Location(region=chain[0], ancestors=tuple(reversed(chain[1:])),
+                        city_id=self.city_ids[row])
+
+    def _rows(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        rows = np.full(len(x), OUTSIDE, dtype=np.int64)
+        if self.cells is None or len(x) == 0:
+            if len(x) and self.trees:
+                rows[:] = self._rows_by_tree(x, y)
+            return rows
+        with np.errstate(invalid="ignore"):
+            ix = np.floor((x - self.x0) / self.dx)
+            iy = np.floor((y - self.y0) / self.dy)
+            inside = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
+        flat = iy[inside].astype(np.int64) * self.nx + ix[inside].astype(np.int64)
+        rows[inside] = self.cells[flat]
+        mixed = np.flatnonzero(rows == _MIXED)
+        if len(mixed):
+            rows[mixed] = self._rows_by_tree(x[mixed], y[mixed])
+        return rows
+
+    def _rows_by_tree(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Deepest level first; among several hits the best rank (smallest code)."""
+        rows = np.full(len(x), OUTSIDE, dtype=np.int64)
+        todo = np.arange(len(x))
+        points = shapely.points(x, y)
+        for rows_at, tree in self.trees:
+            if len(todo) == 0:
+                break
+            pt, hit = tree.query(points[todo], predicate="intersects")
+            if len(pt) == 0:
+                continue
+            hit_rows = rows_at[hit]
+            order = np.lexsort((self.rank[hit_rows], pt))
+            pt, hit_rows = pt[order], hit_rows[order]
+            first = np.ones(len(pt), dtype=bool)
+            first[1:] = pt[1:] != pt[:-1]
+            rows[todo[pt[first]]] = hit_rows[first]
+            found = np.zeros(len(todo), dtype=bool)
+            found[pt[first]] = True
+            todo = todo[~found]
+        return rows
+
+    # -- the hash grid ---------------------------------------------------------------------
+
+    def _build_hash_grid(self) -> None:
+        """Cells that no boundary crosses form connected patches; each patch has one answer."""
+        self.cells = None
+        if len(self.geoms) == 0:
+            return
+        from scipy import ndimage
+
+        minx, miny, maxx, maxy = shapely.total_bounds(self.geoms)
+        deepest = self.trees[0][0]
+        typical_m = float(np.sqrt(np.median(shapely.area(self.geoms[deepest])))) * 111_320
+        mid_cos = max(np.cos(np.radians((miny + maxy) / 2)), 0.05)
+        cell_m = max(typical_m / 16, 2.0)
+        dy = cell_m / 111_320
+        dx = dy / mid_cos
+        nx, ny = int((maxx - minx) / dx) + 2, int((maxy - miny) / dy) + 2
+        if nx * ny > _MAX_HASH_CELLS:
+            grow = np.sqrt(nx * ny / _MAX_HASH_CELLS)
+            dx, dy = dx * grow, dy * grow
+            nx, ny = int((maxx - minx) / dx) + 2, int((maxy - miny) / dy) + 2
+        self.x0, self.y0, self.dx, self.dy, self.nx, self.ny = minx - dx / 2, miny - dy / 2, \
+            dx, dy, nx, ny
+
+        # Mark every cell a boundary passes through (segments no longer than a cell, so each
+        # marks the cells of its bounding box, widened by a hair against rounding).
+        rings = shapely.get_parts(shapely.boundary(self.geoms))
+        rings = shapely.segmentize(rings, min(dx, dy) * 0.99)
+        coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+        same = ring_of[1:] == ring_of[:-1]
+        a, b = coords[:-1][same], coords[1:][same]
+        lo_x = np.floor((np.minimum(a[:, 0], b[:, 0]) - _EPS_DEG - self.x0) / dx).astype(np.int64)
+        hi_x = np.floor((np.maximum(a[:, 0], b[:, 0]) + _EPS_DEG - self.x0) / dx).astype(np.int64)
+        lo_y = np.floor((np.minimum(a[:, 1], b[:, 1]) - _EPS_DEG - self.y0) / dy).astype(np.int64)
+        hi_y = np.floor((np.maximum(a[:, 1], b[:, 1]) + _EPS_DEG - self.y0) / dy).astype(np.int64)
+        marked = np.zeros((ny, nx), dtype=bool)
+        span = int(max((hi_x - lo_x).max(initial=0), (hi_y - lo_y).max(initial=0)))
+        for ox in range(span + 1):
+            for oy in range(span + 1):
+                use = (lo_x + ox <= hi_x) & (lo_y + oy <= hi_y)
+                cx = np.clip(lo_x[use] + ox, 0, nx - 1)
+                cy = np.clip(lo_y[use] + oy, 0, ny - 1)
+                marked[cy, cx] = True
+
+        labels, count = ndimage.label(~marked)
+        flat_labels = labels.ravel()
+        _, first = np.unique(flat_labels, return_index=True)
+        first = first[1:] if flat_labels[first[0]] == 0 else first
+        rep_y, rep_x = np.divmod(first, nx)
+        answers = self._rows_by_tree(self.x0 + (rep_x + 0.5) * dx, self.y0 + (rep_y + 0.5) * dy)
+        lookup = np.empty(count + 1, dtype=np.int32)
+        lookup[0] = _MIXED
+        lookup[flat_labels[first]] = answers
+        self.cells = lookup[flat_labels]
+
+    @property
+    def hash_stats(self) -> dict:
+        """Size of the hash grid and the share of its cells that answer without a tree."""
+        if self.cells is None:
+            return {"cells": 0}
+        return {"cells": int(self.cells.size), "nx": self.nx, "ny": self.ny,
+                "cell_m": round(self.dy * 111_320, 2),
+                "resolved_share": round(float(np.mean(self.cells != _MIXED)), 4)}
