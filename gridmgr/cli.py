@@ -78,6 +78,7 @@ def _register_domain_commands() -> None:
     main.add_command(grids)
     main.add_command(open311)
     main.add_command(__import__("gridmgr.calendar.cli", fromlist=["calendar"]).calendar)
+    main.add_command(__import__("gridmgr.categories.cli", fromlist=["x"]).categories)
     main.add_command(__import__("gridmgr.people.cli", fromlist=["users"]).users)
     main.add_command(__import__("gridmgr.people.cli", fromlist=["departments"]).departments)
 
