@@ -22,6 +22,7 @@ from gridmgr.people.models import User
 from gridmgr.people.tokens import TokenError, decode_token, user_for_claims
 
 SECURITY_SCHEME = "bearerAuth"
+_USER_KEY = "gridmgr.user"
 
 blp = Blueprint("auth", __name__, description="Sign-in, tokens and the signed-in user")
 
@@ -40,10 +41,15 @@ def bearer_token() -> str | None:
 
 
 def current_user() -> User | None:
-    """The user this request's access token names (None when anonymous); a bad token is a 401."""
-    if "user" not in g:
+    """The user this request's access token names (None when anonymous); a bad token is a 401.
+
+    Resolved once per request and also left in ``g.user``. The cache lives in the request's
+    environ, not in ``g``: an app context (hence ``g``) can outlive one request in tests.
+    """
+    if _USER_KEY not in request.environ:
         token = bearer_token()
-        g.user = user_for_claims(decode_token(token)) if token else None
+        request.environ[_USER_KEY] = user_for_claims(decode_token(token)) if token else None
+    g.user = request.environ[_USER_KEY]
     return g.user
 
 
