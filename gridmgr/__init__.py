@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from gridmgr import live
 from gridmgr.config import Config, gridmgr_home
 from gridmgr.database.engine import database_url, start_embedded_on_connect, tune_connection
 from gridmgr.extensions import db, limiter, migrate
@@ -30,6 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     limiter.init_app(app)
+    live.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"),
                      compare_type=True)
     with app.app_context():

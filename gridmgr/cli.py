@@ -67,8 +67,14 @@ def serve(host: str, port: int) -> None:
     """Serve the app (API, Open311, map wall, live channel)."""
     from flask import current_app
 
+    from gridmgr.extensions import socketio
+
     click.echo(f"gridmgr serving on http://{host}:{port}")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # Werkzeug's threaded server with simple-websocket; production: see docs/live.md.
+    # Flask ignores app.run() under its CLI unless this marker is gone.
+    os.environ.pop("FLASK_RUN_FROM_CLI", None)
+    socketio.run(current_app._get_current_object(), host=host, port=port, use_reloader=False,
+                 log_output=False, allow_unsafe_werkzeug=True)
 
 
 def _register_domain_commands() -> None:

@@ -6,16 +6,21 @@ sequence number that clients send back as ``since`` to replay what they missed.
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, String, Text, func
+from sqlalchemy import BigInteger, DateTime, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridmgr.extensions import db
 
-# PostgreSQL NOTIFY channel raised by a trigger on every outbox insert (payload: the seq).
+# PostgreSQL NOTIFY channel raised by a trigger on every outbox insert.
 NOTIFY_CHANNEL = "gridmgr_live"
+# Transaction-level advisory lock taken before an outbox insert: sequence numbers are then
+# handed out in commit order, so a relay that has delivered seq N never sees N-1 commit later.
+OUTBOX_LOCK = 0x6C697665  # "live"
 
 
 class LiveEvent(db.Model):
@@ -32,7 +37,21 @@ class LiveEvent(db.Model):
 
 
 def publish(event: str, payload: dict, rooms: list[str]) -> None:
-    """Add an event to the current session's transaction; it is delivered after commit."""
+    """Add an event to the current session's transaction; it is delivered after commit.
+
+    Call it last before commit: it serialises publishing transactions until they commit.
+    """
     if not rooms:
         return
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK})
+    payload = json.loads(json.dumps(payload, default=_jsonable))
     db.session.add(LiveEvent(event=event, payload=payload, rooms=sorted(set(rooms))))
+
+
+def _jsonable(value):
+    """Dates as ISO 8601, decimals as numbers: what a payload built from a row may hold."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"live event payloads must be JSON; got {type(value).__name__}")

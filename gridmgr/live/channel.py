@@ -1,0 +1,124 @@
+"""The ``/live`` Socket.IO namespace: authenticate on connect, put the client in its rooms,
+replay what it missed, and let it join or leave the rooms the policy allows.
+
+Connect with ``auth={"token": <access token>, "since": <last seq>}``. A refused connection
+carries ``{"message": <sentence>, "data": {"code": <code>}}`` (``token_missing``,
+``token_invalid``, ``token_expired``, ``token_revoked``).
+"""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room, rooms
+from sqlalchemy import text
+
+from gridmgr.errors import DomainError
+from gridmgr.extensions import db, socketio
+from gridmgr.live.relay import NAMESPACE, event_data, relay
+from gridmgr.live.rooms import default_rooms, may_join
+from gridmgr.people.models import User
+from gridmgr.people.tokens import decode_token, user_for_claims
+
+REPLAY_BATCH = 500
+DEFAULT_REPLAY_MAX = 10_000
+
+# Users by Socket.IO session id, for join/leave checks without a token per message.
+_users: dict[str, int] = {}
+
+
+class LiveNamespace(Namespace):
+    """Handlers of ``/live``."""
+
+    def on_connect(self, auth=None):
+        auth = auth if isinstance(auth, dict) else {}
+        try:
+            user = user_for_claims(decode_token(auth.get("token"), kind="access"))
+        except DomainError as error:
+            raise ConnectionRefusedError(error.message, {"code": error.code}) from None
+        since = auth.get("since")
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int)
+                                  or since < 0):
+            raise ConnectionRefusedError("since must be a non-negative event sequence number.",
+                                         {"code": "invalid_since"})
+        relay.start(current_app._get_current_object())
+        sid = request.sid
+        _users[sid] = user.id
+        with relay.lock:
+            joined = default_rooms(user)
+            for room in joined:
+                join_room(room)
+            if since is not None:
+                _replay(sid, joined, since, relay.delivered)
+        db.session.remove()
+
+    def on_disconnect(self, reason=None):
+        _users.pop(request.sid, None)
+
+    def on_join(self, data):
+        """Join ``{"room": name}`` when the policy allows it; the ack says which."""
+        room = _room_of(data)
+        user = _user_of(request.sid)
+        try:
+            if user is None or room is None or not may_join(user, room):
+                return {"ok": False, "error": {
+                    "code": "forbidden",
+                    "message": "Your role and scope do not cover this channel."}}
+            join_room(room)
+            return {"ok": True, "room": room}
+        finally:
+            db.session.remove()
+
+    def on_leave(self, data):
+        """Leave ``{"room": name}``; the ack lists the rooms still joined."""
+        room = _room_of(data)
+        if room is not None and room != request.sid:
+            leave_room(room)
+        return {"ok": True, "rooms": sorted(r for r in rooms() if r != request.sid)}
+
+    def on_rooms(self, data=None):
+        """The rooms this connection listens to."""
+        return {"rooms": sorted(r for r in rooms() if r != request.sid)}
+
+
+def _replay(sid: str, joined: list[str], since: int, upto: int | None) -> None:
+    """Emit to ``sid`` the events after ``since`` (up to ``upto``) addressed to its rooms."""
+    if upto is None or since >= upto:
+        return
+    limit = int(current_app.config.get("GRIDMGR_LIVE_REPLAY_MAX", DEFAULT_REPLAY_MAX))
+    missed = db.session.execute(text(
+        "SELECT count(*) FROM live_events WHERE seq > :since AND seq <= :upto "
+        "AND rooms && CAST(:rooms AS text[])"),
+        {"since": since, "upto": upto, "rooms": joined}).scalar()
+    if missed > limit:
+        # Too much to replay: the client should reload its state, then follow from ``upto``.
+        socketio.emit("replay.truncated", {"since": since, "seq": upto, "missed": missed},
+                      to=sid, namespace=NAMESPACE, ignore_queue=True)
+        return
+    after = since
+    while True:
+        rows = db.session.execute(text(
+            "SELECT seq, event, payload FROM live_events WHERE seq > :after AND seq <= :upto "
+            "AND rooms && CAST(:rooms AS text[]) ORDER BY seq LIMIT :batch"),
+            {"after": after, "upto": upto, "rooms": joined, "batch": REPLAY_BATCH}).all()
+        for seq, event, payload in rows:
+            socketio.emit(event, event_data(seq, payload), to=sid, namespace=NAMESPACE,
+                          ignore_queue=True)
+        if len(rows) < REPLAY_BATCH:
+            return
+        after = rows[-1][0]
+
+
+def _room_of(data) -> str | None:
+    room = data.get("room") if isinstance(data, dict) else data
+    return room if isinstance(room, str) and ":" in room and len(room) <= 64 else None
+
+
+def _user_of(sid: str) -> User | None:
+    user_id = _users.get(sid)
+    return db.session.get(User, user_id) if user_id is not None else None
+
+
+def register(socketio) -> None:
+    """Add the ``/live`` handlers to ``socketio`` once (create_app may run many times)."""
+    if not any(h.namespace == NAMESPACE for h in socketio.namespace_handlers):
+        socketio.on_namespace(LiveNamespace(NAMESPACE))

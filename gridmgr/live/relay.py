@@ -1,0 +1,116 @@
+"""Delivery after commit: each server process relays outbox rows to its own Socket.IO clients.
+
+The relay holds one PostgreSQL connection that LISTENs on the outbox trigger's channel and also
+polls every ``GRIDMGR_LIVE_POLL_SECONDS`` (a missed notification only delays an event). It emits
+every row with ``seq`` above the last one it delivered, in order, to the rows' rooms on ``/live``
+with ``ignore_queue=True``: every process reads the outbox itself, so an event reaches each client
+exactly once whether or not Redis is up. Connects take the same lock to replay what a client
+missed up to :attr:`Relay.delivered`, so replay and live events neither overlap nor leave a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+
+import psycopg2
+from flask import Flask
+from sqlalchemy.engine import make_url
+
+from gridmgr.live.outbox import NOTIFY_CHANNEL
+
+NAMESPACE = "/live"
+BATCH = 500
+log = logging.getLogger(__name__)
+
+
+def event_data(seq: int, payload: dict) -> dict:
+    """The data a client receives: the payload with the event's sequence number."""
+    return {**payload, "seq": seq}
+
+
+class Relay:
+    """The outbox reader of one server process (start once; safe to call start again)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.delivered: int | None = None
+        self.ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._dsn: str | None = None
+        self._poll = 1.0
+
+    def start(self, app: Flask) -> None:
+        """Start the background reader for ``app``'s database unless it already runs."""
+        with self.lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+            self._dsn = url.render_as_string(hide_password=False)
+            self._poll = float(app.config.get("GRIDMGR_LIVE_POLL_SECONDS", 1.0))
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="gridmgr-live-relay",
+                                            daemon=True)
+            self._thread.start()
+        self.ready.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Ask the reader to stop after its current wait."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                backoff = 0.5
+            except psycopg2.Error as error:
+                log.warning("live relay lost the database (%s); retrying in %.1f s", error,
+                            backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _listen(self) -> None:
+        conn = psycopg2.connect(self._dsn, application_name="gridmgr-live-relay")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                if self.delivered is None:
+                    cur.execute("SELECT coalesce(max(seq), 0) FROM live_events")
+                    self.delivered = cur.fetchone()[0]
+            self.ready.set()
+            while not self._stop.is_set():
+                self._drain(conn)
+                if select.select([conn], [], [], self._poll)[0]:
+                    conn.poll()
+                    conn.notifies.clear()
+        finally:
+            conn.close()
+
+    def _drain(self, conn) -> None:
+        """Emit every committed row after ``delivered``, in sequence order."""
+        while True:
+            with conn.cursor() as cur:
+                cur.execute("SELECT seq, event, payload, rooms FROM live_events WHERE seq > %s "
+                            "ORDER BY seq LIMIT %s", (self.delivered, BATCH))
+                rows = cur.fetchall()
+            if not rows:
+                return
+            with self.lock:
+                for seq, event, payload, rooms in rows:
+                    _emit(event, event_data(seq, payload), rooms)
+                    self.delivered = seq
+            if len(rows) < BATCH:
+                return
+
+
+def _emit(event: str, data: dict, to) -> None:
+    from gridmgr.extensions import socketio
+
+    socketio.emit(event, data, to=to, namespace=NAMESPACE, ignore_queue=True)
+
+
+relay = Relay()
