@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from flask import current_app, request, url_for
+from flask import current_app, request, send_file, url_for
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from gridmgr.errors import DomainError, db_rollback
+from gridmgr.extensions import db, limiter
 from gridmgr.open311 import bp
+from gridmgr.open311 import service_requests as sr
 from gridmgr.open311 import services as svc
 from gridmgr.open311.formats import CONTENT_TYPES, FORMATS, render
+from gridmgr.open311.keys import find_active_key
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 # When this endpoint's behaviour last changed (discovery's changeset).
@@ -91,6 +95,85 @@ def service_definition(service_code: str, fmt: str):
     fmt = _format(fmt)
     jurisdiction()
     return render(fmt, "service_definition", svc.service_definition(service_code, language()))
+
+
+def _media(files) -> list:
+    """The ``media`` upload of a multipart POST, checked and stored like any report photo."""
+    from gridmgr.cases.photos import store_photo
+
+    upload = files.get("media")
+    if upload is None or not upload.filename and not upload.content_length:
+        return []
+    data = upload.read()
+    return [store_photo(data, upload.filename)] if data else []
+
+
+@bp.post("/requests.<fmt>")
+@limiter.limit(lambda: current_app.config.get("GRIDMGR_OPEN311_POST_RATE", "30/minute"))
+def create_request(fmt: str):
+    """POST Service Request: a report on the ``open311`` channel; api_key in body or query."""
+    fmt = _format(fmt)
+    if find_active_key(request.values.get("api_key")) is None:
+        missing = not request.values.get("api_key")
+        raise DomainError("api_key_missing" if missing else "api_key_invalid",
+                          "api_key is required to file a request." if missing else
+                          "api_key is not valid (unknown or revoked).", status=403)
+    form = request.values
+    new = sr.NewRequest(
+        service_code=form.get("service_code"), lat=form.get("lat"), long=form.get("long"),
+        address_string=form.get("address_string"), address_id=form.get("address_id"),
+        description=form.get("description"), first_name=form.get("first_name"),
+        last_name=form.get("last_name"), email=form.get("email"), phone=form.get("phone"),
+        media_url=form.get("media_url"), attributes=sr.parse_attributes(form))
+    answer = sr.file_request(new, jurisdiction(), _media(request.files), language())
+    return render(fmt, "service_requests", [answer])
+
+
+@bp.get("/requests.<fmt>")
+def list_requests(fmt: str):
+    """GET Service Requests, with the page/page_size and extensions extensions."""
+    fmt = _format(fmt)
+    query = sr.parse_query(request.args)
+    return render(fmt, "service_requests", sr.find_requests(query, jurisdiction(), language()))
+
+
+@bp.get("/requests/<service_request_id>.<fmt>")
+def show_request(service_request_id: str, fmt: str):
+    """GET Service Request: one request, still a list."""
+    fmt = _format(fmt)
+    extensions = (request.args.get("extensions") or "").lower() in ("true", "1", "yes")
+    return render(fmt, "service_requests",
+                  sr.find_request(service_request_id, jurisdiction(), language(), extensions))
+
+
+@bp.get("/tokens/<token>.<fmt>")
+def show_token(token: str, fmt: str):
+    """GET service_request_id from a token."""
+    fmt = _format(fmt)
+    jurisdiction()
+    return render(fmt, "service_requests", [sr.request_of_token(token)])
+
+
+@bp.get("/servicerequestupdates.<fmt>")
+def request_updates(fmt: str):
+    """GET Service Request Updates (extension): the steps of cases in a time window."""
+    fmt = _format(fmt)
+    return render(fmt, "service_request_updates",
+                  sr.find_updates(request.args, jurisdiction(), language()))
+
+
+@bp.get("/media/<sha256>.jpg")
+def media(sha256: str):
+    """The public copy (EXIF stripped) of a request's photo: what ``media_url`` points at."""
+    from gridmgr.cases.models import Photo
+    from gridmgr.cases.photos import photo_file
+
+    public = db.session.scalar(select(Photo.id).where(Photo.sha256 == sha256,
+                                                      Photo.public.is_(True)).limit(1))
+    if public is None:
+        raise DomainError("not_found", "No public photo has this name.", status=404)
+    path, mime = photo_file(sha256, "public")
+    return send_file(path, mimetype=mime, max_age=86400)
 
 
 @bp.route("/<path:anything>", methods=["GET", "POST"])

@@ -1,0 +1,457 @@
+"""Cases seen as GeoReport service requests: filing one from an Open311 POST, reading them back.
+
+A request is a case; its ``service_request_id`` is the case code (e.g. ``20261126000042``).
+gridmgr's states map to GeoReport's two statuses:
+
+* ``open``: reported, verified, filed, dispatched, accepted, handled, checked, shelved
+* ``closed``: closed (结案) and cancelled (作废; the status notes say why)
+
+The detailed state, the unit grid code, duplicates and the public notes of the history are in
+``extended_attributes`` when the caller asks with ``extensions=true``. Reporters' contact
+details are stored on the report and never read here; free text is passed through
+:func:`gridmgr.opendata.redaction.redact`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
+
+from gridmgr.errors import DomainError, NotFound
+from gridmgr.extensions import db
+from gridmgr.open311.formats import parse_w3c_datetime, w3c_datetime
+from gridmgr.open311.services import Jurisdiction, check_attributes, find_category
+from gridmgr.opendata.redaction import redact
+
+CLOSED_STATES = ("closed", "cancelled")
+STATUSES = ("open", "closed")
+DEFAULT_WINDOW = timedelta(days=90)
+MAX_LIMIT = 1000
+MAX_DESCRIPTION = 4000
+# History steps whose note is the reporter's own text (already shown as the description).
+REPORTER_ACTIONS = ("report", "report_joined")
+
+STATE_TEXT = {
+    "reported": ("Reported; an inspector will verify it on site.", "已上报，等待监督员现场核实。"),
+    "verified": ("Verified on site.", "已现场核实。"),
+    "filed": ("Filed as a case.", "已立案。"),
+    "cancelled": ("Cancelled.", "已作废。"),
+    "dispatched": ("Dispatched to the responsible unit.", "已派遣至责任单位。"),
+    "accepted": ("Accepted by the responsible unit.", "责任单位已签收。"),
+    "handled": ("Handled; awaiting an on-site check.", "已处置，等待现场核查。"),
+    "checked": ("Checked on site.", "已现场核查。"),
+    "closed": ("Closed.", "已结案。"),
+    "shelved": ("Shelved.", "已挂账。"),
+}
+
+
+def status_of(state: str) -> str:
+    """The GeoReport status (``open``/``closed``) of a gridmgr case state."""
+    return "closed" if state in CLOSED_STATES else "open"
+
+
+def _state_text(state: str, lang: str) -> str:
+    en, zh = STATE_TEXT.get(state, (state, state))
+    return zh if lang == "zh" else en
+
+
+# ---------------------------------------------------------------------------------------------
+# POST requests
+
+
+@dataclass
+class NewRequest:
+    """An Open311 POST, parsed from the form: everything but the API key and the photo."""
+
+    service_code: str | None
+    lat: str | None
+    long: str | None
+    address_string: str | None = None
+    address_id: str | None = None
+    description: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    media_url: str | None = None
+    attributes: dict[str, list[str]] | None = None
+
+
+def parse_attributes(form) -> dict[str, list[str]]:
+    """``attribute[code]=v`` and ``attribute[code][]=v`` pairs of a MultiDict, by code."""
+    answers: dict[str, list[str]] = {}
+    for key in form:
+        if not key.startswith("attribute[") or "]" not in key:
+            continue
+        code = key[len("attribute["):key.index("]")]
+        if not code:
+            raise DomainError("invalid_attribute", f"{key!r} names no attribute code.")
+        answers.setdefault(code, []).extend(form.getlist(key))
+    return answers
+
+
+def _coordinate(value: str | None, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DomainError("invalid_location", f"{name} must be a number in degrees (WGS 84), "
+                          f"not {value!r:.40}.") from None
+    if math.isnan(number) or not low <= number <= high:
+        raise DomainError("invalid_location", f"{name} must be between {low:g} and {high:g}.")
+    return number
+
+
+def _bounded(value: str | None, name: str, limit: int) -> str | None:
+    value = (value or "").strip() or None
+    if value is not None and len(value) > limit:
+        raise DomainError("too_long", f"{name} may have at most {limit} characters.")
+    return value
+
+
+def file_request(new: NewRequest, jurisdiction: Jurisdiction, photos: list, lang: str) -> dict:
+    """File an Open311 POST as an anonymous report on the ``open311`` channel; it becomes a
+    case that follows the normal workflow. Returns the GeoReport answer for it."""
+    from gridmgr.cases.intake import ReportInput, submit_report
+    from gridmgr.grids.locating import locate
+
+    if not new.service_code:
+        raise DomainError("missing_service_code", "service_code is required.")
+    try:
+        category = find_category(new.service_code)
+    except NotFound as exc:  # for a POST an unknown service is a bad request
+        raise DomainError("unknown_service_code", exc.message) from None
+    if not (new.lat or "").strip() or not (new.long or "").strip():
+        if new.address_string or new.address_id:
+            raise DomainError("address_not_supported",
+                              "This endpoint locates requests by lat and long only: there is no "
+                              "address index to look up address_string or address_id. "
+                              "Send lat and long (WGS 84).")
+        raise DomainError("missing_location", "lat and long are required (WGS 84 degrees).")
+    lat = _coordinate(new.lat, "lat", -90, 90)
+    lon = _coordinate(new.long, "long", -180, 180)
+    answers = check_attributes(category, new.attributes or {})
+    media_url = _bounded(new.media_url, "media_url", 1000)
+    if media_url and not media_url.lower().startswith(("http://", "https://")):
+        raise DomainError("invalid_media_url", "media_url must be an http or https URL.")
+    if media_url:
+        answers["_media_url"] = media_url
+    email = _bounded(new.email, "email", 254)
+    if email and "@" not in email:
+        raise DomainError("invalid_email", "email is not an e-mail address.")
+    name = " ".join(p for p in (_bounded(new.first_name, "first_name", 95),
+                                _bounded(new.last_name, "last_name", 95)) if p) or None
+    place = locate(lon, lat)
+    if jurisdiction.city_id is not None and place.city_id != jurisdiction.city_id:
+        raise DomainError("outside_jurisdiction",
+                          f"lat/long is not inside jurisdiction {jurisdiction.slug!r}.")
+    result = submit_report(ReportInput(
+        lon=lon, lat=lat, category=category.code,
+        description=_bounded(new.description, "description", MAX_DESCRIPTION),
+        channel="open311", contact_name=name, contact_phone=_bounded(new.phone, "phone", 50),
+        contact_email=email, attributes=answers, photos=photos), None)
+    return {"service_request_id": result.case_code, "token": result.tracking_token,
+            "service_notice": _state_text(result.case_state, lang), "account_id": None}
+
+
+def request_of_token(token: str) -> dict:
+    """GET tokens/{token}: the request a POST's token became."""
+    from gridmgr.cases.intake import hash_token
+
+    code = db.session.scalar(text(
+        "SELECT c.code FROM reports r JOIN cases c ON c.id = r.case_id "
+        "WHERE r.tracking_token_hash = :hash"), {"hash": hash_token(token)})
+    if code is None:
+        raise NotFound(f"token {token!r:.60} was not found.", code="token_not_found")
+    return {"service_request_id": code, "token": token}
+
+
+# ---------------------------------------------------------------------------------------------
+# GET requests
+
+
+@dataclass
+class RequestQuery:
+    """The filters of GET requests, already checked."""
+
+    codes: list[str] | None
+    service_codes: list[str] | None
+    start: datetime
+    end: datetime
+    statuses: list[str] | None
+    page: int
+    page_size: int
+    extensions: bool
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    items = [v.strip() for v in (value or "").split(",") if v.strip()]
+    return items or None
+
+
+def _positive(value: str | None, name: str, default: int, ceiling: int | None = None) -> int:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise DomainError("invalid_number", f"{name} must be a whole number.") from None
+    if number < 1:
+        raise DomainError("invalid_number", f"{name} must be at least 1.")
+    if ceiling is not None and number > ceiling:
+        raise DomainError("invalid_number", f"{name} may be at most {ceiling}.")
+    return number
+
+
+def date_window(start_date: str | None, end_date: str | None) -> tuple[datetime, datetime]:
+    """The start_date/end_date window: the last 90 days by default, never more than 90 days."""
+    end = parse_w3c_datetime(end_date, "end_date") if end_date else None
+    start = parse_w3c_datetime(start_date, "start_date") if start_date else None
+    if start is None and end is None:
+        end = datetime.now(UTC)
+    if end is None:
+        end = start + DEFAULT_WINDOW
+    if start is None:
+        start = end - DEFAULT_WINDOW
+    if end < start:
+        raise DomainError("invalid_date_range", "end_date is before start_date.")
+    if end - start > DEFAULT_WINDOW:
+        raise DomainError("invalid_date_range",
+                          "start_date and end_date may not span more than 90 days.")
+    return start, end
+
+
+def parse_query(args) -> RequestQuery:
+    """Check GET requests' query arguments (a MultiDict); any bad value is a 400."""
+    statuses = _comma_list(args.get("status"))
+    for status in statuses or []:
+        if status.lower() not in STATUSES:
+            raise DomainError("invalid_status", f"status {status!r:.40} is not open or closed.")
+    start, end = date_window(args.get("start_date"), args.get("end_date"))
+    limit = _positive(args.get("limit"), "limit", MAX_LIMIT, MAX_LIMIT)
+    page_size = _positive(args.get("page_size"), "page_size", limit, MAX_LIMIT)
+    return RequestQuery(
+        codes=_comma_list(args.get("service_request_id")),
+        service_codes=_comma_list(args.get("service_code")),
+        start=start, end=end,
+        statuses=[s.lower() for s in statuses] if statuses else None,
+        page=_positive(args.get("page"), "page", 1), page_size=page_size,
+        extensions=(args.get("extensions") or "").lower() in ("true", "1", "yes"))
+
+
+def _case_query():
+    from gridmgr.cases.models import Case
+    from gridmgr.categories.models import Category, CategoryClass
+    from gridmgr.grids.models import City
+    from gridmgr.people.models import Department
+
+    return (select(Case, Category, City.timezone, Department,
+                   func.ST_X(Case.location).label("lon"), func.ST_Y(Case.location).label("lat"))
+            .join(Category, Category.id == Case.category_id)
+            .join(CategoryClass, CategoryClass.id == Category.class_id)
+            .join(City, City.id == Case.city_id)
+            .outerjoin(Department, Department.id == Case.department_id))
+
+
+def find_requests(query: RequestQuery, jurisdiction: Jurisdiction, lang: str) -> list[dict]:
+    """GET requests: the cases matching ``query``, newest first, as GeoReport requests."""
+    from gridmgr.cases.models import Case
+    from gridmgr.categories.models import Category
+
+    statement = _case_query()
+    if jurisdiction.city_id is not None:
+        statement = statement.where(Case.city_id == jurisdiction.city_id)
+    if query.codes:  # ids override every other filter
+        statement = statement.where(Case.code.in_(query.codes))
+    else:
+        statement = statement.where(Case.created_at >= query.start, Case.created_at <= query.end)
+        if query.service_codes:
+            statement = statement.where(
+                func.upper(Category.code).in_([c.upper() for c in query.service_codes]))
+        if query.statuses and set(query.statuses) != set(STATUSES):
+            closed = Case.state.in_(CLOSED_STATES)
+            statement = statement.where(closed if set(query.statuses) == {"closed"} else ~closed)
+    statement = (statement.order_by(Case.created_at.desc(), Case.id.desc())
+                 .limit(query.page_size).offset((query.page - 1) * query.page_size))
+    return _serialise(db.session.execute(statement).all(), lang, query.extensions)
+
+
+def find_request(code: str, jurisdiction: Jurisdiction, lang: str,
+                 extensions: bool = False) -> list[dict]:
+    """GET requests/{id}: the one case with this code, as a one-item list; 404 otherwise."""
+    from gridmgr.cases.models import Case
+
+    statement = _case_query().where(Case.code == code.strip())
+    if jurisdiction.city_id is not None:
+        statement = statement.where(Case.city_id == jurisdiction.city_id)
+    rows = db.session.execute(statement).all()
+    if not rows:
+        raise NotFound(f"service_request_id {code!r:.40} was not found.",
+                       code="request_not_found")
+    return _serialise(rows, lang, extensions)
+
+
+def media_url_of(sha256: str) -> str:
+    from flask import url_for
+
+    return url_for("open311.media", sha256=sha256, _external=True)
+
+
+def _first_photos(case_ids: list[int]) -> dict[int, str]:
+    from gridmgr.cases.models import Photo
+
+    rows = db.session.execute(
+        select(Photo.case_id, Photo.sha256).ext(distinct_on(Photo.case_id))
+        .where(Photo.case_id.in_(case_ids), Photo.public.is_(True), Photo.stage == "before")
+        .order_by(Photo.case_id, Photo.id)).all()
+    return {r.case_id: r.sha256 for r in rows}
+
+
+def _addresses(cases) -> dict[tuple[int, str], str]:
+    """Names of the unit grid and its ancestors by (city, code): the public "address"."""
+    from gridmgr.grids.models import Region
+
+    wanted = {(c.city_id, c.grid_code[:n]) for c in cases for n in (6, 9, 12, 15)
+              if n <= len(c.grid_code)}
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(Region.city_id, Region.code, Region.name).where(
+        or_(*[and_(Region.city_id == city, Region.code == code) for city, code in wanted]))).all()
+    return {(r.city_id, r.code): r.name for r in rows}
+
+
+def _history(case_ids: list[int]) -> dict[int, list]:
+    from gridmgr.cases.models import CaseHistory
+
+    rows = db.session.scalars(select(CaseHistory).where(CaseHistory.case_id.in_(case_ids))
+                              .order_by(CaseHistory.case_id, CaseHistory.id)).all()
+    by_case: dict[int, list] = {}
+    for row in rows:
+        by_case.setdefault(row.case_id, []).append(row)
+    return by_case
+
+
+def _joined_reports(case_ids: list[int]) -> dict[int, list[datetime]]:
+    from gridmgr.cases.models import Report
+
+    rows = db.session.execute(select(Report.duplicate_of, Report.created_at)
+                              .where(Report.duplicate_of.in_(case_ids))
+                              .order_by(Report.created_at)).all()
+    joined: dict[int, list[datetime]] = {}
+    for row in rows:
+        joined.setdefault(row.duplicate_of, []).append(row.created_at)
+    return joined
+
+
+def _status_notes(history: list, lang: str) -> str | None:
+    for step in reversed(history):
+        if step.action not in REPORTER_ACTIONS and step.note:
+            return redact(step.note)
+    return None
+
+
+def _agency(department, lang: str) -> str | None:
+    """The unit handling the case (or, before dispatch, the category's responsible one)."""
+    if department is None:
+        return None
+    return department.name if lang == "zh" else department.name_en or department.name
+
+
+def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
+    cases = [row.Case for row in rows]
+    ids = [c.id for c in cases]
+    photos = _first_photos(ids) if ids else {}
+    history = _history(ids) if ids else {}
+    names = _addresses(cases)
+    joined = _joined_reports(ids) if extensions and ids else {}
+    out = []
+    for row in rows:
+        case, category, department = row.Case, row.Category, row.Department
+        tz = ZoneInfo(row.timezone or "UTC")
+        steps = history.get(case.id, [])
+        address = " ".join(names[(case.city_id, case.grid_code[:n])] for n in (6, 9, 12, 15)
+                           if (case.city_id, case.grid_code[:n]) in names) or None
+        media = photos.get(case.id)
+        request = {
+            "service_request_id": case.code,
+            "status": status_of(case.state),
+            "status_notes": _status_notes(steps, lang),
+            "service_name": category.name_zh if lang == "zh" else category.name_en,
+            "service_code": category.code,
+            "description": redact(case.description),
+            "agency_responsible": _agency(department or category.department, lang),
+            "service_notice": _state_text(case.state, lang),
+            "requested_datetime": w3c_datetime(case.created_at, tz),
+            "updated_datetime": w3c_datetime(case.updated_at, tz),
+            "expected_datetime": w3c_datetime(case.deadline, tz),
+            "address": address,
+            "address_id": None,
+            "zipcode": None,
+            "lat": round(row.lat, 7),
+            "long": round(row.lon, 7),
+            "media_url": media_url_of(media) if media else None,
+        }
+        if extensions:
+            request["extended_attributes"] = {
+                "state": case.state,
+                "grid_code": case.grid_code,
+                "reporter_count": case.reporter_count,
+                "duplicates": [{"requested_datetime": w3c_datetime(at, tz)}
+                               for at in joined.get(case.id, [])],
+                "notes": [{"update_id": str(step.id),
+                           "datetime": w3c_datetime(step.at, tz),
+                           "state": step.to_state,
+                           "description": _state_text(step.to_state, lang)
+                           if step.action in REPORTER_ACTIONS or not step.note
+                           else redact(step.note)}
+                          for step in steps],
+            }
+        out.append(request)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# GET servicerequestupdates (the widely used extension)
+
+
+def find_updates(args, jurisdiction: Jurisdiction, lang: str) -> list[dict]:
+    """Every step of every case in the start_date/end_date window (by the step's time), oldest
+    first: update_id, service_request_id, status, updated_datetime, description, media_url."""
+    from gridmgr.cases.models import Case, CaseHistory, Photo
+    from gridmgr.grids.models import City
+
+    start, end = date_window(args.get("start_date"), args.get("end_date"))
+    limit = _positive(args.get("limit"), "limit", MAX_LIMIT, MAX_LIMIT)
+    page_size = _positive(args.get("page_size"), "page_size", limit, MAX_LIMIT)
+    page = _positive(args.get("page"), "page", 1)
+    photo = (select(Photo.sha256).where(Photo.history_id == CaseHistory.id,
+                                        Photo.public.is_(True))
+             .order_by(Photo.id).limit(1).scalar_subquery())
+    statement = (select(CaseHistory, Case.code, City.timezone, photo.label("sha256"))
+                 .join(Case, Case.id == CaseHistory.case_id)
+                 .join(City, City.id == Case.city_id)
+                 .where(CaseHistory.at >= start, CaseHistory.at <= end))
+    if jurisdiction.city_id is not None:
+        statement = statement.where(Case.city_id == jurisdiction.city_id)
+    codes = _comma_list(args.get("service_request_id"))
+    if codes:
+        statement = statement.where(Case.code.in_(codes))
+    statement = (statement.order_by(CaseHistory.at, CaseHistory.id)
+                 .limit(page_size).offset((page - 1) * page_size))
+    updates = []
+    for row in db.session.execute(statement):
+        step = row.CaseHistory
+        public_note = None if step.action in REPORTER_ACTIONS else redact(step.note)
+        updates.append({
+            "update_id": str(step.id),
+            "service_request_id": row.code,
+            "status": status_of(step.to_state),
+            "updated_datetime": w3c_datetime(step.at, ZoneInfo(row.timezone or "UTC")),
+            "description": public_note or _state_text(step.to_state, lang),
+            "media_url": media_url_of(row.sha256) if row.sha256 else None,
+        })
+    return updates
