@@ -408,7 +408,8 @@ def update_category(code: str, changes: dict) -> Category:
     return category
 
 
-def _region(region_code: str, city_id: int | None = None) -> Region:
+def find_region(region_code: str, city_id: int | None = None) -> Region:
+    """The region with this code (in the city when given), or 404 ``region_not_found``."""
     stmt = select(Region).where(Region.code == region_code)
     if city_id is not None:
         stmt = stmt.where(Region.city_id == city_id)
@@ -425,7 +426,7 @@ def set_region_department(category_code: str, region_code: str, department_id: i
                           city_id: int | None = None) -> CategoryDepartment:
     """Make ``department_id`` responsible for the category inside the region (and below)."""
     category = get_category(category_code)
-    region = _region(region_code, city_id)
+    region = find_region(region_code, city_id)
     if db.session.get(Department, department_id) is None:
         raise NotFound(f"No department has the id {department_id}.", code="department_not_found")
     row = db.session.scalar(select(CategoryDepartment).where(
@@ -442,7 +443,7 @@ def clear_region_department(category_code: str, region_code: str,
                             city_id: int | None = None) -> bool:
     """Remove a region's override; False when there was none."""
     category = get_category(category_code)
-    region = _region(region_code, city_id)
+    region = find_region(region_code, city_id)
     row = db.session.scalar(select(CategoryDepartment).where(
         CategoryDepartment.category_id == category.id, CategoryDepartment.region_id == region.id))
     if row is None:
