@@ -39,3 +39,4 @@ def init_app(app: Flask) -> None:
     auth.register_security_scheme(api)
     api.register_blueprint(auth.blp, url_prefix="/api/v1")
     api.register_blueprint(admin.blp, url_prefix="/api/v1")
+    api.register_blueprint(__import__("mobile_api.categories").categories.blp, url_prefix="/api/v1")
