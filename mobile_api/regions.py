@@ -1,74 +1,108 @@
-"""Read API for regions and locating points: ``/api/v1/regions``, ``/api/v1/locate``."""
+"""Read API for regions and locating points: ``/api/v1/regions``, ``/api/v1/locate``.
+
+Public and read-only. Coordinates are WGS 84 unless ``coord_sys`` says gcj02 or bd09.
+"""
 
 from __future__ import annotations
 
-import json
-
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
-from sqlalchemy import func, select
+from marshmallow import Schema, ValidationError, fields, validate
 
-from gridmgr.errors import NotFound
-from gridmgr.extensions import db
-from gridmgr.grids.locating import locate
-from gridmgr.grids.models import LEVELS, Region
+from gridmgr.errors import InvalidInput
+from gridmgr.geo.coords import COORD_SYSTEMS
+from gridmgr.grids import reading
+from gridmgr.grids.models import LEVELS
 
 blp = Blueprint("regions", __name__, description="Regions and unit grids")
+
+REGION_CODE = validate.Regexp(r"^[0-9]{6}([0-9]{3}){0,3}$",
+                              error="a 6, 9, 12 or 15 digit region code")
+
+
+def _bbox(value: str) -> tuple[float, float, float, float]:
+    try:
+        parts = tuple(float(p) for p in value.split(","))
+    except ValueError as exc:
+        raise ValidationError("bbox is west,south,east,north in degrees") from exc
+    if len(parts) != 4:
+        raise ValidationError("bbox is west,south,east,north in degrees")
+    return parts
+
+
+class BBoxField(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        return _bbox(super()._deserialize(value, attr, data, **kwargs))
 
 
 class RegionQuery(Schema):
     level = fields.String(validate=validate.OneOf(LEVELS))
-    parent = fields.String(validate=validate.Regexp(r"^[0-9]{6,15}$"))
+    parent = fields.String(validate=REGION_CODE, metadata={"description": "parent region code"})
+    city = fields.String(metadata={"description": "city slug"})
+    bbox = BBoxField(metadata={"description": "west,south,east,north (WGS 84)"})
+    limit = fields.Integer(load_default=1000, validate=validate.Range(1, reading.MAX_FEATURES))
+
+
+class RegionCodeQuery(Schema):
+    city = fields.String(metadata={"description": "city slug, when codes repeat across cities"})
 
 
 class PointQuery(Schema):
     lon = fields.Float(required=True, validate=validate.Range(-180, 180))
     lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    coord_sys = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
 
 
-def _feature(region: Region, geometry_json: str) -> dict:
-    return {
-        "type": "Feature",
-        "id": region.code,
-        "geometry": json.loads(geometry_json),
-        "properties": {"code": region.code, "name": region.name, "level": region.level,
-                       "area_m2": round(region.area_m2, 1),
-                       "parent": region.parent.code if region.parent else None},
-    }
+class BatchSchema(Schema):
+    points = fields.List(fields.Raw(), required=True,
+                         validate=validate.Length(1, reading.MAX_BATCH_POINTS),
+                         metadata={"description": "[[lon, lat], ...]"})
+    coord_sys = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
 
 
 @blp.route("/regions")
 @blp.arguments(RegionQuery, location="query")
 @blp.response(200)
+@blp.alt_response(404, description="unknown_region: no region has the parent code")
+@blp.alt_response(422, description="invalid_input, bad_bbox: the query is not valid")
 def list_regions(query):
-    """Regions as a GeoJSON FeatureCollection, filtered by level and parent code."""
-    stmt = select(Region, func.ST_AsGeoJSON(Region.geom, 7)).order_by(Region.code)
-    if "level" in query:
-        stmt = stmt.where(Region.level == query["level"])
-    if "parent" in query:
-        parent = db.session.scalar(select(Region.id).where(Region.code == query["parent"]))
-        if parent is None:
-            raise NotFound(f"No region has the code {query['parent']}.")
-        stmt = stmt.where(Region.parent_id == parent)
-    features = [_feature(region, geometry) for region, geometry in db.session.execute(stmt)]
-    return {"type": "FeatureCollection", "features": features}
+    """Regions as a GeoJSON FeatureCollection, filtered by level, parent, city and bbox.
+
+    At most ``limit`` features (default 1000, at most 5000) in code order; ``truncated`` says
+    whether more matched.
+    """
+    return reading.region_collection(**query)
 
 
 @blp.route("/regions/<code>")
+@blp.arguments(RegionCodeQuery, location="query")
 @blp.response(200)
-def get_region(code):
+@blp.alt_response(404, description="unknown_region: no region has this code")
+@blp.alt_response(422, description="invalid_input: not a 6, 9, 12 or 15 digit code; "
+                                   "ambiguous_region: the code exists in several cities")
+def get_region(query, code):
     """One region as a GeoJSON Feature."""
-    row = db.session.execute(select(Region, func.ST_AsGeoJSON(Region.geom, 7))
-                             .where(Region.code == code)).first()
-    if row is None:
-        raise NotFound(f"No region has the code {code}.")
-    return _feature(*row)
+    try:
+        REGION_CODE(code)
+    except ValidationError as exc:
+        raise InvalidInput(f"{code!r} is not a region code: {exc.messages[0]}.",
+                           code="bad_region_code") from exc
+    return reading.region_feature(code, query.get("city"))
 
 
 @blp.route("/locate")
 @blp.arguments(PointQuery, location="query")
 @blp.response(200)
-@blp.alt_response(422, description="outside_city: the point is in no region")
+@blp.alt_response(422, description="outside_city: the point is in no region; "
+                                   "invalid_input: lon/lat missing or out of range")
 def locate_point(query):
-    """The unit grid holding a WGS 84 point and all its ancestors."""
-    return locate(query["lon"], query["lat"]).to_dict()
+    """The unit grid holding a point and all its ancestors (district first)."""
+    return reading.locate_point(query["lon"], query["lat"], query["coord_sys"])
+
+
+@blp.route("/locate", methods=["POST"])
+@blp.arguments(BatchSchema)
+@blp.response(200)
+@blp.alt_response(422, description="invalid_input, bad_points, bad_batch_size")
+def locate_batch(body):
+    """Locate up to 10,000 points at once; a point outside the city gets an ``error`` entry."""
+    return {"results": reading.locate_points(body["points"], body["coord_sys"])}

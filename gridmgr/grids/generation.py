@@ -44,6 +44,8 @@ PRECISION_M = 0.001
 # Beyond this many estimated cells a parent is refused without cutting it (memory guard).
 _ESTIMATE_ONLY_FACTOR = 4
 
+_DENSIFY_DEG = 0.0001  # about 10 m
+
 PARENT_LEVELS = ("district", "street", "community")
 
 
@@ -216,7 +218,8 @@ def _cut_city(parents: list[_Parent], cell_area_m2: float):
     to_m = _transformer(pyproj.CRS.from_epsg(4326), utm)
     to_deg = _transformer(utm, pyproj.CRS.from_epsg(4326))
 
-    metric = shapely.transform(wgs, to_m)
+    # Short segments first, so edges straight in degrees stay on the parent's boundary in metres.
+    metric = shapely.transform(shapely.segmentize(wgs, _DENSIFY_DEG), to_m)
     metric = shapely.set_precision(shapely.make_valid(metric), PRECISION_M)
     areas = shapely.area(metric)
     side = round(math.sqrt(cell_area_m2), 3)
