@@ -1,0 +1,101 @@
+"""The ``/wall`` page, built with folium: a full-screen Leaflet map plus the side panel.
+
+folium's default scripts and styles come from public CDNs; the wall replaces them with the
+app's own copies (``maps/static/vendor``), so the page needs no other host. The page carries
+only a small configuration object; every layer's data comes from ``/maps/...`` feeds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import folium
+from branca.element import CssLink, Element, JavascriptLink
+from flask import current_app, render_template, url_for
+from flask_babel import get_locale
+from sqlalchemy import text
+
+from gridmgr.extensions import db
+from maps.feeds import scope_bounds
+from maps.i18n import page_strings
+from maps.viewer import Viewer
+
+# (name, file under maps/static) in load order.
+SCRIPTS = [
+    ("leaflet", "vendor/leaflet/leaflet.js"),
+    ("markercluster", "vendor/markercluster/leaflet.markercluster.js"),
+    ("heat", "vendor/heat/leaflet-heat.js"),
+    ("vectorgrid", "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"),
+    ("socketio", "vendor/socketio/socket.io.min.js"),
+    ("chartjs", "vendor/chartjs/chart.umd.min.js"),
+    ("wall", "wall.js"),
+]
+STYLES = [
+    ("leaflet_css", "vendor/leaflet/leaflet.css"),
+    ("markercluster_css", "vendor/markercluster/MarkerCluster.css"),
+    ("markercluster_default_css", "vendor/markercluster/MarkerCluster.Default.css"),
+    ("wall_css", "wall.css"),
+]
+# Web-mercator pyramid's first tile, when a scope has no boundary loaded yet.
+WORLD = [[-60.0, -180.0], [75.0, 180.0]]
+
+
+def _static(path: str) -> str:
+    return url_for("maps.static", filename=path)
+
+
+def wall_html(viewer: Viewer) -> str:
+    """The whole HTML of the wall for ``viewer``."""
+    bounds = scope_bounds(viewer) or WORLD
+    center = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
+    wall = folium.Map(location=center, zoom_start=12, tiles=None, control_scale=True,
+                      prefer_canvas=True, max_zoom=20, min_zoom=3)
+    # Only local assets, never folium's CDN list (jQuery, Bootstrap, Font Awesome are unused).
+    wall.default_js = [(name, _static(path)) for name, path in SCRIPTS[:1]]
+    wall.default_css = [(name, _static(path)) for name, path in STYLES[:1]]
+    basemap = current_app.config.get("GRIDMGR_BASEMAP_URL")
+    if basemap:
+        folium.TileLayer(basemap, name="basemap", max_zoom=20,
+                         attr=current_app.config.get("GRIDMGR_BASEMAP_ATTRIBUTION") or " ",
+                         overlay=False, control=False).add_to(wall)
+    wall.fit_bounds(bounds)
+    root = wall.get_root()
+    root.header.add_child(Element('<meta name="viewport" content="width=device-width, '
+                                  'initial-scale=1.0">'), name="viewport")
+    for name, path in SCRIPTS[1:]:
+        root.header.add_child(JavascriptLink(_static(path)), name=name)
+    for name, path in STYLES[1:]:
+        root.header.add_child(CssLink(_static(path)), name=name)
+    lang = str(get_locale() or "zh")
+    config = {
+        "map": wall.get_name(),
+        "lang": lang,
+        "timezone": viewer.timezone,
+        "city": {"id": viewer.city_id, "name": viewer.city_name},
+        "scope": viewer.prefix,
+        "rooms": viewer.rooms,
+        "bounds": bounds,
+        "mayDispatch": viewer.may_dispatch,
+        # Live events after this one are replayed on connect, so nothing falls between the
+        # page's first feeds and the live channel.
+        "seq": db.session.scalar(text("SELECT coalesce(max(seq), 0) FROM live_events")),
+        "urls": {
+            "token": url_for("maps.token"),
+            "tiles": url_for("maps.grid_tile", z=0, x=0, y=0).replace("/0/0/0.pbf",
+                                                                      "/{z}/{x}/{y}.pbf"),
+            "boundaries": url_for("maps.boundaries_feed"),
+            "cases": url_for("maps.cases_feed"),
+            "case": url_for("maps.case_feed", case_id=0)[:-1],
+            "heat": url_for("maps.heat_feed"),
+            "stats": url_for("maps.stats_feed"),
+            "departments": url_for("maps.departments_feed"),
+            "dispatch": "/api/v1/cases/{id}/dispatch",
+            "live": "/live",
+            "logout": url_for("maps.logout"),
+        },
+        "t": page_strings(),
+    }
+    panel = render_template("maps/panel.html", viewer=viewer, lang=lang,
+                            config=json.dumps(config, ensure_ascii=False).replace("</", "<\\/"))
+    root.html.add_child(Element(panel), name="wall_panel")
+    return root.render()

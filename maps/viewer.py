@@ -1,0 +1,133 @@
+"""Who is looking at the wall, and what part of the city they may see.
+
+The wall signs in through a web form (``/wall/login``). The token pair it gets is kept in
+Flask's signed, HttpOnly session cookie, never in the page's storage; an expired access token
+is renewed from the refresh token on the next request. Script clients may instead send
+``Authorization: Bearer <access token>`` to the feeds and tiles.
+
+A viewer sees one city, limited to their region (code prefix): a street's centre sees its
+street, the city centre the whole city. The wall is for the command side: a role that may
+read statistics (operator, duty chief, dispatcher, administrator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import g, request, session
+from sqlalchemy import select
+
+from gridmgr.errors import InvalidInput, NotFound
+from gridmgr.extensions import db
+from gridmgr.grids.models import City
+from gridmgr.people import operations
+from gridmgr.people.models import User
+from gridmgr.people.policy import authorize, can, scope_filter, user_city_id
+from gridmgr.people.tokens import TokenError, decode_token, user_for_claims
+
+SESSION_KEY = "wall_tokens"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """A signed-in wall viewer: the user, the city shown and the region code prefix."""
+
+    user: User
+    city_id: int
+    city_name: str
+    timezone: str
+    prefix: str  # "" for the whole city
+
+    @property
+    def like(self) -> str:
+        """The LIKE pattern matching every region or grid code inside the scope."""
+        return self.prefix + "%"
+
+    @property
+    def rooms(self) -> list[str]:
+        """The live channel rooms this wall listens to."""
+        return [f"region:{self.prefix}"] if self.prefix else [f"city:{self.city_id}"]
+
+    @property
+    def may_dispatch(self) -> bool:
+        return can(self.user, "case.dispatch", region_code=self.prefix or None,
+                   city_id=self.city_id)
+
+
+def sign_in(username: str, password: str) -> User:
+    """Check the credentials and keep the token pair in the session; the signed-in user."""
+    tokens = operations.sign_in(username, password)
+    user = user_for_claims(decode_token(tokens["access_token"]))
+    session[SESSION_KEY] = {"access": tokens["access_token"], "refresh": tokens["refresh_token"]}
+    session.permanent = True
+    return user
+
+
+def sign_out() -> None:
+    """Forget the session's tokens and revoke them."""
+    tokens = session.pop(SESSION_KEY, None)
+    if tokens:
+        try:
+            operations.revoke_tokens(tokens["access"], tokens["refresh"])
+            db.session.commit()
+        except TokenError:
+            db.session.rollback()
+
+
+def access_token() -> str:
+    """A valid access token for this request's viewer (renewed from the refresh token)."""
+    bearer = _bearer()
+    if bearer:
+        decode_token(bearer)
+        return bearer
+    tokens = session.get(SESSION_KEY)
+    if not tokens:
+        raise TokenError("token_missing", "Sign in to the wall first.")
+    try:
+        decode_token(tokens["access"])
+        return tokens["access"]
+    except TokenError as exc:
+        if exc.code != "token_expired":
+            session.pop(SESSION_KEY, None)
+            raise
+    fresh = operations.refresh_tokens(tokens["refresh"])
+    db.session.commit()
+    session[SESSION_KEY] = {"access": fresh["access_token"], "refresh": fresh["refresh_token"]}
+    return fresh["access_token"]
+
+
+def current_viewer() -> Viewer:
+    """The request's viewer; 401 without a valid token, 403 for a role without the wall."""
+    if "wall_viewer" in g:
+        return g.wall_viewer
+    user = user_for_claims(decode_token(access_token()))
+    prefix = scope_filter(user) or ""
+    city_id = user_city_id(user)
+    if city_id is None:
+        city_id = _platform_city()
+    authorize(user, "stats.view", region_code=prefix or None, city_id=city_id)
+    city = db.session.get(City, city_id)
+    if city is None:
+        raise NotFound("The viewer's city does not exist.", code="city_not_found")
+    g.wall_viewer = Viewer(user=user, city_id=city.id, city_name=city.name,
+                           timezone=city.timezone, prefix=prefix)
+    return g.wall_viewer
+
+
+def _platform_city() -> int:
+    """For a platform-wide administrator: ``?city=<id>`` or the first city."""
+    asked = request.args.get("city")
+    if asked is not None:
+        if not asked.isdigit():
+            raise InvalidInput("city must be a city id.", code="bad_city")
+        return int(asked)
+    city_id = db.session.scalar(select(City.id).order_by(City.id).limit(1))
+    if city_id is None:
+        raise NotFound("No city is loaded yet.", code="city_not_found")
+    return city_id
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

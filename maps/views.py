@@ -1,0 +1,139 @@
+"""HTTP face of the wall: the page, its sign-in, tiles and feeds. Thin: parse, call, serialise."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Response, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale, gettext
+
+from gridmgr.extensions import limiter
+from gridmgr.people.policy import authorize
+from gridmgr.people.tokens import TokenError
+from maps import bp, feeds, tiles
+from maps.page import wall_html
+from maps.viewer import access_token, current_viewer, sign_in, sign_out
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _lang() -> str:
+    return str(get_locale() or "zh")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no host) may follow the sign-in."""
+    if not target:
+        return url_for("maps.wall")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("maps.wall")
+    return target
+
+
+@bp.get("/wall")
+def wall():
+    """The full-screen wall; sends an unsigned-in visitor to the sign-in page."""
+    try:
+        viewer = current_viewer()
+    except TokenError:
+        return redirect(url_for("maps.login", next=request.full_path.rstrip("?")))
+    return Response(wall_html(viewer), mimetype="text/html", headers=NO_STORE)
+
+
+@bp.route("/wall/login", methods=["GET", "POST"])
+@limiter.limit("20/minute", methods=["POST"])
+def login():
+    """The wall's sign-in form; the tokens go into the signed session cookie."""
+    next_url = _safe_next(request.args.get("next"))
+    if request.method == "GET":
+        return render_template("maps/login.html", lang=_lang(), next=next_url, error=None,
+                               username=None)
+    username = request.form.get("username", "").strip()
+    try:
+        sign_in(username, request.form.get("password", ""))
+    except TokenError:
+        return render_template("maps/login.html", lang=_lang(), next=next_url, username=username,
+                               error=gettext("Wrong user name or password.")), 401
+    return redirect(next_url)
+
+
+@bp.post("/wall/logout")
+def logout():
+    """Sign out of the wall and revoke its tokens."""
+    sign_out()
+    return redirect(url_for("maps.login"))
+
+
+@bp.get("/maps/token")
+def token():
+    """A valid access token for the page's live connection and API calls."""
+    viewer = current_viewer()
+    return jsonify(token=access_token(), rooms=viewer.rooms), 200, NO_STORE
+
+
+def _tile_number(value: str, name: str) -> int:
+    if not value.isdigit():
+        raise tiles.BadTile("bad_tile_address", f"{name} must be a non-negative integer.",
+                            **{name: value})
+    return int(value)
+
+
+@bp.get("/maps/tiles/grids/<z>/<x>/<y>.pbf")
+def grid_tile(z: str, x: str, y: str):
+    """Unit grids of tile z/x/y as MVT (layer ``grids``); empty tile: 200 with zero bytes."""
+    zoom, col, row = (_tile_number(v, n) for v, n in ((z, "z"), (x, "x"), (y, "y")))
+    tiles.check_tile(zoom, col, row)
+    measure = tiles.check_measure(request.args.get("measure", "open"))
+    data = tiles.grid_tile(current_viewer(), zoom, col, row, measure)
+    return Response(data, mimetype=tiles.MVT_MIME,
+                    headers={"Cache-Control": "private, max-age=30"})
+
+
+@bp.get("/maps/feeds/boundaries")
+def boundaries_feed():
+    """GeoJSON boundaries of ``level`` in ``bbox``, simplified for ``zoom``."""
+    viewer = current_viewer()
+    return jsonify(feeds.boundaries(viewer, request.args.get("level", ""),
+                                    feeds.parse_bbox(request.args.get("bbox")),
+                                    feeds.parse_zoom(request.args.get("zoom"))))
+
+
+@bp.get("/maps/feeds/cases")
+def cases_feed():
+    """Open cases in ``bbox`` as markers, or clusters when there are too many."""
+    viewer = current_viewer()
+    return jsonify(feeds.open_cases(viewer, feeds.parse_bbox(request.args.get("bbox"))))
+
+
+@bp.get("/maps/feeds/cases/<int:case_id>")
+def case_feed(case_id: int):
+    """The case card; ``?marker=1`` only the marker (null once closed)."""
+    viewer = current_viewer()
+    if request.args.get("marker"):
+        return jsonify(marker=feeds.one_case_marker(viewer, case_id)), 200, NO_STORE
+    return jsonify(feeds.case_card(viewer, case_id, _lang())), 200, NO_STORE
+
+
+@bp.get("/maps/feeds/heat")
+def heat_feed():
+    """``[lat, lon]`` of the last 7 days' reports in ``bbox``."""
+    viewer = current_viewer()
+    return jsonify(points=feeds.heat(viewer, feeds.parse_bbox(request.args.get("bbox"))))
+
+
+@bp.get("/maps/feeds/stats")
+def stats_feed():
+    """Today's counters, the overdue list, tops and reports per hour."""
+    viewer = current_viewer()
+    return jsonify(feeds.counters(viewer, _lang())), 200, NO_STORE
+
+
+@bp.get("/maps/feeds/departments")
+def departments_feed():
+    """Departments and workers a dispatcher can choose on the case card."""
+    viewer = current_viewer()
+    authorize(viewer.user, "case.dispatch", region_code=viewer.prefix or None,
+              city_id=viewer.city_id)
+    return jsonify(feeds.receivers(viewer, _lang()))
+
