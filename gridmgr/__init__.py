@@ -53,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _import_models() -> None:
     """Every domain's models, so Alembic and the ORM see the whole schema."""
     import gridmgr.calendar.models  # noqa: F401
+    import gridmgr.cases.models  # noqa: F401
     import gridmgr.categories.models  # noqa: F401
     import gridmgr.grids.models  # noqa: F401
     import gridmgr.live.outbox  # noqa: F401

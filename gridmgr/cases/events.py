@@ -1,0 +1,93 @@
+"""Recording a step of a case: one history row and one live event, in the caller's transaction.
+
+:func:`record_step` is the only place that writes history or publishes case events, so every
+state change is told to the same rooms in the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from gridmgr.extensions import db
+from gridmgr.live.outbox import publish
+
+# Columns every conditional UPDATE / INSERT returns, enough for history and the live payload.
+CASE_RETURNING = """
+    id, code, state, city_id, grid_code, category_id, reporter_id, department_id, worker_id,
+    handler_id, deadline, yellow_at, handled_at, paused_at, version,
+    ST_X(location) AS lon, ST_Y(location) AS lat,
+    (SELECT code FROM categories WHERE categories.id = cases.category_id) AS category
+"""
+
+EVENTS = {"report": "case.created", "dispatch": "case.dispatched"}
+
+_INSERT_HISTORY = text("""
+INSERT INTO case_history (case_id, actor_id, actor_role, action, from_state, to_state, at,
+                          location, note, details)
+VALUES (:case_id, :actor_id, :actor_role, :action, :from_state, :to_state, now(),
+        CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
+             ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
+        :note, CAST(:details AS jsonb))
+RETURNING id
+""")
+
+
+def clock_of(row, now: datetime | None = None) -> str | None:
+    """The handling clock of a case row: green, yellow, red, paused, or None before dispatch."""
+    if row.deadline is None:
+        return None
+    if row.paused_at is not None:
+        return "paused"
+    at = row.handled_at or now or datetime.now(UTC)
+    if at > row.deadline:
+        return "red"
+    if row.yellow_at is not None and at >= row.yellow_at:
+        return "yellow"
+    return "green"
+
+
+def rooms_of(row) -> list[str]:
+    """Live rooms told about a case: its city, its grid and every ancestor, its receivers."""
+    rooms = [f"city:{row.city_id}"]
+    code = row.grid_code
+    rooms += [f"region:{code[:n]}" for n in (6, 9, 12, 15) if n <= len(code)]
+    if row.department_id is not None:
+        rooms.append(f"department:{row.department_id}")
+    if row.worker_id is not None:
+        rooms.append(f"worker:{row.worker_id}")
+    if row.reporter_id is not None:
+        rooms.append(f"worker:{row.reporter_id}")
+    return rooms
+
+
+def live_payload(row) -> dict:
+    """The public shape of a case in live events (no reporter, no contact details)."""
+    return {
+        "id": row.id, "code": row.code, "state": row.state, "category": row.category,
+        "lon": row.lon, "lat": row.lat, "grid_code": row.grid_code,
+        "deadline": row.deadline.isoformat() if row.deadline else None,
+        "clock": clock_of(row), "department_id": row.department_id,
+        "worker_id": row.worker_id,
+    }
+
+
+def record_step(row, *, action: str, from_state: str | None, actor=None, note: str | None = None,
+                lon: float | None = None, lat: float | None = None,
+                details: dict | None = None) -> int:
+    """Append the history row for a step already applied to ``row`` and publish its event:
+    ``case.created`` for a new case, ``case.dispatched`` for a dispatch, else ``case.updated``."""
+    event = EVENTS.get(action, "case.updated")
+
+    history_id = db.session.execute(_INSERT_HISTORY, {
+        "case_id": row.id, "actor_id": actor.id if actor else None,
+        "actor_role": actor.role if actor else None, "action": action,
+        "from_state": from_state, "to_state": row.state, "lon": lon, "lat": lat,
+        "note": note, "details": json.dumps(details or {}, ensure_ascii=False, default=str),
+    }).scalar_one()
+    payload = live_payload(row)
+    payload["action"] = action
+    publish(event, payload, rooms_of(row))
+    return history_id

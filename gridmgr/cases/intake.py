@@ -1,0 +1,293 @@
+"""Intake: a report becomes a new case, or joins an open one, exactly once per ``client_id``.
+
+The report and its case are written by one statement that ends in
+``INSERT ... ON CONFLICT (reporter_key, client_id) DO NOTHING``: a phone that resends, even at
+the same moment from two connections, gets the first report back and never a second case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from flask import current_app
+from sqlalchemy import text
+
+from gridmgr.calendar.deadlines import add_limit, calendar_for_city
+from gridmgr.cases.events import CASE_RETURNING, record_step
+from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
+from gridmgr.cases.photos import StoredPhoto, attach_photos
+from gridmgr.errors import Conflict, InvalidInput, NotFound
+from gridmgr.extensions import db
+from gridmgr.geo.coords import to_wgs84
+from gridmgr.grids.locating import locate
+from gridmgr.people.models import User
+from gridmgr.people.policy import authorize
+
+CITIZEN_ROLES = ("citizen",)
+
+
+@dataclass
+class ReportInput:
+    """What a reporter sends; coordinates in ``coord_sys`` (converted to WGS 84 on entry)."""
+
+    lon: float | None
+    lat: float | None
+    category: str | None = None
+    description: str | None = None
+    channel: str = "app"
+    client_id: str | None = None
+    coord_sys: str = "wgs84"
+    duplicate_of: int | None = None
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    contact_email: str | None = None
+    attributes: dict = field(default_factory=dict)
+    photos: list[StoredPhoto] = field(default_factory=list)
+
+
+@dataclass
+class IntakeResult:
+    report_id: int
+    case_id: int
+    case_code: str
+    case_state: str
+    created: bool
+    tracking_token: str | None = None
+    possible_duplicates: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        body = {"report": {"id": self.report_id, "case_id": self.case_id},
+                "case": {"id": self.case_id, "code": self.case_code, "state": self.case_state},
+                "created": self.created, "possible_duplicates": self.possible_duplicates}
+        if self.tracking_token:
+            body["tracking_token"] = self.tracking_token
+        return body
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
+    """Locate, classify and store a report as a new case or as a reporter of ``duplicate_of``;
+    a resent ``client_id`` returns the first answer (``created`` False)."""
+    authorize(reporter, "case.report")
+    if data.channel not in CHANNELS:
+        raise InvalidInput(f"Unknown channel {data.channel!r}; use one of {', '.join(CHANNELS)}.",
+                           code="bad_channel")
+    key = f"u{reporter.id}" if reporter else "anon"
+    client_id = data.client_id or uuid.uuid4().hex
+    replay = _existing(key, client_id)
+    if replay is not None:
+        return replay
+    lon, lat = _point(data)
+    place = locate(lon, lat)
+    category = _category(data)
+    token = None if reporter else secrets.token_urlsafe(24)
+    params = {
+        "reporter_key": key, "client_id": client_id,
+        "reporter_id": reporter.id if reporter else None,
+        "token_hash": hash_token(token) if token else None, "channel": data.channel,
+        "lon": lon, "lat": lat, "coord_sys": data.coord_sys, "description": data.description,
+        "category_id": category.id, "attributes": json.dumps(data.attributes, ensure_ascii=False),
+        "contact_name": data.contact_name, "contact_phone": data.contact_phone,
+        "contact_email": data.contact_email,
+    }
+    if data.duplicate_of is not None:
+        row = _join_case(data.duplicate_of, params)
+        action, duplicates = "report_joined", []
+    else:
+        source = "citizen" if reporter is None or reporter.role in CITIZEN_ROLES else "inspector"
+        stage = "verify" if source == "citizen" else "file"
+        row = db.session.execute(_NEW_CASE, {
+            **params, "city_id": place.city_id, "region_id": place.region.id,
+            "grid_code": place.region.code, "source": source,
+            "deadlines": json.dumps(_stage_deadline(category, stage, place.city_id)),
+            "tz": current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai"),
+        }).one()
+        action = "report"
+        duplicates = nearby_cases(lon, lat, category, exclude=row.id)
+    if row.report_id is None:  # the same client_id committed meanwhile: answer with it
+        db.session.rollback()
+        return _existing(key, client_id)
+    history_id = record_step(row, action=action, from_state=None if action == "report"
+                             else row.state, actor=reporter, lon=lon, lat=lat,
+                             note=data.description, details={"report_id": row.report_id,
+                                                             "channel": data.channel})
+    if data.photos:
+        attach_photos(data.photos, case_id=row.id, report_id=row.report_id,
+                      history_id=history_id, uploaded_by=reporter.id if reporter else None)
+    db.session.commit()
+    return IntakeResult(row.report_id, row.id, row.code, row.state, True, token, duplicates)
+
+
+def nearby_cases(lon: float, lat: float, category, exclude: int | None = None,
+                 limit: int = 20) -> list[dict]:
+    """Open cases of ``category`` within its duplicate radius and time window, nearest first."""
+    radius = float(category.duplicate_radius_m)
+    rows = db.session.execute(_NEARBY, {
+        "lon": lon, "lat": lat, "category_id": category.id, "radius": radius,
+        "deg": radius / (111_320 * max(math.cos(math.radians(lat)), 0.01)),
+        "hours": float(category.duplicate_window_hours), "open": list(OPEN_STATES),
+        "exclude": exclude or 0, "limit": limit}).all()
+    return [{"id": r.id, "code": r.code, "state": r.state, "distance_m": round(r.distance, 1),
+             "reporter_count": r.reporter_count, "created_at": r.created_at.isoformat()}
+            for r in rows]
+
+
+def category_by_code(code: str):
+    """The active category with ``code``; 422 ``unknown_category`` otherwise."""
+    from gridmgr.categories.models import Category
+
+    found = db.session.execute(db.select(Category).where(
+        Category.code == code, Category.active.is_(True))).scalar_one_or_none()
+    if found is None:
+        raise InvalidInput(f"No active category has the code {code!r:.60}.",
+                           code="unknown_category")
+    return found
+
+
+def _category(data: ReportInput):
+    if data.category:
+        return category_by_code(data.category)
+    if data.duplicate_of is not None:
+        from gridmgr.categories.models import Category
+
+        found = db.session.scalar(db.select(Category).join(
+            Case, Case.category_id == Category.id).where(Case.id == data.duplicate_of))
+        if found is None:
+            raise NotFound(f"No case has the id {data.duplicate_of}.", code="case_not_found")
+        return found
+    if data.description:
+        return _classify(data.description)
+    raise InvalidInput("A report needs a category code or a description.",
+                       code="category_required")
+
+
+def _classify(description: str):
+    """The category whose keywords (or Chinese name) occur in the description."""
+    from gridmgr.categories.models import Category
+
+    rows = db.session.execute(db.select(Category).where(Category.active.is_(True))
+                              .order_by(Category.code)).scalars()
+    text_lower = description.lower()
+    for category in rows:
+        words = [w for w in (category.keywords or []) if isinstance(w, str) and w]
+        words += [category.name_zh, category.name_en.lower()]
+        if any(w.lower() in text_lower for w in words if w):
+            return category
+    raise InvalidInput("The description does not name a known problem; choose a category.",
+                       code="unclassified")
+
+
+def _point(data: ReportInput) -> tuple[float, float]:
+    lon, lat = data.lon, data.lat
+    if lon is None or lat is None:
+        exif = next((p for p in data.photos if p.exif_lon is not None), None)
+        if exif is None:
+            raise InvalidInput("A report needs lon and lat (or a photo with GPS in its EXIF).",
+                               code="location_required")
+        return exif.exif_lon, exif.exif_lat
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90) or math.isnan(lon) or math.isnan(lat):
+        raise InvalidInput("lon must be in [-180, 180] and lat in [-90, 90].",
+                           code="bad_location")
+    return to_wgs84(lon, lat, data.coord_sys)
+
+
+def _stage_deadline(category, stage: str, city_id: int) -> dict:
+    limit = (category.limits or {}).get(stage)
+    if not limit:
+        return {}
+    due = add_limit(datetime.now(UTC), limit["amount"], limit["unit"], calendar_for_city(city_id))
+    return {stage: due.isoformat()}
+
+
+def _join_case(case_id: int, params: dict):
+    row = db.session.execute(_JOIN_CASE, {**params, "case_id": case_id,
+                                          "open": list(OPEN_STATES)}).one_or_none()
+    if row is None:
+        exists = db.session.scalar(text("SELECT state FROM cases WHERE id = :id"),
+                                   {"id": case_id})
+        db.session.rollback()
+        if exists is None:
+            raise NotFound(f"No case has the id {case_id}.", code="case_not_found")
+        raise Conflict(f"Case {case_id} is {exists} and takes no more reports; report anew.",
+                       code="case_not_open")
+    return row
+
+
+def _existing(key: str, client_id: str) -> IntakeResult | None:
+    row = db.session.execute(text("""
+        SELECT r.id AS report_id, c.id, c.code, c.state
+        FROM reports r JOIN cases c ON c.id = r.case_id
+        WHERE r.reporter_key = :key AND r.client_id = :client_id"""),
+        {"key": key, "client_id": client_id}).one_or_none()
+    if row is None:
+        return None
+    return IntakeResult(row.report_id, row.id, row.code, row.state, False)
+
+
+_REPORT_COLUMNS = """reporter_key, client_id, reporter_id, tracking_token_hash, channel, location,
+    coord_sys, description, category_id, attributes, contact_name, contact_phone, contact_email,
+    case_id, duplicate_of"""
+_REPORT_VALUES = """:reporter_key, :client_id, :reporter_id, :token_hash, :channel,
+    ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :coord_sys, :description, :category_id,
+    CAST(:attributes AS jsonb), :contact_name, :contact_phone, :contact_email"""
+
+# A new case and its first report in one statement; the report's ON CONFLICT decides.
+_NEW_CASE = text(f"""
+WITH n AS (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id),
+c AS (
+    INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
+                       grid_code, location, description, reporter_id, deadlines)
+    SELECT n.id, to_char(now() AT TIME ZONE :tz, 'YYYYMMDD') || lpad(n.id::text, 6, '0'),
+           :city_id, 'reported', :source, :channel, :category_id, :region_id, :grid_code,
+           ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
+           CAST(:deadlines AS jsonb)
+    FROM n
+    RETURNING {CASE_RETURNING}
+), r AS (
+    INSERT INTO reports ({_REPORT_COLUMNS})
+    SELECT {_REPORT_VALUES}, c.id, NULL FROM c
+    ON CONFLICT (reporter_key, client_id) DO NOTHING
+    RETURNING id
+)
+SELECT c.*, (SELECT id FROM r) AS report_id FROM c
+""")
+
+# A duplicate report joins an open case: one more reporter, in one statement.
+_JOIN_CASE = text(f"""
+WITH c AS (
+    UPDATE cases SET reporter_count = reporter_count + 1, version = version + 1,
+                     updated_at = now()
+    WHERE id = :case_id AND state = ANY(:open)
+    RETURNING {CASE_RETURNING}
+), r AS (
+    INSERT INTO reports ({_REPORT_COLUMNS})
+    SELECT {_REPORT_VALUES}, c.id, c.id FROM c
+    ON CONFLICT (reporter_key, client_id) DO NOTHING
+    RETURNING id
+)
+SELECT c.*, (SELECT id FROM r) AS report_id FROM c
+""")
+
+# Index-friendly: a bounding box in degrees on the GiST index, then the exact distance.
+_NEARBY = text("""
+SELECT c.id, c.code, c.state, c.reporter_count, c.created_at,
+       ST_Distance(c.location::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography)
+           AS distance
+FROM cases c
+WHERE c.category_id = :category_id AND c.state = ANY(:open) AND c.id <> :exclude
+  AND c.created_at >= now() - make_interval(secs => :hours * 3600)
+  AND ST_DWithin(c.location, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :deg)
+  AND ST_DWithin(c.location::geography,
+                 ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :radius)
+ORDER BY distance
+LIMIT :limit
+""")

@@ -1,0 +1,190 @@
+"""Reports, cases, their append-only history and their photos.
+
+A report is what one reporter sent (idempotent on the reporter's ``client_id``); a case is the
+problem the city works on. Several reports can join one case (duplicates). Every state change
+of a case appends one :class:`CaseHistory` row; the database refuses to update or delete them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gridmgr.extensions import db
+
+STATES = ("reported", "verified", "filed", "cancelled", "dispatched", "accepted", "handled",
+          "checked", "closed", "shelved")
+OPEN_STATES = ("reported", "verified", "filed", "dispatched", "accepted", "handled", "checked",
+               "shelved")
+CHANNELS = ("app", "web", "open311", "hotline", "patrol")
+SOURCES = ("citizen", "inspector")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+class Case(db.Model):
+    """A problem the city works on, from filing to closing, with its clock."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_in(STATES)})", name="ck_cases_state"),
+        CheckConstraint(f"source IN ({_in(SOURCES)})", name="ck_cases_source"),
+        CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="ck_cases_rating"),
+        Index("ix_cases_grid_code_pattern", "grid_code", postgresql_ops={
+            "grid_code": "text_pattern_ops"}),
+        Index("ix_cases_city_state", "city_id", "state"),
+        Index("ix_cases_category_created", "category_id", "created_at"),
+        Index("ix_cases_updated", "updated_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # yyyymmdd + 6-digit serial of the day, e.g. 20261126000042
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    city_id: Mapped[int] = mapped_column(ForeignKey("cities.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(12))
+    source: Mapped[str] = mapped_column(String(12))
+    channel: Mapped[str] = mapped_column(String(12))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), index=True)
+    grid_code: Mapped[str] = mapped_column(String(15))
+    location = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("departments.id", ondelete="SET NULL"), index=True)
+    worker_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    handler_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Stage deadlines as ISO strings: {"verify": ..., "file": ..., "dispatch": ..., ...}
+    deadlines: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'"))
+    # The handling clock: started at dispatch, green → yellow (at yellow_at) → red (deadline).
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    clock_unit: Mapped[str | None] = mapped_column(String(16))
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    yellow_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Shelving (挂账) pauses the clock; the paused time (in the unit's clock) moves the deadline.
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paused_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    shelved_from: Mapped[str | None] = mapped_column(String(12))
+    # An extension or shelving asked for by the receiver, waiting for a duty chief.
+    pending_request: Mapped[dict | None] = mapped_column(JSONB)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    extension_count: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    rework_count: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    return_count: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    reporter_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    rating_note: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    category = relationship("Category")
+    region = relationship("Region")
+    history: Mapped[list[CaseHistory]] = relationship(
+        back_populates="case", order_by="CaseHistory.id", viewonly=True)
+
+
+class Report(db.Model):
+    """One report from one reporter; ``client_id`` makes resending it harmless."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("reporter_key", "client_id", name="uq_reports_reporter_client"),
+        CheckConstraint(f"channel IN ({_in(CHANNELS)})", name="ck_reports_channel"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # "u<user id>" for a signed-in reporter, "anon" for anonymous reports.
+    reporter_key: Mapped[str] = mapped_column(String(24))
+    client_id: Mapped[str] = mapped_column(String(64))
+    reporter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    # Anonymous reporters follow their report with a token; only its SHA-256 is kept.
+    tracking_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(12))
+    location = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
+    coord_sys: Mapped[str] = mapped_column(String(8), default="wgs84")
+    description: Mapped[str | None] = mapped_column(Text)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    attributes: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'"))
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    # Private contact details: never in public output.
+    contact_name: Mapped[str | None] = mapped_column(String(200))
+    contact_phone: Mapped[str | None] = mapped_column(String(50))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CaseHistory(db.Model):
+    """One step in a case's life; append-only (a trigger refuses UPDATE and DELETE)."""
+
+    __tablename__ = "case_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_role: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(24))
+    from_state: Mapped[str | None] = mapped_column(String(12))
+    to_state: Mapped[str] = mapped_column(String(12))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    location = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    note: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'"))
+
+    case: Mapped[Case] = relationship(back_populates="history")
+
+
+class Photo(db.Model):
+    """A photo stored by content hash: the original (private) and a public copy without EXIF."""
+
+    __tablename__ = "photos"
+    __table_args__ = (
+        CheckConstraint("mime IN ('image/jpeg', 'image/png', 'image/heic')", name="ck_photos_mime"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    mime: Mapped[str] = mapped_column(String(20))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    history_id: Mapped[int | None] = mapped_column(
+        ForeignKey("case_history.id", ondelete="CASCADE"))
+    # before (the problem) or after (the handling)
+    stage: Mapped[str] = mapped_column(String(8), default="before")
+    public: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
+    thumbnail_path: Mapped[str | None] = mapped_column(String(200))
+    exif_lon: Mapped[float | None] = mapped_column(Float)
+    exif_lat: Mapped[float | None] = mapped_column(Float)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

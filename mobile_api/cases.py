@@ -1,0 +1,296 @@
+"""Cases over HTTP: lists, one case with its history, the steps of the loop, the caller's
+tasks and the delta a phone syncs. Every rule lives in ``gridmgr.cases``."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from gridmgr.calendar.deadlines import UNITS
+from gridmgr.cases.models import STATES
+from gridmgr.cases.queries import (
+    case_detail,
+    list_cases,
+    nearby_open_cases,
+    sync_delta,
+    tasks_for,
+)
+from gridmgr.cases.workflow import STEPS, StepInput, take_step
+from gridmgr.geo.coords import COORD_SYSTEMS
+from mobile_api.auth import auth_optional, auth_required, current_user
+from mobile_api.reports import DuplicateCaseSchema, document_errors, read_body, store_uploads
+
+blp = Blueprint("cases", __name__, description="Cases around the closed loop")
+
+CLOCKS = ("green", "yellow", "red", "paused")
+MAX_INT = 2**62
+
+
+class CaseListQuery(Schema):
+    state = fields.List(fields.String(validate=validate.OneOf(STATES)),
+                        metadata={"description": "one or more states"})
+    category = fields.String(validate=validate.Length(1, 32))
+    region = fields.String(validate=validate.Regexp(r"^[0-9]{1,15}$"),
+                           metadata={"description": "region code prefix (district … grid)"})
+    clock = fields.String(validate=validate.OneOf(CLOCKS))
+    since = fields.AwareDateTime(metadata={"description": "changed at or after"})
+    cursor = fields.String(validate=validate.Length(1, 64))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+class NearbyCasesQuery(Schema):
+    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
+    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
+    coord_sys = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+    category = fields.String(required=True, validate=validate.Length(1, 32))
+
+
+class CaseSyncQuery(Schema):
+    since = fields.String(validate=validate.Length(1, 200), metadata={
+        "description": "an ISO time with zone, or the `next` of the previous answer"})
+    limit = fields.Integer(load_default=500, validate=validate.Range(1, 1000))
+
+
+class CaseSummarySchema(Schema):
+    id = fields.Integer(required=True)
+    code = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(STATES))
+    source = fields.String(required=True)
+    channel = fields.String(required=True)
+    category = fields.String(required=True)
+    category_name = fields.String(required=True)
+    grid_code = fields.String(required=True)
+    lon = fields.Float(required=True)
+    lat = fields.Float(required=True)
+    description = fields.String(allow_none=True)
+    department_id = fields.Integer(allow_none=True)
+    worker_id = fields.Integer(allow_none=True)
+    deadline = fields.String(allow_none=True)
+    clock = fields.String(allow_none=True)
+    reporter_count = fields.Integer(required=True)
+    rework_count = fields.Integer(required=True)
+    extension_count = fields.Integer(required=True)
+    rating = fields.Integer(allow_none=True)
+    has_request = fields.Boolean(required=True)
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+    version = fields.Integer(required=True)
+
+
+class CasePageSchema(Schema):
+    items = fields.List(fields.Nested(CaseSummarySchema), required=True)
+    next_cursor = fields.String(allow_none=True)
+
+
+class CaseHistorySchema(Schema):
+    id = fields.Integer(required=True)
+    actor_id = fields.Integer(allow_none=True)
+    actor_role = fields.String(allow_none=True)
+    action = fields.String(required=True)
+    from_state = fields.String(allow_none=True)
+    to_state = fields.String(required=True)
+    at = fields.String(required=True)
+    lon = fields.Float(allow_none=True)
+    lat = fields.Float(allow_none=True)
+    note = fields.String(allow_none=True)
+    details = fields.Dict(required=True)
+    photos = fields.List(fields.String(), required=True)
+
+
+class CasePhotoSchema(Schema):
+    sha256 = fields.String(required=True)
+    mime = fields.String(required=True)
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    stage = fields.String(required=True)
+    history_id = fields.Integer(allow_none=True)
+    report_id = fields.Integer(allow_none=True)
+    url = fields.String(allow_none=True)
+    thumbnail_url = fields.String(required=True)
+    original_url = fields.String(required=True)
+
+
+class ReporterContactSchema(Schema):
+    id = fields.Integer(required=True)
+    reporter_id = fields.Integer(allow_none=True)
+    channel = fields.String(required=True)
+    contact_name = fields.String(allow_none=True)
+    contact_phone = fields.String(allow_none=True)
+    contact_email = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+
+
+class CaseDetailSchema(CaseSummarySchema):
+    handler_id = fields.Integer(allow_none=True)
+    verified_by_id = fields.Integer(allow_none=True)
+    deadlines = fields.Dict(required=True)
+    dispatched_at = fields.String(allow_none=True)
+    accepted_at = fields.String(allow_none=True)
+    handled_at = fields.String(allow_none=True)
+    closed_at = fields.String(allow_none=True)
+    paused_at = fields.String(allow_none=True)
+    pending_request = fields.Dict(allow_none=True)
+    return_count = fields.Integer(required=True)
+    rating_note = fields.String(allow_none=True)
+    photos = fields.List(fields.Nested(CasePhotoSchema), required=True)
+    history = fields.List(fields.Nested(CaseHistorySchema), required=True)
+    reports = fields.List(fields.Nested(ReporterContactSchema), metadata={
+        "description": "reporters' contact details: only for who may see private details"})
+
+
+class NearbyCasesSchema(Schema):
+    category = fields.String(required=True)
+    radius_m = fields.Float(required=True)
+    window_hours = fields.Float(required=True)
+    items = fields.List(fields.Nested(DuplicateCaseSchema), required=True)
+
+
+class CaseTaskSchema(Schema):
+    action = fields.String(required=True)
+    case = fields.Nested(CaseSummarySchema, required=True)
+
+
+class CaseTaskListSchema(Schema):
+    items = fields.List(fields.Nested(CaseTaskSchema), required=True)
+
+
+class CaseSyncSchema(Schema):
+    items = fields.List(fields.Nested(CaseSummarySchema), required=True)
+    next = fields.String(allow_none=True, metadata={"description": "pass back as `since`"})
+    more = fields.Boolean(required=True)
+
+
+class CaseStepResultSchema(Schema):
+    id = fields.Integer(required=True)
+    code = fields.String(required=True)
+    state = fields.String(required=True)
+    action = fields.String(required=True)
+    history_id = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    deadline = fields.String(allow_none=True)
+
+
+class CaseStepSchema(Schema):
+    """Everything a step may carry; each action reads what it needs."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    note = fields.String(validate=validate.Length(max=4000))
+    lon = fields.Float(allow_nan=False, validate=validate.Range(-180, 180),
+                       metadata={"description": "where the actor is (on-site steps)"})
+    lat = fields.Float(allow_nan=False, validate=validate.Range(-90, 90))
+    coord_sys = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+    department = fields.String(validate=validate.Length(1, 200),
+                               metadata={"description": "dispatch: department id or name"})
+    worker = fields.String(validate=validate.Length(1, 150),
+                           metadata={"description": "dispatch: worker id or username"})
+    category = fields.String(validate=validate.Length(1, 32),
+                             metadata={"description": "file: correct the category"})
+    amount = fields.Float(allow_nan=False, validate=validate.Range(0, 10_000, min_inclusive=False),
+                          metadata={"description": "extend: how much more time"})
+    unit = fields.String(validate=validate.OneOf(UNITS))
+    deadline = fields.AwareDateTime(metadata={"description": "extend: the new deadline"})
+    passed = fields.Boolean(metadata={"description": "check: false sends it back for rework"})
+    valid = fields.Boolean(metadata={"description": "verify: false cancels a false report"})
+    rating = fields.Integer(strict=True, validate=validate.Range(1, 5))
+
+
+class CaseStepFormSchema(CaseStepSchema):
+    photos = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}))
+
+
+@blp.route("/cases")
+@auth_required
+@blp.arguments(CaseListQuery, location="query")
+@blp.response(200, CasePageSchema)
+@document_errors(blp, 422, notes={422: "invalid_input, bad_cursor"})
+def get_cases(query):
+    """Cases the caller may see, newest first, filtered; cursor pagination."""
+    return list_cases(current_user(), **query)
+
+
+@blp.route("/cases/nearby")
+@auth_optional
+@blp.arguments(NearbyCasesQuery, location="query")
+@blp.response(200, NearbyCasesSchema)
+@document_errors(blp, 422, notes={422: "invalid_input, unknown_category"})
+def get_nearby(query):
+    """Open cases of a category within its duplicate radius and window: "the same problem?"."""
+    from gridmgr.geo.coords import to_wgs84
+
+    lon, lat = to_wgs84(query["lon"], query["lat"], query["coord_sys"])
+    return nearby_open_cases(lon, lat, query["category"])
+
+
+@blp.route("/cases/<int:case_id>")
+@auth_required
+@blp.response(200, CaseDetailSchema)
+@document_errors(blp, 404, notes={404: "case_not_found"})
+def get_case(case_id):
+    """One case with its history and photos (reporters' contacts only for who may see them)."""
+    return case_detail(case_id, current_user())
+
+
+@blp.route("/tasks")
+@auth_required
+@blp.response(200, CaseTaskListSchema)
+def get_tasks():
+    """What the caller must do now: verify, file, dispatch, accept, handle, check, close, …"""
+    return tasks_for(current_user())
+
+
+@blp.route("/sync")
+@auth_required
+@blp.arguments(CaseSyncQuery, location="query")
+@blp.response(200, CaseSyncSchema)
+@document_errors(blp, 422, notes={422: "invalid_input, bad_since"})
+def get_sync(query):
+    """Cases in the caller's view changed since a time or cursor, oldest change first."""
+    return sync_delta(current_user(), query.get("since"), query["limit"])
+
+
+STEP_SUMMARIES = {
+    "verify": "An inspector verifies a citizen's report on site (valid=false cancels it).",
+    "file": "An operator or duty chief files a report as a case (立案).",
+    "cancel": "An operator or duty chief cancels a report (作废), with a note.",
+    "dispatch": "Dispatch to a department and/or worker; the clock starts.",
+    "accept": "The receiver acknowledges the dispatch (签收).",
+    "return": "The receiver returns a mis-dispatched case (回退); back to filed.",
+    "handle": "The receiver feeds back with after-photos taken near the case.",
+    "check": "An inspector other than the handler checks on site (passed=false: rework).",
+    "close": "A duty chief closes a checked case (结案).",
+    "rework": "A duty chief sends a case back to the same department (返工).",
+    "extend": "Extension (延期): a duty chief approves; the receiver's call is a request.",
+    "shelve": "Shelving (挂账) stops the clock: a duty chief approves; the receiver requests.",
+    "resume": "A duty chief resumes a shelved case; the clock runs again.",
+    "self_handle": "An inspector handles their own small report on the spot and closes it.",
+    "rate": "The reporter rates a closed case (1–5).",
+}
+
+
+def _step_view(action: str):
+    def view(case_id):
+        data, files = read_body(CaseStepSchema())
+        photos = store_uploads(files)
+        return take_step(case_id, action, current_user(), StepInput(photos=photos, **data))
+
+    view.__name__ = f"case_{action}"
+    view.__doc__ = STEP_SUMMARIES[action]
+    return view
+
+
+for _action in STEPS:
+    blp.route(f"/cases/<int:case_id>/{_action}", methods=["POST"])(
+        auth_required(
+            blp.doc(requestBody={"required": False, "content": {
+                "application/json": {"schema": CaseStepSchema},
+                "multipart/form-data": {"schema": CaseStepFormSchema}}})(
+                blp.response(200, CaseStepResultSchema)(
+                    document_errors(blp, 400, 404, 409, 413, 415, 422, notes={
+                        404: "case_not_found",
+                        409: "conflict (the case moved meanwhile or is not in a state for "
+                             "this step), verification_required, request_pending, …",
+                        422: "invalid_input, too_far, photo_required, note_required, "
+                             "location_required, bad_extension, bad_rating, …"})(
+                        _step_view(_action))))))
