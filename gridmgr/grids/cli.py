@@ -9,7 +9,10 @@ from flask.cli import AppGroup
 
 from gridmgr.errors import DomainError
 from gridmgr.geo.coords import COORD_SYSTEMS
+from gridmgr.grids.importing import import_regions
 from gridmgr.grids.locating import locate
+from gridmgr.grids.models import LEVELS
+from gridmgr.grids.validation import check_hierarchy
 
 grids = AppGroup("grids", help="Regions and unit grids.")
 
@@ -29,6 +32,65 @@ def locate_command(lon: float, lat: float, coord_sys: str) -> None:
         click.echo(f"error [{exc.code}]: {exc.message}", err=True)
         raise SystemExit(1) from exc
     click.echo(json.dumps(location.to_dict(), ensure_ascii=False, indent=2))
+
+
+def _echo_problems(entries: list[dict], key: str) -> None:
+    for entry in entries:
+        text = entry.get("message") or json.dumps(entry, ensure_ascii=False)
+        click.echo(f"  {entry.get(key, '')}: {text}", err=True)
+
+
+@grids.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--level", required=True, type=click.Choice(LEVELS),
+              help="The level the file's polygons are.")
+@click.option("--srid", type=int, help="EPSG code of the file's CRS when it has none (.prj).")
+@click.option("--name-field", help="Field holding the region name.")
+@click.option("--code-field", help="Field holding the region's own code digits.")
+@click.option("--parent-field", help="Field naming the parent region (code, source code or name).")
+@click.option("--coord-sys", type=click.Choice(COORD_SYSTEMS), default="wgs84",
+              show_default=True, help="Offset system of longitude/latitude files.")
+@click.option("--repair", is_flag=True, help="Repair invalid polygons, overlaps and slivers.")
+@click.option("--city", default="default", show_default=True, help="City slug (created if new).")
+def import_command(path: str, level: str, srid: int | None, name_field: str | None,
+                   code_field: str | None, parent_field: str | None, coord_sys: str,
+                   repair: bool, city: str) -> None:
+    """Import the polygons in PATH (GeoJSON, Shapefile, zipped Shapefile, GeoPackage)."""
+    try:
+        result = import_regions(path, level, city=city, srid=srid, name_field=name_field,
+                                code_field=code_field, parent_field=parent_field,
+                                coord_sys=coord_sys, repair=repair, progress=True)
+    except DomainError as exc:
+        click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        _echo_problems(exc.details.get("problems", []), "problem")
+        raise SystemExit(1) from exc
+    for change in result.changes:
+        click.echo("repaired " + json.dumps(change, ensure_ascii=False))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning['message']}")
+    click.echo(f"imported {len(result.codes)} {level} regions into {city}: "
+               f"{result.created} new, {result.updated} updated, {len(result.changes)} repairs, "
+               f"{len(result.warnings)} warnings.")
+
+
+@grids.command("check")
+@click.option("--city", help="City slug (default: every city).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check_command(city: str | None, as_json: bool) -> None:
+    """Report the health of the hierarchy; exit 1 when it has problems."""
+    report = check_hierarchy(city)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for slug, counts in report.counts.items():
+            click.echo(f"{slug}: " + ", ".join(f"{n} {lvl}" for lvl, n in counts.items()))
+        for problem in report.problems:
+            click.echo("problem " + json.dumps(problem, ensure_ascii=False))
+        for warning in report.warnings:
+            click.echo("warning " + json.dumps(warning, ensure_ascii=False))
+        click.echo("healthy" if report.healthy else f"unhealthy: {len(report.problems)} problems")
+    if not report.healthy:
+        raise SystemExit(1)
 
 
 @grids.command("generate")
