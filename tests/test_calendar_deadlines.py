@@ -39,8 +39,8 @@ def test_two_working_hours_from_friday_evening_fall_due_monday_morning():
     cal = Calendar()
     deadline = add_limit(sh(2026, 11, 27, 17, 30), 2, "working_hours", cal)  # a Friday
     assert deadline == sh(2026, 11, 30, 9, 30)
-    assert deadline.tzinfo == SH
-    assert deadline.weekday() == 0
+    assert deadline.utcoffset() == timedelta(0)  # instants come back in UTC
+    assert deadline.astimezone(SH).weekday() == 0
 
 
 def test_a_limit_spanning_lunch_skips_the_midday_break():
@@ -97,22 +97,31 @@ def test_daylight_saving_zones(tz, spring, autumn):
     cal = Calendar(tz=tz)
     # Friday before the spring change, 17:00 local + 2 working hours: Monday 09:00 local.
     friday = datetime.combine(spring - timedelta(days=2), time(17), tzinfo=tz)
-    due = add_limit(friday, 2, "working_hours", cal)
+    due = add_limit(friday, 2, "working_hours", cal).astimezone(tz)
     assert (due.date(), due.time()) == (spring + timedelta(days=1), time(9))
     # Urgent hours are real hours: 24 of them across the spring change end an hour later
     # on the wall clock; natural days keep the wall clock.
     saturday_noon = datetime.combine(spring - timedelta(days=1), time(12), tzinfo=tz)
-    urgent = add_limit(saturday_noon, 24, "urgent_hours", cal)
+    urgent = add_limit(saturday_noon, 24, "urgent_hours", cal).astimezone(tz)
     assert urgent.time() == time(13)
     assert urgent.astimezone(UTC) - saturday_noon.astimezone(UTC) == timedelta(hours=24)
-    natural = add_limit(saturday_noon, 1, "natural_days", cal)
+    natural = add_limit(saturday_noon, 1, "natural_days", cal).astimezone(tz)
     assert (natural.date(), natural.time()) == (spring, time(12))
     assert natural.astimezone(UTC) - saturday_noon.astimezone(UTC) == timedelta(hours=23)
     # Autumn: the wall clock goes back; a day of work is still 8 hours of working time.
     autumn_friday = datetime.combine(autumn - timedelta(days=2), time(10), tzinfo=tz)
-    due = add_limit(autumn_friday, 1, "working_days", cal)
+    due = add_limit(autumn_friday, 1, "working_days", cal).astimezone(tz)
     assert (due.date(), due.time()) == (autumn + timedelta(days=1), time(10))
     assert working_elapsed(autumn_friday, due, "working_days", cal) == timedelta(hours=8)
+
+
+def test_a_natural_day_landing_in_the_spring_gap_falls_due_when_the_clock_resumes():
+    cal = Calendar(tz=NY)
+    start = datetime(2026, 3, 7, 2, 30, tzinfo=NY)  # 02:30 on 8 March does not exist
+    due = add_limit(start, 1, "natural_days", cal).astimezone(NY)
+    assert (due.date(), due.time(), due.utcoffset()) == (date(2026, 3, 8), time(3),
+                                                          timedelta(hours=-4))
+    assert add_limit(start, 1.01, "natural_days", cal) >= due
 
 
 def test_a_zone_without_daylight_saving_keeps_its_offset():
@@ -120,7 +129,7 @@ def test_a_zone_without_daylight_saving_keeps_its_offset():
     start = sh(2026, 3, 6, 17, 0)
     due = add_limit(start, 2, "working_hours", cal)
     assert due == sh(2026, 3, 9, 9, 0)
-    assert due.utcoffset() == timedelta(hours=8)
+    assert due.astimezone(SH).utcoffset() == timedelta(hours=8)
 
 
 def test_start_in_utc_is_read_on_the_city_clock():
@@ -218,6 +227,9 @@ calendars = st.sampled_from([
     Calendar(tz=BERLIN, periods=((time(7, 30), time(16)),), weekdays=frozenset({1, 2, 3, 4, 5, 6})),
     Calendar(tz=ZoneInfo("Australia/Lord_Howe"), periods=((time(0), time(1, 30)),
                                                           (time(22), time(23, 59)))),
+    # Night shifts across the DST changes themselves (gap in March, fold in November).
+    Calendar(tz=NY, periods=((time(1), time(3)), (time(20), time(23))),
+             weekdays=frozenset(range(1, 8))),
 ])
 
 
@@ -239,3 +251,15 @@ def test_working_deadlines_fall_inside_working_time(start, amount, unit, cal):
        cal=calendars)
 def test_deadlines_never_move_backwards_when_the_limit_grows(start, amount, more, unit, cal):
     assert add_limit(start, amount + more, unit, cal) >= add_limit(start, amount, unit, cal)
+
+
+def test_deadlines_across_the_autumn_fold_are_ordered_as_instants():
+    night = Calendar(tz=NY, periods=((time(1), time(3)),), weekdays=frozenset(range(1, 8)))
+    start = datetime(2026, 11, 1, 0, 0, tzinfo=NY)  # 01:00–02:00 happens twice that night
+    early = add_limit(start, 0.125, "working_days", night)   # 15 minutes of a 2-hour day
+    later = add_limit(start, 0.75, "working_days", night)    # 90 minutes
+    assert early < later
+    assert later - early == timedelta(minutes=75)
+    # The repeated hour counts: the night's period is 3 real hours long.
+    assert working_elapsed(start, datetime(2026, 11, 1, 12, tzinfo=NY), "working_hours",
+                           night) == timedelta(hours=3)

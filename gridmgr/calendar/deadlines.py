@@ -12,11 +12,12 @@ Units (DESIGN.md "Time limits"):
   later, whatever the calendar says, across daylight-saving changes too).
 
 Working periods are closed intervals: a limit that is used up exactly at 12:00 falls due at
-12:00, not at 14:00. Every function takes timezone-aware datetimes and returns aware datetimes
-in the city's time zone (``cal.tz``); compare them as instants or convert with
-``.astimezone(timezone.utc)``. Durations ("working time") are ``timedelta`` objects measured in
-the unit's own clock: working time for the working units, real time for urgent hours and
-wall-clock time for natural days.
+12:00, not at 14:00. Every function takes timezone-aware datetimes (any zone; they are read on
+the city's clock, ``cal.tz``) and returns aware datetimes **in UTC**: instants that compare
+correctly even across an autumn fold (Python compares two datetimes of the same ZoneInfo by
+wall clock). Show them with ``.astimezone(cal.tz)``. Durations ("working time") are
+``timedelta`` objects measured in the unit's own clock: working time for the working units,
+real time for urgent hours and wall-clock time for natural days.
 """
 
 from __future__ import annotations
@@ -162,10 +163,10 @@ def add_duration(start: datetime, duration: timedelta, unit: str, cal: Calendar)
     if duration < timedelta(0):
         raise InvalidInput("a duration cannot be negative", code="invalid_limit")
     if unit == "urgent_hours":
-        return (start.astimezone(_UTC) + duration).astimezone(cal.tz)
+        return start.astimezone(_UTC) + duration
     if unit == "natural_days":
         wall = start.astimezone(cal.tz).replace(tzinfo=None) + duration
-        return _localize(wall, cal.tz)
+        return _localize(wall, cal.tz).astimezone(_UTC)
     remaining = duration
     begin = start.astimezone(_UTC)
     for a, b in _working_intervals(cal, begin):
@@ -173,7 +174,7 @@ def add_duration(start: datetime, duration: timedelta, unit: str, cal: Calendar)
             continue
         s = max(a, begin)
         if remaining <= b - s:
-            return (s + remaining).astimezone(cal.tz)
+            return s + remaining
         remaining -= b - s
     raise InvalidInput("the working calendar has no working time", code="invalid_calendar")
 
@@ -213,7 +214,7 @@ def clock_state(start: datetime, deadline: datetime, now: datetime, unit: str, c
     by :func:`resume`; it counts neither as limit nor as time used. For a clock that is paused
     right now, pass the moment the pause began as ``now``.
     """
-    now, deadline = _aware(now), _aware(deadline)
+    now, deadline = _aware(now).astimezone(_UTC), _aware(deadline).astimezone(_UTC)
     if now > deadline:
         return "red"
     limit = working_elapsed(start, deadline, unit, cal) - paused
@@ -230,7 +231,7 @@ def fraction_used(start: datetime, deadline: datetime, now: datetime, unit: str,
     if limit <= timedelta(0):
         return 1.0
     used = working_elapsed(start, now, unit, cal) - paused
-    if _aware(now) > _aware(deadline):
+    if _aware(now).astimezone(_UTC) > _aware(deadline).astimezone(_UTC):
         used = limit + working_elapsed(deadline, now, unit, cal)
     return max(used / limit, 0.0)
 
@@ -269,13 +270,26 @@ def _naive_span(a: time, b: time) -> timedelta:
 
 
 def _localize(wall: datetime, tz: ZoneInfo) -> datetime:
-    """A local wall-clock time as an aware datetime; a time skipped by a DST change moves
-    forward by the gap (02:30 on a spring-forward night becomes 03:30)."""
-    aware = wall.replace(tzinfo=tz)
-    back = aware.astimezone(_UTC).astimezone(tz).replace(tzinfo=None)
-    if back != wall:  # inside a spring-forward gap
-        aware = wall.replace(tzinfo=tz, fold=1).astimezone(_UTC).astimezone(tz)
-    return aware
+    """A local wall-clock time as an aware datetime. An ambiguous time (autumn fold) is its
+    first occurrence; a time skipped by a spring-forward change is the end of the gap (02:30 on
+    that night becomes 03:00), so later wall times never map to earlier instants."""
+    aware = wall.replace(tzinfo=tz, fold=0)
+    normal = aware.astimezone(_UTC).astimezone(tz)
+    if normal.replace(tzinfo=None) == wall:
+        return normal
+    # Inside a gap: the transition instant lies between the two readings of ``wall``.
+    lo = wall.replace(tzinfo=tz, fold=1).astimezone(_UTC)
+    hi = aware.astimezone(_UTC)
+    if lo > hi:
+        lo, hi = hi, lo
+    after = hi.astimezone(tz).utcoffset()
+    while hi - lo > timedelta(microseconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(tz).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return hi.astimezone(tz)
 
 
 def _working_intervals(cal: Calendar, begin: datetime) -> Iterator[tuple[datetime, datetime]]:
