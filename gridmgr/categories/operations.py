@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager, joinedload
 
 from gridmgr.calendar.deadlines import UNITS
 from gridmgr.categories.models import KINDS, Category, CategoryClass, CategoryDepartment
@@ -166,7 +167,9 @@ def get_class(code: str) -> CategoryClass:
 def list_categories(kind: str | None = None, class_code: str | None = None,
                     include_inactive: bool = False) -> list[Category]:
     """Categories ordered by code, filtered by kind (component/event) and major class."""
-    stmt = select(Category).join(Category.category_class).order_by(Category.code)
+    stmt = (select(Category).join(Category.category_class)
+            .options(contains_eager(Category.category_class), joinedload(Category.department))
+            .order_by(Category.code))
     if kind:
         stmt = stmt.where(CategoryClass.kind == kind)
     if class_code:
