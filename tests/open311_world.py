@@ -39,6 +39,7 @@ class World:
     city_id: int
     api_key: str
     operator_id: int
+    inspector_id: int
 
 
 def _region(city: City, level: str, code: str, name: str, bounds, parent=None) -> Region:
@@ -89,6 +90,17 @@ def build_world() -> World:
                  attributes=[], limits={}),
     ])
     operator = User(username="operator1", password_hash="x", role="operator", city_id=city.id)
-    db.session.add(operator)
+    inspector = User(username="inspector1", password_hash="x", role="inspector",
+                     city_id=city.id)
+    db.session.add_all([operator, inspector])
     db.session.commit()
-    return World(city.id, create_api_key("test-client"), operator.id)
+    return World(city.id, create_api_key("test-client"), operator.id, inspector.id)
+
+
+def verify_and_file(world: World, case_id: int, note: str | None = None) -> None:
+    """The normal loop's first steps: an inspector verifies on site, an operator files."""
+    from gridmgr.cases.workflow import StepInput, take_step
+
+    take_step(case_id, "verify", db.session.get(User, world.inspector_id),
+              StepInput(lon=IN_WEST[0], lat=IN_WEST[1]))
+    take_step(case_id, "file", db.session.get(User, world.operator_id), StepInput(note=note))
