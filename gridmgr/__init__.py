@@ -55,6 +55,7 @@ def _import_models() -> None:
     import gridmgr.calendar.models  # noqa: F401
     import gridmgr.cases.models  # noqa: F401
     import gridmgr.categories.models  # noqa: F401
+    import gridmgr.dispatch.models  # noqa: F401
     import gridmgr.grids.models  # noqa: F401
     import gridmgr.live.outbox  # noqa: F401
     import gridmgr.open311.models  # noqa: F401

@@ -87,6 +87,8 @@ def _register_domain_commands() -> None:
     main.add_command(__import__("gridmgr.categories.cli", fromlist=["x"]).categories)
     main.add_command(__import__("gridmgr.people.cli", fromlist=["users"]).users)
     main.add_command(__import__("gridmgr.people.cli", fromlist=["departments"]).departments)
+    main.add_command(__import__("gridmgr.dispatch.cli", fromlist=["roster"]).roster)
+    main.add_command(__import__("gridmgr.dispatch.cli", fromlist=["worker"]).worker)
 
 
 _register_domain_commands()

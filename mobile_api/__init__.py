@@ -40,5 +40,6 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(auth.blp, url_prefix="/api/v1")
     api.register_blueprint(admin.blp, url_prefix="/api/v1")
     api.register_blueprint(__import__("mobile_api.categories").categories.blp, url_prefix="/api/v1")
+    api.register_blueprint(__import__("mobile_api.dispatch").dispatch.blp, url_prefix="/api/v1")
     api.register_blueprint(__import__("mobile_api.reports").reports.blp, url_prefix="/api/v1")
     api.register_blueprint(__import__("mobile_api.cases").cases.blp, url_prefix="/api/v1")
