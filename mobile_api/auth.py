@@ -126,8 +126,7 @@ class RevokeSchema(Schema):
 
 
 class RegistrationSchema(Schema):
-    username = fields.String(required=True, validate=validate.Regexp(
-        r"^[\w.@+-]{3,150}$", error="3 to 150 letters, digits or . @ + - _"))
+    username = fields.String(required=True, validate=validate.Length(1, 150))
     password = fields.String(required=True, load_only=True,
                              validate=validate.Length(operations.MIN_PASSWORD_LENGTH, 1024))
     display_name = fields.String(validate=validate.Length(1, 200))

@@ -6,6 +6,7 @@ PostgreSQL on 127.0.0.1:5432, else an embedded cluster started for the run.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import uuid
@@ -157,6 +158,14 @@ def _test_region(code: str):
     return region
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_hash(password: str) -> str:
+    """Argon2 is slow on purpose; tests reuse one salted hash per password."""
+    from gridmgr.people.passwords import hash_password
+
+    return hash_password(password)
+
+
 @pytest.fixture
 def make_user(app_ctx):
     """``make_user(role, username=None, region_code=None, department=None, password=...)``.
@@ -167,7 +176,6 @@ def make_user(app_ctx):
     from sqlalchemy import select
 
     from gridmgr.people.models import Department, User
-    from gridmgr.people.passwords import hash_password
 
     counter = iter(range(1, 10_000))
 
@@ -184,7 +192,7 @@ def make_user(app_ctx):
                 db.session.add(department)
                 db.session.flush()
         user = User(username=username or f"{role}{next(counter)}", role=role,
-                    password_hash=hash_password(password),
+                    password_hash=_cached_hash(password),
                     is_active=fields.pop("is_active", True),
                     region_id=region.id if region else None,
                     city_id=region.city_id if region else fields.pop("city_id", None),

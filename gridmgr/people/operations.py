@@ -6,6 +6,8 @@ Callers commit. Administrative operations take the acting user and ask the polic
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -24,6 +26,7 @@ from gridmgr.people.tokens import (
 )
 
 MIN_PASSWORD_LENGTH = 8
+USERNAME = re.compile(r"^[\w.@+-]{2,150}$")
 SCOPE_LEVELS = ("district", "street", "community")
 _UNSET = object()
 
@@ -86,6 +89,7 @@ def _decode_any(token: str | None) -> dict:
 def register_citizen(username: str, password: str, display_name: str | None = None,
                      phone: str | None = None, email: str | None = None) -> User:
     """A new citizen account (self-registration)."""
+    _check_password(password)
     return _insert_user(User(username=username, password_hash=hash_password(password),
                              role="citizen", display_name=display_name, phone=phone,
                              email=email, is_active=True))
@@ -249,6 +253,9 @@ def _city_slug(user: User) -> str | None:
 
 
 def _insert_user(user: User) -> User:
+    if not USERNAME.match(user.username or ""):
+        raise InvalidInput("A username has 2 to 150 letters, digits or . @ + - _ characters.",
+                           code="invalid_username")
     if db.session.scalar(select(func.count()).select_from(User)
                          .where(User.username == user.username)):
         raise Conflict(f"The username {user.username} is taken.", code="username_taken")
