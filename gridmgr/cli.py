@@ -89,6 +89,7 @@ def _register_domain_commands() -> None:
     main.add_command(__import__("gridmgr.people.cli", fromlist=["departments"]).departments)
     main.add_command(__import__("gridmgr.dispatch.cli", fromlist=["roster"]).roster)
     main.add_command(__import__("gridmgr.dispatch.cli", fromlist=["worker"]).worker)
+    main.add_command(__import__("gridmgr.demo.cli", fromlist=["demo"]).demo)
 
 
 _register_domain_commands()

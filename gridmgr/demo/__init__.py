@@ -1,0 +1,1 @@
+"""The demo city loaded by ``gridmgr demo load`` (and ``make demo``)."""
