@@ -44,8 +44,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     mobile_api.init_app(app)
     from gridmgr.open311 import bp as open311_bp
+    from gridmgr.opendata import bp as opendata_bp
 
     app.register_blueprint(open311_bp)
+    app.register_blueprint(opendata_bp)
     _import_models()
     return app
 

@@ -83,6 +83,7 @@ def _register_domain_commands() -> None:
 
     main.add_command(grids)
     main.add_command(open311)
+    main.add_command(__import__("gridmgr.opendata.cli", fromlist=["export"]).export_command)
     main.add_command(__import__("gridmgr.calendar.cli", fromlist=["calendar"]).calendar)
     main.add_command(__import__("gridmgr.categories.cli", fromlist=["x"]).categories)
     main.add_command(__import__("gridmgr.people.cli", fromlist=["users"]).users)
