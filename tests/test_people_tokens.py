@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from gridmgr.people.tokens import encode_token
+from gridmgr.errors import Forbidden
+from gridmgr.people.tokens import TokenError, encode_token
+from mobile_api.auth import auth_optional, auth_required, current_user
 
 
 def _bearer(token: str) -> dict:
@@ -144,3 +146,33 @@ def test_a_disabled_users_tokens_stop_working(client, inspector, make_user, auth
     assert disabled.status_code == 204
     me = client.get("/api/v1/me", headers=auth.headers)
     assert me.status_code == 401 and _error_code(me) == "token_invalid"
+
+
+def test_optional_sign_in_knows_the_user_or_nobody_and_still_refuses_a_bad_token(
+        app, inspector, auth_headers):
+    @auth_optional
+    def who():
+        return current_user().username if current_user() else "anonymous"
+
+    with app.test_request_context("/"):
+        assert who() == "anonymous"
+    with app.test_request_context("/", headers=auth_headers(inspector)):
+        assert who() == "wang"
+    with app.test_request_context("/", headers=_bearer("garbage")), \
+            pytest.raises(TokenError) as refused:
+        who()
+    assert refused.value.code == "token_invalid"
+
+
+def test_a_role_restricted_view_refuses_other_roles_with_403(app, inspector, make_user,
+                                                             auth_headers):
+    @auth_required("operator", "duty_chief")
+    def file_queue():
+        return "queue"
+
+    with app.test_request_context("/", headers=auth_headers(make_user("operator"))):
+        assert file_queue() == "queue"
+    with app.test_request_context("/", headers=auth_headers(inspector)), \
+            pytest.raises(Forbidden) as refused:
+        file_queue()
+    assert refused.value.status == 403

@@ -21,6 +21,7 @@ from gridmgr.people.tokens import (
     TokenError,
     decode_token,
     issue_tokens,
+    purge_expired_revocations,
     revoke_token,
     user_for_claims,
 )
@@ -67,6 +68,7 @@ def refresh_tokens(refresh_token: str | None) -> dict:
 def revoke_tokens(bearer: str | None, other: str | None = None) -> None:
     """Revoke the presented token and, optionally, another token of the same user."""
     claims = _decode_any(bearer)
+    purge_expired_revocations()
     revoke_token(claims)
     if other:
         other_claims = _decode_any(other)
