@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
@@ -25,6 +26,15 @@ REQUEST_FIELDS = ["service_request_id", "status", "status_notes", "service_name"
                   "updated_datetime", "expected_datetime", "address", "address_id", "zipcode",
                   "lat", "long", "media_url"]
 W3C = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d([+-]\d\d:\d\d|Z)$")
+
+
+def _png_pixel() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (1, 1), (10, 20, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+PNG_PIXEL = _png_pixel()
 
 
 def body(response, fmt):
@@ -284,6 +294,37 @@ def test_a_multipart_request_carries_a_photo_that_becomes_the_media_url(client, 
     with client.get(media_url) as image:
         assert image.status_code == 200 and image.mimetype == "image/jpeg"
         assert Image.open(io.BytesIO(image.data)).size == (64, 48)
+
+
+def test_the_public_photo_has_no_exif_and_a_bad_upload_files_nothing(client, world, app):
+    photo = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x013B] = "Xiaoming Zhangsan"  # Artist
+    Image.new("RGB", (32, 32), (0, 90, 200)).save(photo, "JPEG", exif=exif.tobytes())
+    photo.seek(0)
+    response = client.post(f"{BASE}/requests.json", content_type="multipart/form-data", data={
+        "api_key": world.api_key, "service_code": "C9801", "lat": str(IN_WEST[1]),
+        "long": str(IN_WEST[0]), "media": (photo, "lamp.jpg")})
+    code = filed_id(response)
+    media_url = client.get(f"{BASE}/requests/{code}.json").get_json()[0]["media_url"]
+    with client.get(media_url) as image:
+        assert len(Image.open(io.BytesIO(image.data)).getexif()) == 0
+        assert b"Xiaoming" not in image.data
+
+    photos_before = sorted(p.name for p in (Path(app.config["GRIDMGR_HOME"]) / "photos")
+                           .rglob("*"))
+    refused = client.post(f"{BASE}/requests.xml", content_type="multipart/form-data", data={
+        "api_key": world.api_key, "service_code": "C9801", "lat": str(IN_WEST[1]),
+        "long": str(IN_WEST[0]), "media": (io.BytesIO(b"not a picture"), "lamp.jpg")})
+    assert_errors(refused, "xml", 400, "lamp.jpg")
+    again = client.post(f"{BASE}/requests.json", content_type="multipart/form-data", data={
+        "api_key": world.api_key, "service_code": "E9901", "lat": str(IN_WEST[1]),
+        "long": str(IN_WEST[0]), "media": (io.BytesIO(PNG_PIXEL), "other.png")})
+    assert_errors(again, "json", 400, "attribute[SIZE] is required")
+    assert db.session.scalar(select(func.count(Case.id))) == 1
+    assert sorted(p.name for p in (Path(app.config["GRIDMGR_HOME"]) / "photos")
+                  .rglob("*")) == photos_before
 
 
 def test_a_filed_request_follows_the_normal_workflow(client, world):

@@ -97,17 +97,6 @@ def service_definition(service_code: str, fmt: str):
     return render(fmt, "service_definition", svc.service_definition(service_code, language()))
 
 
-def _media(files) -> list:
-    """The ``media`` upload of a multipart POST, checked and stored like any report photo."""
-    from gridmgr.cases.photos import store_photo
-
-    upload = files.get("media")
-    if upload is None or not upload.filename and not upload.content_length:
-        return []
-    data = upload.read()
-    return [store_photo(data, upload.filename)] if data else []
-
-
 @bp.post("/requests.<fmt>")
 @limiter.limit(lambda: current_app.config.get("GRIDMGR_OPEN311_POST_RATE", "30/minute"))
 def create_request(fmt: str):
@@ -125,7 +114,7 @@ def create_request(fmt: str):
         description=form.get("description"), first_name=form.get("first_name"),
         last_name=form.get("last_name"), email=form.get("email"), phone=form.get("phone"),
         media_url=form.get("media_url"), attributes=sr.parse_attributes(form))
-    answer = sr.file_request(new, jurisdiction(), _media(request.files), language())
+    answer = sr.file_request(new, jurisdiction(), request.files.get("media"), language())
     return render(fmt, "service_requests", [answer])
 
 

@@ -113,9 +113,20 @@ def _bounded(value: str | None, name: str, limit: int) -> str | None:
     return value
 
 
-def file_request(new: NewRequest, jurisdiction: Jurisdiction, photos: list, lang: str) -> dict:
+def _stored_media(upload) -> list:
+    """The ``media`` file of a multipart POST, checked and stored like any report photo."""
+    from gridmgr.cases.photos import store_photo
+
+    if upload is None:
+        return []
+    data = upload.read()
+    return [store_photo(data, upload.filename)] if data else []
+
+
+def file_request(new: NewRequest, jurisdiction: Jurisdiction, media, lang: str) -> dict:
     """File an Open311 POST as an anonymous report on the ``open311`` channel; it becomes a
-    case that follows the normal workflow. Returns the GeoReport answer for it."""
+    case that follows the normal workflow. ``media`` is the uploaded file or None; it is
+    stored only once everything else is accepted. Returns the GeoReport answer."""
     from gridmgr.cases.intake import ReportInput, submit_report
     from gridmgr.grids.locating import locate
 
@@ -153,7 +164,7 @@ def file_request(new: NewRequest, jurisdiction: Jurisdiction, photos: list, lang
         lon=lon, lat=lat, category=category.code,
         description=_bounded(new.description, "description", MAX_DESCRIPTION),
         channel="open311", contact_name=name, contact_phone=_bounded(new.phone, "phone", 50),
-        contact_email=email, attributes=answers, photos=photos), None)
+        contact_email=email, attributes=answers, photos=_stored_media(media)), None)
     return {"service_request_id": result.case_code, "token": result.tracking_token,
             "service_notice": _state_text(result.case_state, lang), "account_id": None}
 
