@@ -44,7 +44,7 @@ def authenticate(username: str, password: str) -> User:
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         verify_password(dummy_hash(), password)  # spend the same time as a real check
-    elif user.is_active and verify_password(user.password_hash, password):
+    elif verify_password(user.password_hash, password) and user.is_active:
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
         return user
