@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from gridmgr.errors import DomainError, NotFound
@@ -331,7 +331,7 @@ def _addresses(cases) -> dict[tuple[int, str], str]:
     if not wanted:
         return {}
     rows = db.session.execute(select(Region.city_id, Region.code, Region.name).where(
-        or_(*[and_(Region.city_id == city, Region.code == code) for city, code in wanted]))).all()
+        tuple_(Region.city_id, Region.code).in_(sorted(wanted)))).all()
     return {(r.city_id, r.code): r.name for r in rows}
 
 

@@ -1,0 +1,138 @@
+"""Benchmark: Open311 POST latency, GET requests over a large city, and open-data streaming.
+
+Files POSTS requests through ``/open311/v2/requests.json`` (median and p95 latency), then adds
+CASES cases spread over the last 80 days with one SQL statement, and times a full page
+(1000 requests) of ``GET requests`` in JSON and XML, with and without ``extensions=true``,
+``servicerequestupdates`` and the streamed ``/open-data/cases.csv`` of every case.
+
+Database: ``gridmgr_bench_open311`` on the PostgreSQL at 127.0.0.1:5432 (user postgres),
+created afresh and dropped at the end. Writes ``bench/results/open311.json``.
+
+    .venv/bin/python bench/open311.py [POSTS] [CASES]
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from flask_migrate import upgrade  # noqa: E402
+from open311_world import IN_EAST, IN_WEST, build_world  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from gridmgr import create_app  # noqa: E402
+from gridmgr.extensions import db  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+NAME = "gridmgr_bench_open311"
+
+BULK_CASES = text("""
+INSERT INTO cases (code, city_id, state, source, channel, category_id, region_id, grid_code,
+                   location, description, created_at, updated_at)
+SELECT '2000' || lpad(g::text, 10, '0'), t.city_id,
+       (ARRAY['reported','filed','dispatched','closed','cancelled'])[1 + g % 5],
+       t.source, 'open311', t.category_id, t.region_id, t.grid_code,
+       ST_Translate(t.location, (g % 50) * 0.00001, (g % 37) * 0.00001),
+       'Bulk case ' || g, now() - make_interval(secs => (g % 6912000)),
+       now() - make_interval(secs => (g % 6912000))
+FROM generate_series(1, :n) AS g,
+     (SELECT city_id, source, category_id, region_id, grid_code, location
+      FROM cases ORDER BY id LIMIT 1) AS t
+""")
+
+
+def _database(create: bool) -> None:
+    admin = psycopg2.connect(ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
+        if create:
+            cur.execute(f'CREATE DATABASE "{NAME}"')
+    admin.close()
+
+
+def _timed(call) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = call()
+    return (time.perf_counter() - started) * 1000, result
+
+
+def _get(client, url: str, runs: int = 5) -> dict:
+    samples, size = [], 0
+    for _ in range(runs):
+        # Read the whole body inside the timing: open data is streamed.
+        ms, (status, data) = _timed(lambda: (lambda r: (r.status_code, r.get_data()))(
+            client.get(url)))
+        assert status == 200, data[:300]
+        samples.append(ms)
+        size = len(data)
+    return {"median_ms": round(statistics.median(samples), 1), "bytes": size}
+
+
+def main(posts: int = 200, cases: int = 50_000) -> dict:
+    _database(create=True)
+    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql:", "postgresql+psycopg2:") + f"/{NAME}"
+    app = create_app({"DATABASE_URL": url, "SQLALCHEMY_DATABASE_URI": url,
+                      "GRIDMGR_HOME": tempfile.mkdtemp(prefix="gridmgr-bench-"),
+                      "SECRET_KEY": "bench-secret-key-long-enough-for-hs256",
+                      "RATELIMIT_ENABLED": False})
+    try:
+        with app.app_context():
+            upgrade()
+            world = build_world()
+            client = app.test_client()
+            samples = []
+            for i in range(posts):
+                point = IN_WEST if i % 2 else IN_EAST
+                ms, response = _timed(lambda p=point: client.post(
+                    "/open311/v2/requests.json", data={
+                        "api_key": world.api_key, "service_code": "C9801", "lat": p[1],
+                        "long": p[0], "description": "Lamp out", "email": "a@example.cn"}))
+                assert response.status_code == 200, response.data
+                samples.append(ms)
+            samples.sort()
+            db.session.execute(BULK_CASES, {"n": cases})
+            db.session.execute(text("ANALYZE cases"))
+            db.session.commit()
+            results = {
+                "posts": posts, "cases": cases + posts,
+                "post_median_ms": round(statistics.median(samples), 1),
+                "post_p95_ms": round(samples[int(len(samples) * 0.95) - 1], 1),
+                "get_requests_json_1000": _get(client, "/open311/v2/requests.json"),
+                "get_requests_xml_1000": _get(client, "/open311/v2/requests.xml"),
+                "get_requests_json_1000_extensions": _get(
+                    client, "/open311/v2/requests.json?extensions=true"),
+                "get_requests_status_closed_page_5": _get(
+                    client, "/open311/v2/requests.json?status=closed&page=5&page_size=100"),
+                "servicerequestupdates_json": _get(client,
+                                                   "/open311/v2/servicerequestupdates.json"),
+                "opendata_cases_csv_all": _get(client, "/open-data/cases.csv", runs=3),
+                "opendata_cases_geojson_all": _get(client, "/open-data/cases.geojson", runs=3),
+                "machine": platform.platform(), "python": platform.python_version(),
+            }
+        return results
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        _database(create=False)
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:3]]
+    figures = main(*args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "open311.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
