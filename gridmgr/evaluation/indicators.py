@@ -1,0 +1,247 @@
+"""Counts and rates for a period, grouped by region, department, category or person.
+
+Everything is counted in PostgreSQL in one statement over ``case_history`` (the steps) and
+``cases`` (their region, category, department and clocks); Python only divides. A period is
+``[start, end)``; a step belongs to it when its ``at`` does.
+
+Counts (key, what is counted, who the "person" of it is):
+
+- ``reported``: cases created in the period (the reporter).
+- ``valid``: of those, the ones filed (``file``) or handled on the spot (``self_handle``)
+  before the period's end (the reporter). 有效上报.
+- ``verified`` / ``verified_on_time``: ``verify`` steps; on time when at or before
+  ``deadlines['verify']`` or when the case has no such deadline (the inspector). 核实.
+- ``filed`` / ``filed_on_time``: ``file`` steps, on time against ``deadlines['file']``
+  (the operator). 立案.
+- ``dispatched``: ``dispatch`` steps (the dispatcher). ``returned``: ``return`` steps, i.e.
+  mis-dispatches sent back (the member who returned it). Both count for the department named
+  in the step's details, the one the case was dispatched to or returned by.
+- ``checked`` / ``checked_on_time``: ``check`` steps plus failed checks (a ``rework`` step
+  whose details say ``passed: false``), on time against ``deadlines['check']`` (the
+  inspector). 核查.
+- ``reworked``, ``extended``, ``shelved``: ``rework``, ``extend`` and ``shelve`` steps.
+- ``handled`` / ``handled_on_time``: cases with a ``handle`` or ``self_handle`` step in the
+  period, counted once; on time when the last such step is at or before the case's handling
+  deadline (``cases.deadline``; no deadline counts as on time) (the handler).
+- ``closed`` / ``closed_on_time``: cases with a ``close`` or ``self_handle`` step in the
+  period; on time when the case's final handling met its deadline and, when the case has
+  ``deadlines['close']``, the close step met that too (the handler).
+- ``overdue``: cases whose state at the period's end (the last step before it) was
+  ``dispatched`` or ``accepted`` and whose handling deadline had passed (the worker or
+  handler). A case shelved at the end is not overdue: shelving pauses the clock.
+- ``due_handling``: cases handled in the period or overdue at its end, each once.
+  ``due_closing``: cases handled or closed in the period or overdue at its end, each once.
+
+Rates (``None`` when the denominator is zero: "no data", not 0 % or 100 %):
+有效上报率 ``valid_report_rate`` = valid / reported; 按时立案率 ``filed_on_time_rate`` =
+filed_on_time / filed; 准确派遣率 ``dispatch_accuracy`` = (dispatched − returned) / dispatched;
+处置率 ``handling_rate`` = handled / due_handling; 按期处置率 ``handled_on_time_rate`` =
+handled_on_time / due_handling; 结案率 ``closing_rate`` = closed / due_closing; 按期结案率
+``closed_on_time_rate`` = closed_on_time / due_closing; 返工率 ``rework_rate`` = reworked /
+handled (events over cases, so it can exceed 1); 按期核实率 ``verified_on_time_rate`` =
+verified_on_time / verified; 按期核查率 ``checked_on_time_rate`` = checked_on_time / checked.
+Rates are exact here; tables round them to 4 decimals (scores use the exact values).
+
+Deadlines are the case's current ones (``cases.deadline`` and the ``deadlines`` JSON): an
+extension granted after the period moves them for that period too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+
+from gridmgr.errors import InvalidInput
+from gridmgr.evaluation.periods import Period
+from gridmgr.extensions import db
+
+COUNTS = ("reported", "valid", "verified", "verified_on_time", "filed", "filed_on_time",
+          "dispatched", "returned", "handled", "handled_on_time", "closed", "closed_on_time",
+          "reworked", "extended", "shelved", "checked", "checked_on_time", "overdue",
+          "due_handling", "due_closing")
+
+# rate -> (numerator, denominator); numerator "dispatched-returned" is a difference.
+RATES: dict[str, tuple[str, str]] = {
+    "valid_report_rate": ("valid", "reported"),                  # 有效上报率
+    "filed_on_time_rate": ("filed_on_time", "filed"),            # 按时立案率
+    "dispatch_accuracy": ("dispatched-returned", "dispatched"),  # 准确派遣率
+    "handling_rate": ("handled", "due_handling"),                # 处置率
+    "handled_on_time_rate": ("handled_on_time", "due_handling"),  # 按期处置率
+    "closing_rate": ("closed", "due_closing"),                   # 结案率
+    "closed_on_time_rate": ("closed_on_time", "due_closing"),    # 按期结案率
+    "rework_rate": ("reworked", "handled"),                      # 返工率
+    "verified_on_time_rate": ("verified_on_time", "verified"),   # 按期核实率
+    "checked_on_time_rate": ("checked_on_time", "checked"),      # 按期核查率
+}
+
+GROUPINGS = ("region", "department", "category", "person", "city")
+LEVELS = (6, 9, 12, 15)
+
+_KEY = {
+    "region": "left(grid_code, :level)",
+    "department": "department_id::text",
+    "category": "category_id::text",
+    "person": "person_id::text",
+    "city": "''",
+}
+
+
+def _on_time(stage: str, metric: str) -> str:
+    """SQL: ``metric`` when the step is at or before the case's ``stage`` deadline, or the
+    case has none."""
+    return f"CASE WHEN (s.at <= (s.deadlines->>'{stage}')::timestamptz) IS NOT FALSE " \
+           f"THEN '{metric}' END"
+
+
+_FACTS_SQL = f"""
+WITH scoped AS (
+    SELECT id, grid_code, category_id, department_id, worker_id, handler_id, reporter_id,
+           created_at, updated_at, state, deadline, handled_at, deadlines
+    FROM cases
+    WHERE city_id = :city_id AND grid_code LIKE :prefix
+),
+steps AS (
+    SELECT h.id AS step_id, h.case_id, h.action, h.at, h.actor_id, h.details,
+           COALESCE(NULLIF(h.details->>'department_id', '')::bigint, c.department_id)
+               AS department_id,
+           c.grid_code, c.category_id, c.deadlines
+    FROM case_history h JOIN scoped c ON c.id = h.case_id
+    WHERE h.at >= :start AND h.at < :end
+),
+reported AS (
+    SELECT c.id AS case_id, c.grid_code, c.department_id, c.category_id,
+           c.reporter_id AS person_id,
+           EXISTS (SELECT 1 FROM case_history v
+                   WHERE v.case_id = c.id AND v.action IN ('file', 'self_handle')
+                     AND v.at < :end) AS valid
+    FROM scoped c
+    WHERE c.created_at >= :start AND c.created_at < :end
+),
+step_facts AS (
+    SELECT s.grid_code, s.department_id, s.category_id, s.actor_id AS person_id, m.metric
+    FROM steps s
+    CROSS JOIN LATERAL unnest(CASE s.action
+        WHEN 'verify' THEN ARRAY['verified', {_on_time('verify', 'verified_on_time')}]
+        WHEN 'file' THEN ARRAY['filed', {_on_time('file', 'filed_on_time')}]
+        WHEN 'dispatch' THEN ARRAY['dispatched']
+        WHEN 'return' THEN ARRAY['returned']
+        WHEN 'check' THEN ARRAY['checked', {_on_time('check', 'checked_on_time')}]
+        WHEN 'rework' THEN CASE WHEN s.details->>'passed' = 'false'
+            THEN ARRAY['reworked', 'checked',
+                       {_on_time('check', 'checked_on_time')}]
+            ELSE ARRAY['reworked'] END
+        WHEN 'extend' THEN ARRAY['extended']
+        WHEN 'shelve' THEN ARRAY['shelved']
+        ELSE ARRAY[]::text[] END) AS m(metric)
+    WHERE m.metric IS NOT NULL
+),
+handles AS (
+    SELECT DISTINCT ON (case_id) case_id, at, actor_id FROM steps
+    WHERE action IN ('handle', 'self_handle')
+    ORDER BY case_id, at DESC, step_id DESC
+),
+closes AS (
+    SELECT DISTINCT ON (case_id) case_id, at FROM steps
+    WHERE action IN ('close', 'self_handle')
+    ORDER BY case_id, at DESC, step_id DESC
+),
+overdue AS (
+    SELECT c.id AS case_id FROM scoped c
+    WHERE c.deadline < :end AND c.created_at < :end
+      -- untouched since the period's end: its state then is its state now
+      AND CASE WHEN c.updated_at < :end THEN c.state
+               ELSE (SELECT h.to_state FROM case_history h
+                     WHERE h.case_id = c.id AND h.at < :end
+                     ORDER BY h.at DESC, h.id DESC LIMIT 1) END
+          IN ('dispatched', 'accepted')
+),
+disposal AS (
+    SELECT c.grid_code, c.department_id, c.category_id,
+           COALESCE(hd.actor_id, c.handler_id, c.worker_id) AS person_id,
+           hd.case_id IS NOT NULL AS handled,
+           hd.case_id IS NOT NULL AND (c.deadline IS NULL OR hd.at <= c.deadline)
+               AS handled_on_time,
+           cl.case_id IS NOT NULL AS closed,
+           cl.case_id IS NOT NULL AND (c.deadline IS NULL OR c.handled_at <= c.deadline)
+               AND (cl.at <= (c.deadlines->>'close')::timestamptz) IS NOT FALSE
+               AS closed_on_time,
+           od.case_id IS NOT NULL AS overdue
+    FROM (SELECT case_id FROM handles UNION SELECT case_id FROM closes
+          UNION SELECT case_id FROM overdue) k
+    JOIN scoped c ON c.id = k.case_id
+    LEFT JOIN handles hd ON hd.case_id = k.case_id
+    LEFT JOIN closes cl ON cl.case_id = k.case_id
+    LEFT JOIN overdue od ON od.case_id = k.case_id
+),
+facts AS (
+    SELECT grid_code, department_id, category_id, person_id, 'reported' AS metric
+    FROM reported
+    UNION ALL
+    SELECT grid_code, department_id, category_id, person_id, 'valid' FROM reported WHERE valid
+    UNION ALL
+    SELECT grid_code, department_id, category_id, person_id, metric FROM step_facts
+    UNION ALL
+    SELECT d.grid_code, d.department_id, d.category_id, d.person_id, m.metric
+    FROM disposal d CROSS JOIN LATERAL unnest(ARRAY[
+        CASE WHEN d.handled THEN 'handled' END,
+        CASE WHEN d.handled_on_time THEN 'handled_on_time' END,
+        CASE WHEN d.closed THEN 'closed' END,
+        CASE WHEN d.closed_on_time THEN 'closed_on_time' END,
+        CASE WHEN d.overdue THEN 'overdue' END,
+        CASE WHEN d.handled OR d.overdue THEN 'due_handling' END,
+        CASE WHEN d.handled OR d.closed OR d.overdue THEN 'due_closing' END]) AS m(metric)
+    WHERE m.metric IS NOT NULL
+)
+SELECT {{key}} AS key,
+       {", ".join(f"count(*) FILTER (WHERE metric = '{c}') AS {c}" for c in COUNTS)}
+FROM facts
+GROUP BY 1
+ORDER BY 1
+"""
+
+
+@dataclass
+class IndicatorRow:
+    """One group's counts and rates; ``key`` is a region code, or a department, category or
+    user id as text (``''`` for the whole city, ``None`` for steps nobody is tied to)."""
+
+    key: str | None
+    counts: dict[str, int]
+    rates: dict[str, float | None] = field(default_factory=dict)
+
+
+def rate(numerator: int, denominator: int) -> float | None:
+    """numerator / denominator; None when there is nothing to divide."""
+    return None if denominator == 0 else numerator / denominator
+
+
+def rates_of(counts: dict[str, int]) -> dict[str, float | None]:
+    """Every rate of :data:`RATES` from one group's counts."""
+    out = {}
+    for name, (numerator, denominator) in RATES.items():
+        if numerator == "dispatched-returned":
+            top = counts["dispatched"] - counts["returned"]
+        else:
+            top = counts[numerator]
+        out[name] = rate(top, counts[denominator])
+    return out
+
+
+def compute(by: str, period: Period, city_id: int, *, level: int = 15,
+            prefix: str | None = None) -> list[IndicatorRow]:
+    """Counts and rates per group for cases of ``city_id`` whose grid code starts with
+    ``prefix``; ``by`` is one of :data:`GROUPINGS`, ``level`` the region code length."""
+    if by not in GROUPINGS:
+        raise InvalidInput(f"Group by one of {', '.join(GROUPINGS)}.", code="bad_grouping")
+    if level not in LEVELS:
+        raise InvalidInput("level is a region code length: 6, 9, 12 or 15.", code="bad_level")
+    level = max(level, len(prefix or ""))  # never group above the scope: no foreign totals
+    rows = db.session.execute(text(_FACTS_SQL.replace("{key}", _KEY[by])), {
+        "city_id": city_id, "prefix": (prefix or "") + "%", "start": period.start,
+        "end": period.end, "level": level}).mappings().all()
+    result = []
+    for row in rows:
+        counts = {name: int(row[name]) for name in COUNTS}
+        result.append(IndicatorRow(row["key"], counts, rates_of(counts)))
+    return result
