@@ -65,7 +65,7 @@ class RosterSchema(Schema):
     user_id = fields.Integer()
     grid_code = fields.String()
     grid_name = fields.String()
-    from_ = fields.String(data_key="from", allow_none=True)
+    from_ = fields.String(data_key="from", attribute="from", allow_none=True)
     to = fields.String(allow_none=True)
     weekdays = fields.List(fields.Integer())
 

@@ -7,7 +7,7 @@ import signal
 import threading
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from gridmgr.dispatch import rosters
 from gridmgr.errors import DomainError
@@ -65,6 +65,7 @@ def _line(entry: dict) -> str:
 @click.command("worker")
 @click.option("--interval", type=float, default=1.0, show_default=True,
               help="Seconds to wait when nothing is due.")
+@with_appcontext
 def worker(interval: float) -> None:
     """Run timed work: auto-dispatch, acknowledgement timeouts (督办), clock events.
 

@@ -56,7 +56,7 @@ def schedule() -> int:
         SELECT c.id, {stamp} AS stamp FROM cases c
         WHERE c.state = 'dispatched' AND c.dispatched_at IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM dispatch_jobs j
-            WHERE j.kind = 'ack_timeout' AND j.key = c.id || ':' || {stamp} || ':0')""")).all()
+            WHERE j.kind = 'ack_timeout' AND j.key = c.id || ':' || {stamp} || '\\:0')""")).all()
     for case_id, case_stamp in waiting:
         case = db.session.get(Case, case_id)
         new += _schedule_ack(case, case_stamp, 0, accept_deadline(case, case.dispatched_at), [])
