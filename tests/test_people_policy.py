@@ -119,6 +119,16 @@ def test_department_staff_see_only_cases_dispatched_to_their_department():
     assert not can(staff, "case.view")  # a case dispatched to no department
 
 
+def test_a_worker_works_a_case_dispatched_to_them_outside_their_scope_but_nothing_more():
+    inspector = _user("inspector", region_code="110105001002")
+    neighbour = {"region_code": "110105001003007", "city_id": CITY}
+
+    for action in ("case.view", "case.accept", "case.handle", "case.request"):
+        assert can(inspector, action, assignee_id=ME, **neighbour)
+        assert not can(inspector, action, assignee_id=SOMEONE_ELSE, **neighbour)
+    assert not can(inspector, "case.verify", assignee_id=ME, **neighbour)
+
+
 def test_an_inspector_does_not_check_their_own_handling():
     inspector = _user("inspector")
     grid = "110105001002003"

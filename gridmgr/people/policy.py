@@ -13,7 +13,8 @@ raises). A decision has three parts:
    ``reporter_id`` (citizens see, rate and read contact details only of their own cases),
    ``department_id`` / ``assignee_id`` (only the receiver of a dispatch accepts, returns,
    handles it or asks for more time; department staff see only cases dispatched to their
-   department), ``handler_id`` (nobody checks their own handling), ``worker_id`` (duty and
+   department; the worker a case is assigned to sees and works it even outside their scope),
+   ``handler_id`` (nobody checks their own handling), ``worker_id`` (duty and
    position only for oneself unless one manages rosters), ``room`` for ``live.join``
    (``city:{id}``, ``region:{code}``, ``department:{id}``, ``worker:{user_id}``).
 
@@ -85,6 +86,9 @@ SCOPE_FREE = frozenset({"case.report", "region.view", "live.join"})
 _OWN_CASE_ACTIONS = frozenset({"case.view", "case.view_private", "case.rate"})
 # Actions only the receiver of a dispatch may take.
 _RECEIVER_ACTIONS = frozenset({"case.accept", "case.return", "case.handle", "case.request"})
+# A worker a case is dispatched to may see and work it even outside their own scope (the
+# nearest on-duty worker of the street may come from a neighbouring community).
+_ASSIGNEE_ACTIONS = _RECEIVER_ACTIONS | {"case.view"}
 # Rooms anyone on the command side (not citizens, not department staff) may join.
 _COMMAND_ROLES = frozenset({"inspector", "operator", "duty_chief", "dispatcher", "admin"})
 
@@ -152,7 +156,8 @@ def _decide(user: User | None, action: str, region_code: str | None, city_id: in
         return "role"
     if action not in ROLE_ACTIONS.get(user.role, ()):
         return "role"
-    if action not in SCOPE_FREE and not in_scope(user, region_code, city_id):
+    if action not in SCOPE_FREE and not in_scope(user, region_code, city_id) \
+            and not (action in _ASSIGNEE_ACTIONS and _is_assignee(user, ctx)):
         return "scope"
     relation = _RELATIONS.get(action)
     return relation(user, ctx) if relation else None
@@ -172,8 +177,12 @@ def _receiver(user: User, ctx: dict) -> str | None:
     return "the case is not dispatched to you or your department"
 
 
+def _is_assignee(user: User, ctx: dict) -> bool:
+    return ctx.get("assignee_id") is not None and ctx["assignee_id"] == user.id
+
+
 def _is_receiver(user: User, ctx: dict) -> bool:
-    if ctx.get("assignee_id") is not None and ctx["assignee_id"] == user.id:
+    if _is_assignee(user, ctx):
         return True
     return (user.role == "department" and user.department_id is not None
             and ctx.get("department_id") == user.department_id)
