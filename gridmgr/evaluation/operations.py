@@ -1,0 +1,67 @@
+"""Statistics as a user may read them: city and scope resolved, policy asked, the table made.
+
+The caller's region scope is the floor: a street's director reads only cases in the street
+and people whose region is in it; asking for another street (or the district above) is
+refused (403), and grouping above the scope is not possible.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gridmgr.calendar.deadlines import calendar_for_city
+from gridmgr.errors import InvalidInput, NotFound
+from gridmgr.evaluation import periods
+from gridmgr.evaluation.tables import TABLES, evaluate
+from gridmgr.extensions import db
+from gridmgr.grids.models import CODE_LENGTH, City, Region
+from gridmgr.people.models import User
+from gridmgr.people.policy import authorize, scope_filter, user_city_id
+
+
+def statistics(user: User | None, table: str, *, period: str | None = None,
+               start: str | None = None, end: str | None = None, level: str | None = None,
+               region: str | None = None, city: str | None = None) -> dict:
+    """One evaluation table for ``user``: 403 outside their scope or without ``stats.view``,
+    404 for an unknown city or region, 422 for a bad period or level."""
+    if table not in TABLES:
+        raise NotFound(f"There are statistics for {', '.join(TABLES)}.", code="unknown_table")
+    city_id = _city_id(user, city)
+    prefix = region or (scope_filter(user) if user is not None else None)
+    authorize(user, "stats.view", region_code=prefix, city_id=city_id)
+    if region and db.session.scalar(select(Region.id).where(
+            Region.city_id == city_id, Region.code == region)) is None:
+        raise NotFound(f"No region has the code {region}.", code="unknown_region")
+    span = periods.resolve(calendar_for_city(city_id).tz, period, start, end)
+    length = _level_length(level, prefix)
+    rows = evaluate(table, span, city_id, level=length, prefix=prefix)
+    return {"table": table, "city_id": city_id, "region": prefix,
+            "level": next(name for name, n in CODE_LENGTH.items() if n == max(
+                length, len(prefix or ""))) if table == "regions" else None,
+            "period": {"label": span.label, "start": span.start.isoformat(),
+                       "end": span.end.isoformat()},
+            "rows": rows}
+
+
+def _city_id(user: User | None, slug: str | None) -> int:
+    own = user_city_id(user) if user is not None else None
+    if slug:
+        found = db.session.scalar(select(City).where(City.slug == slug))
+        if found is None:
+            raise NotFound(f"No city is called {slug!r:.60}.", code="unknown_city")
+        return found.id  # another city than the user's own is refused by policy
+    if own is not None:
+        return own
+    ids = db.session.scalars(select(City.id).limit(2)).all()
+    if len(ids) != 1:
+        raise InvalidInput("Say which city: city=<slug>.", code="city_required")
+    return ids[0]
+
+
+def _level_length(level: str | None, prefix: str | None) -> int:
+    """The code length to group regions by: the named level, else the one below the prefix."""
+    if level is None:
+        return min(len(prefix) + 3, 15) if prefix else 6
+    if level not in CODE_LENGTH:
+        raise InvalidInput(f"level is one of {', '.join(CODE_LENGTH)}.", code="bad_level")
+    return CODE_LENGTH[level]
