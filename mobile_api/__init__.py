@@ -43,3 +43,4 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(__import__("mobile_api.dispatch").dispatch.blp, url_prefix="/api/v1")
     api.register_blueprint(__import__("mobile_api.reports").reports.blp, url_prefix="/api/v1")
     api.register_blueprint(__import__("mobile_api.cases").cases.blp, url_prefix="/api/v1")
+    api.register_blueprint(__import__("mobile_api.stats").stats.blp, url_prefix="/api/v1")
