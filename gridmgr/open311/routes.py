@@ -56,8 +56,11 @@ def _refused(exc: DomainError):
 def _http_refused(exc: HTTPException):
     db_rollback()
     status = exc.code or 500
-    return render(_suffix_format(), "errors",
-                  [{"code": status, "description": exc.description or exc.name}], status)
+    description = exc.description or exc.name
+    if status == 429:
+        description = f"Too many requests from this address ({description}); try again later."
+    return render(_suffix_format(), "errors", [{"code": status, "description": description}],
+                  status)
 
 
 @bp.get("/discovery.<fmt>")
