@@ -327,6 +327,22 @@ def test_the_public_photo_has_no_exif_and_a_bad_upload_files_nothing(client, wor
                   .rglob("*")) == photos_before
 
 
+def test_a_media_url_sent_by_the_client_is_given_back(client, world):
+    code = filed_id(post(client, world, media_url="https://photos.example.org/lamp.jpg"))
+    found = client.get(f"{BASE}/requests/{code}.json").get_json()[0]
+    assert found["media_url"] == "https://photos.example.org/lamp.jpg"
+    assert_errors(post(client, world, media_url="javascript:alert(1)"), "json", 400,
+                  "media_url")
+
+
+def test_requests_speak_the_clients_language(client, world):
+    code = filed_id(post(client, world))
+    found = client.get(f"{BASE}/requests/{code}.xml?locale=zh-CN")
+    request = xml_items(body(found, "xml"))[0]
+    assert request["service_name"] == "路灯"
+    assert request["service_notice"] == "已上报，等待监督员现场核实。"
+
+
 def test_a_filed_request_follows_the_normal_workflow(client, world):
     code = filed_id(post(client, world))
     case = db.session.scalar(select(Case).where(Case.code == code))

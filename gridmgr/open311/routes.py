@@ -71,8 +71,11 @@ def discovery(fmt: str):
     config = current_app.config
     document = {
         "changeset": CHANGESET,
-        "contact": config.get("GRIDMGR_OPEN311_CONTACT"),
-        "key_service": config.get("GRIDMGR_OPEN311_KEY_SERVICE"),
+        "contact": config.get("GRIDMGR_OPEN311_CONTACT")
+        or "The city's urban management command centre (城市管理指挥中心).",
+        "key_service": config.get("GRIDMGR_OPEN311_KEY_SERVICE")
+        or "Ask the city's gridmgr administrator for an API key "
+           "(gridmgr open311 keys add NAME).",
         "endpoints": [{
             "specification": SPECIFICATION,
             "url": base,

@@ -322,6 +322,18 @@ def _first_photos(case_ids: list[int]) -> dict[int, str]:
     return {r.case_id: r.sha256 for r in rows}
 
 
+def _client_media(case_ids: list[int]) -> dict[int, str]:
+    """The ``media_url`` a client sent with a case's first report, where it sent one."""
+    from gridmgr.cases.models import Report
+
+    rows = db.session.execute(
+        select(Report.case_id, Report.attributes["_media_url"].astext.label("url"))
+        .ext(distinct_on(Report.case_id))
+        .where(Report.case_id.in_(case_ids), Report.attributes.has_key("_media_url"))
+        .order_by(Report.case_id, Report.id)).all()
+    return {r.case_id: r.url for r in rows}
+
+
 def _addresses(cases) -> dict[tuple[int, str], str]:
     """Names of the unit grid and its ancestors by (city, code): the public "address"."""
     from gridmgr.grids.models import Region
@@ -376,6 +388,7 @@ def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
     cases = [row.Case for row in rows]
     ids = [c.id for c in cases]
     photos = _first_photos(ids) if ids else {}
+    client_media = _client_media(ids) if ids else {}
     history = _history(ids) if ids else {}
     names = _addresses(cases)
     joined = _joined_reports(ids) if extensions and ids else {}
@@ -404,7 +417,7 @@ def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
             "zipcode": None,
             "lat": round(row.lat, 7),
             "long": round(row.lon, 7),
-            "media_url": media_url_of(media) if media else None,
+            "media_url": media_url_of(media) if media else client_media.get(case.id),
         }
         if extensions:
             request["extended_attributes"] = {
