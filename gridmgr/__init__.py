@@ -48,6 +48,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(open311_bp)
     app.register_blueprint(opendata_bp)
+    import maps
+
+    maps.init_app(app)
     _import_models()
     return app
 

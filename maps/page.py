@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import folium
-from branca.element import CssLink, Element, JavascriptLink
+from branca.element import Element
 from flask import current_app, render_template, url_for
 from flask_babel import get_locale
 from sqlalchemy import text
@@ -51,8 +51,8 @@ def wall_html(viewer: Viewer) -> str:
     wall = folium.Map(location=center, zoom_start=12, tiles=None, control_scale=True,
                       prefer_canvas=True, max_zoom=20, min_zoom=3)
     # Only local assets, never folium's CDN list (jQuery, Bootstrap, Font Awesome are unused).
-    wall.default_js = [(name, _static(path)) for name, path in SCRIPTS[:1]]
-    wall.default_css = [(name, _static(path)) for name, path in STYLES[:1]]
+    wall.default_js = [(name, _static(path)) for name, path in SCRIPTS]
+    wall.default_css = [(name, _static(path)) for name, path in STYLES]
     basemap = current_app.config.get("GRIDMGR_BASEMAP_URL")
     if basemap:
         folium.TileLayer(basemap, name="basemap", max_zoom=20,
@@ -60,12 +60,10 @@ def wall_html(viewer: Viewer) -> str:
                          overlay=False, control=False).add_to(wall)
     wall.fit_bounds(bounds)
     root = wall.get_root()
-    root.header.add_child(Element('<meta name="viewport" content="width=device-width, '
-                                  'initial-scale=1.0">'), name="viewport")
-    for name, path in SCRIPTS[1:]:
-        root.header.add_child(JavascriptLink(_static(path)), name=name)
-    for name, path in STYLES[1:]:
-        root.header.add_child(CssLink(_static(path)), name=name)
+    root.header.add_child(Element(
+        f'<title>{viewer.city_name} · gridmgr</title>'
+        f'<link rel="icon" type="image/svg+xml" href="{_static("favicon.svg")}">'),
+        name="wall_head")
     lang = str(get_locale() or "zh")
     config = {
         "map": wall.get_name(),

@@ -26,39 +26,45 @@ MEASURES = ("open", "overdue", "reports7d")
 MVT_MIME = "application/vnd.mapbox-vector-tile"
 
 _OPEN = ", ".join(f"'{s}'" for s in OPEN_STATES)
-# Each measure counts, per grid code, the cases (or reports) located inside the tile.
+# Each measure counts, per grid code, the cases (or reports) of the tile's grids.
 _MEASURE_SQL = {
     "open": f"""
-        SELECT c.grid_code, count(*) AS value FROM cases c, bounds
-        WHERE c.location && bounds.env4326 AND c.city_id = :city AND c.grid_code LIKE :like
+        SELECT c.grid_code, count(*) AS value FROM cases c, area
+        WHERE c.location && area.box AND c.city_id = :city AND c.grid_code LIKE :like
           AND c.state IN ({_OPEN})
         GROUP BY c.grid_code""",
     "overdue": f"""
-        SELECT c.grid_code, count(*) AS value FROM cases c, bounds
-        WHERE c.location && bounds.env4326 AND c.city_id = :city AND c.grid_code LIKE :like
+        SELECT c.grid_code, count(*) AS value FROM cases c, area
+        WHERE c.location && area.box AND c.city_id = :city AND c.grid_code LIKE :like
           AND c.state IN ({_OPEN}) AND c.state <> 'shelved' AND c.deadline < now()
         GROUP BY c.grid_code""",
     "reports7d": """
         SELECT c.grid_code, count(*) AS value FROM cases c JOIN reports r ON r.case_id = c.id,
-               bounds
-        WHERE c.location && bounds.env4326 AND c.city_id = :city AND c.grid_code LIKE :like
+               area
+        WHERE c.location && area.box AND c.city_id = :city AND c.grid_code LIKE :like
           AND r.created_at >= now() - interval '7 days'
         GROUP BY c.grid_code""",
 }
 
+# A grid crossing the tile's edge must carry the same value in every tile: the measure counts
+# the cases of the tile's grids (located inside their extent), not only those inside the tile.
 _TILE_SQL = """
 WITH bounds AS (
     SELECT ST_TileEnvelope(:z, :x, :y) AS env,
            ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AS env4326
 ),
-measure AS ({measure}),
-grids AS (
-    SELECT r.code, r.name, coalesce(m.value, 0)::int AS value,
-           ST_AsMVTGeom(ST_Transform(r.geom, 3857), bounds.env, :extent, :buffer, true) AS geom
-    FROM regions r CROSS JOIN bounds LEFT JOIN measure m ON m.grid_code = r.code
+tile_grids AS (
+    SELECT r.code, r.name, r.geom FROM regions r, bounds
     WHERE r.level = 'grid' AND r.city_id = :city AND r.code LIKE :like
       AND r.geom && bounds.env4326
     LIMIT :limit
+),
+area AS (SELECT ST_SetSRID(ST_Extent(geom)::geometry, 4326) AS box FROM tile_grids),
+measure AS ({measure}),
+grids AS (
+    SELECT g.code, g.name, coalesce(m.value, 0)::int AS value,
+           ST_AsMVTGeom(ST_Transform(g.geom, 3857), bounds.env, :extent, :buffer, true) AS geom
+    FROM tile_grids g CROSS JOIN bounds LEFT JOIN measure m ON m.grid_code = g.code
 )
 SELECT ST_AsMVT(grids.*, 'grids', :extent, 'geom') FROM grids WHERE geom IS NOT NULL
 """

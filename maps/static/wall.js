@@ -6,11 +6,12 @@
 (function () {
   "use strict";
 
-  var cfg = JSON.parse(document.getElementById("wall-config").textContent);
+  // The page's configuration is at the end of <body>; read it once the document is parsed.
+  var cfg = null;
   var t = function (key) { return cfg.t[key] || key; };
   var CLOCK_COLOURS = { green: "#2e9d4f", yellow: "#f2b01e", red: "#d93025", waiting: "#7f8c9a" };
   var wall = {
-    cfg: cfg, markers: {}, workers: {}, lastSeq: cfg.seq || 0, stats: null,
+    markers: {}, workers: {}, lastSeq: 0, stats: null,
     loaded: { stats: false, cases: false, boundaries: false, grids: false },
     eventsSeen: 0,
   };
@@ -19,14 +20,17 @@
   // Leaflet 1.8+ dropped fakeStop, which Leaflet.VectorGrid 1.3 still calls on clicks.
   if (!L.DomEvent.fakeStop) { L.DomEvent.fakeStop = function () { return true; }; }
 
-  var locale = cfg.lang === "en" ? "en-GB" : "zh-CN";
-  var timeFmt = new Intl.DateTimeFormat(locale, {
-    timeZone: cfg.timezone, year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", hour12: false,
-  });
-  var clockFmt = new Intl.DateTimeFormat(locale, {
-    timeZone: cfg.timezone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
-  });
+  var timeFmt, clockFmt;
+  function setupFormats() {
+    var locale = cfg.lang === "en" ? "en-GB" : "zh-CN";
+    timeFmt = new Intl.DateTimeFormat(locale, {
+      timeZone: cfg.timezone, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hour12: false,
+    });
+    clockFmt = new Intl.DateTimeFormat(locale, {
+      timeZone: cfg.timezone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    });
+  }
   function fmtTime(iso) { return iso ? timeFmt.format(new Date(iso)) : "–"; }
   function esc(s) {
     return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) {
@@ -65,6 +69,10 @@
   var map;
 
   function start() {
+    cfg = JSON.parse(document.getElementById("wall-config").textContent);
+    wall.cfg = cfg;
+    wall.lastSeq = cfg.seq || 0;
+    setupFormats();
     map = window[cfg.map];
     wall.map = map;
     map.createPane("grids").style.zIndex = 390;

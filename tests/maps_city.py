@@ -1,0 +1,99 @@
+"""A small real city for the map wall's tests: one district, two streets, four communities,
+64 unit grids as squares in Beijing, the default category catalogue and a few cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+
+from gridmgr.cases.intake import ReportInput, submit_report
+from gridmgr.cases.workflow import StepInput, take_step
+from gridmgr.categories.operations import load_default_catalogue
+from gridmgr.extensions import db
+from gridmgr.grids.models import City, Region
+from gridmgr.people.models import Department
+
+DISTRICT = "110101"
+STREET_A = "110101001"
+STREET_B = "110101002"
+WEST, SOUTH = 116.30, 39.90
+GRID_W, GRID_H = 0.005, 0.0025  # degrees; 4 x 4 grids per community
+
+
+@dataclass
+class WallCity:
+    city: City
+    department: Department
+
+    def grid_centre(self, street: str, community: int, col: int, row: int) -> tuple[float, float]:
+        """lon, lat of the centre of a grid (community 1 or 2; col, row 0..3)."""
+        x0 = WEST + (0 if street == STREET_A else 0.02)
+        y0 = SOUTH + (community - 1) * 0.01
+        return x0 + (col + 0.5) * GRID_W, y0 + (row + 0.5) * GRID_H
+
+
+def _square(w: float, s: float, e: float, n: float) -> str:
+    return f"SRID=4326;MULTIPOLYGON((({w} {s},{e} {s},{e} {n},{w} {n},{w} {s})))"
+
+
+def build_city() -> WallCity:
+    """Regions of every level, the default catalogue and a department (committed)."""
+    city = City(slug="wall-city", name="示范市", timezone="Asia/Shanghai")
+    db.session.add(city)
+    db.session.flush()
+
+    def add(level, code, name, parent, box):
+        region = Region(city_id=city.id, level=level, code=code, name=name,
+                        parent_id=parent.id if parent else None, geom=_square(*box),
+                        area_m2=1.0)
+        db.session.add(region)
+        db.session.flush()
+        return region
+
+    district = add("district", DISTRICT, "东城区", None, (WEST, SOUTH, WEST + 0.04, SOUTH + 0.02))
+    for s, (street_code, street_name) in enumerate([(STREET_A, "东华门街道"),
+                                                    (STREET_B, "景山街道")]):
+        x0 = WEST + 0.02 * s
+        street = add("street", street_code, street_name, district,
+                     (x0, SOUTH, x0 + 0.02, SOUTH + 0.02))
+        for c in range(2):
+            y0 = SOUTH + 0.01 * c
+            community = add("community", f"{street_code}{c + 1:03d}", f"{street_name}社区{c + 1}",
+                            street, (x0, y0, x0 + 0.02, y0 + 0.01))
+            serial = 1
+            for row in range(3, -1, -1):  # north to south, west to east
+                for col in range(4):
+                    w, south = x0 + col * GRID_W, y0 + row * GRID_H
+                    add("grid", f"{community.code}{serial:03d}", f"网格{serial}", community,
+                        (w, south, w + GRID_W, south + GRID_H))
+                    serial += 1
+    db.session.commit()
+    load_default_catalogue()
+    db.session.commit()
+    department = db.session.scalar(select(Department).order_by(Department.id).limit(1))
+    return WallCity(city=city, department=department)
+
+
+def report(reporter, lon: float, lat: float, category: str = "C0101",
+           description: str = "井盖破损") -> int:
+    """A report through the intake (as the API does); the new case's id."""
+    return submit_report(ReportInput(lon=lon, lat=lat, category=category,
+                                     description=description), reporter).case_id
+
+
+def dispatch(case_id: int, dispatcher, department: Department) -> None:
+    """File (when needed) and dispatch a case to a department."""
+    state = db.session.scalar(text("SELECT state FROM cases WHERE id = :id"), {"id": case_id})
+    if state in ("reported", "verified"):
+        take_step(case_id, "file", dispatcher, StepInput())
+    take_step(case_id, "dispatch", dispatcher, StepInput(department=str(department.id)))
+
+
+def make_overdue(case_id: int) -> None:
+    """Move a dispatched case's clock past its deadline (as if time had passed)."""
+    db.session.execute(text("""
+        UPDATE cases SET dispatched_at = now() - interval '3 days',
+               yellow_at = now() - interval '2 days', deadline = now() - interval '1 day'
+        WHERE id = :id"""), {"id": case_id})
+    db.session.commit()

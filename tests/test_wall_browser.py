@@ -1,0 +1,152 @@
+"""The wall in a real headless Chromium (Debian's), as the command centre sees it.
+
+Signs in through the wall's own form, waits for the first full render, and checks what a
+duty chief would: nothing broken, nothing fetched from another host, grid tiles drawn, the
+counters right; then a report sent from a phone appears without reloading.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import mapbox_vector_tile
+import pytest
+from live_server import running_server
+from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, report
+from sqlalchemy import text
+
+from gridmgr.extensions import db
+from gridmgr.people.tokens import encode_token
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PASSWORD = "pw-secret-123"
+FETCH_BASE64 = """urls => Promise.all(urls.map(url => fetch(url).then(r => r.arrayBuffer())
+    .then(b => btoa(String.fromCharCode(...new Uint8Array(b))))))"""
+
+pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM),
+                                reason="Debian's chromium: scripts/install-system-deps.sh "
+                                       "--browser (make test runs it)")
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def database_counters() -> dict:
+    """Today's counters and open clocks straight from the tables (Asia/Shanghai days)."""
+    today = "(date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai') AT TIME ZONE 'Asia/Shanghai')"
+    q = lambda sql: db.session.scalar(text(sql))  # noqa: E731
+    steps = {state: q(f"SELECT count(DISTINCT case_id) FROM case_history "
+                      f"WHERE to_state = '{state}' AND at >= {today}")
+             for state in ("filed", "dispatched", "handled", "closed")}
+    return {
+        "reported": q(f"SELECT count(*) FROM reports WHERE created_at >= {today}"),
+        **steps,
+        "red": q("SELECT count(*) FROM cases WHERE deadline < now() AND closed_at IS NULL"),
+        "green": q("SELECT count(*) FROM cases WHERE deadline > now() AND closed_at IS NULL "
+                   "AND yellow_at > now()"),
+        "waiting": q("SELECT count(*) FROM cases WHERE deadline IS NULL "
+                     "AND state NOT IN ('closed', 'cancelled')"),
+    }
+
+
+def page_counters(page) -> dict:
+    names = ("reported", "filed", "dispatched", "handled", "closed", "red", "green", "waiting")
+    return {name: int(page.text_content(f"#c-{name}")) for name in names}
+
+
+def post_report(base: str, user, lon: float, lat: float) -> dict:
+    body = json.dumps({"lon": lon, "lat": lat, "category": "C0101", "description": "井盖缺失",
+                       "client_id": uuid.uuid4().hex}).encode()
+    request = urllib.request.Request(base + "/api/v1/reports", data=body, method="POST", headers={
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {encode_token(user, 'access')}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browser, make_user):
+    city = build_city()
+    chief = make_user("duty_chief", username="chief", city_id=city.city.id, password=PASSWORD)
+    inspector = make_user("inspector", region_code=STREET_A + "001001")
+    cases = [report(inspector, *city.grid_centre(street, c, col, row))
+             for street, c, col, row in [(STREET_A, 1, 0, 0), (STREET_A, 1, 2, 1),
+                                         (STREET_A, 2, 3, 3), (STREET_B, 1, 1, 1),
+                                         (STREET_B, 2, 2, 2)]]
+    for case_id in cases[:3]:
+        dispatch(case_id, chief, city.department)
+    make_overdue(cases[0])
+    expected = database_counters()
+    assert expected["red"] == 1 and expected["green"] == 2 and expected["waiting"] == 2
+
+    with running_server(app, tmp_path / "server") as server:
+        host = urlsplit(server.url).netloc
+        context = browser.new_context(viewport={"width": 1600, "height": 900},
+                                      locale="zh-CN", timezone_id="UTC")
+        page = context.new_page()
+        requests, problems, tiles = [], [], []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
+        page.on("response", lambda r: "/maps/tiles/grids/" in r.url and tiles.append(r))
+
+        page.goto(server.url + "/wall")
+        assert "/wall/login" in page.url
+        page.fill("input[name=username]", "chief")
+        page.fill("input[name=password]", PASSWORD)
+        started = time.monotonic()
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-wall-ready='1']", state="attached", timeout=15_000)
+        page.wait_for_function("document.getElementById('live-dot').className.includes('on')",
+                               timeout=10_000)
+        first_render = time.monotonic() - started
+
+        assert page_counters(page) == {k: expected[k] for k in page_counters(page)}
+        assert page.evaluate("Object.keys(gridWall.markers).length") == 5  # every open case
+        assert tiles, "no grid tile was requested"
+        assert all(t.status == 200 for t in tiles)
+        # The tiles as the page got them (same session), decoded here.
+        bodies = [base64.b64decode(b) for b in page.evaluate(FETCH_BASE64, [t.url for t in tiles])]
+        features = sum(len(mapbox_vector_tile.decode(b).get("grids", {}).get("features", []))
+                       for b in bodies if b)
+        assert features >= 64
+
+        before = int(page.text_content("#c-reported"))
+        lon, lat = city.grid_centre(STREET_B, 2, 0, 0)
+        sent = time.monotonic()
+        created = post_report(server.url, inspector, lon, lat)
+        case_id = created["case"]["id"]
+        page.wait_for_function(
+            f"gridWall.markers[{case_id}] !== undefined && "
+            f"document.getElementById('c-reported').textContent === '{before + 1}'",
+            timeout=2_000)
+        delay = time.monotonic() - sent
+        assert int(page.text_content("#c-waiting")) == expected["waiting"] + 1
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "wall.png"))
+        context.close()
+
+    assert problems == []
+    foreign = [url for url in requests
+               if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != host]
+    assert foreign == []
+    print(f"first full render {first_render:.2f} s; report to marker {delay * 1000:.0f} ms")
