@@ -155,24 +155,24 @@ def generate_grids(within: str = "community", cell_area_m2: float = 10_000,
         else:
             todo.append(parent)
 
-    cut: list[tuple[_Parent, list]] = []
+    cut: list[tuple[_Parent, list, np.ndarray]] = []
     too_many: list[dict] = []
     for city_id in sorted({p.city_id for p in todo}):
         group = [p for p in todo if p.city_id == city_id]
-        for parent, geoms, estimate in _cut_city(group, cell_area_m2):
+        for parent, geoms, areas, estimate in _cut_city(group, cell_area_m2):
             if estimate is not None:
                 too_many.append({"code": parent.code, "name": parent.name,
                                  "count": estimate, "estimated": True})
             elif len(geoms) > MAX_GRIDS_PER_PARENT:
                 too_many.append({"code": parent.code, "name": parent.name, "count": len(geoms)})
             else:
-                cut.append((parent, geoms))
+                cut.append((parent, geoms, areas))
     if too_many:
         raise _too_many_error(too_many, within, cell_area_m2)
 
     if cut:
         result.deleted = _write(cut)
-        for parent, geoms in cut:
+        for parent, geoms, _ in cut:
             result.generated[parent.code] = len(geoms)
     db.session.commit()
     if cut:
@@ -220,26 +220,30 @@ def _cut_city(parents: list[_Parent], cell_area_m2: float):
 
     # Short segments first, so edges straight in degrees stay on the parent's boundary in metres.
     metric = shapely.transform(shapely.segmentize(wgs, _DENSIFY_DEG), to_m)
-    metric = shapely.set_precision(shapely.make_valid(metric), PRECISION_M)
+    metric = _snap(shapely.make_valid(metric))
     areas = shapely.area(metric)
     side = round(math.sqrt(cell_area_m2), 3)
 
     oversize = areas > _ESTIMATE_ONLY_FACTOR * MAX_GRIDS_PER_PARENT * cell_area_m2
     for k in np.flatnonzero(oversize):
-        yield parents[k], [], int(areas[k] // cell_area_m2)
+        yield parents[k], [], None, int(areas[k] // cell_area_m2)
     keep = np.flatnonzero(~oversize & (areas > 0))
     if len(keep) == 0:
         return
     metric_keep = metric[keep]
-    pieces, owner, cell_i, cell_j = _clip_cells(metric_keep, side)
-    groups = _merge_slivers(pieces, owner, cell_area_m2 * SLIVER_RATIO)
+    pieces, owner, cell_i, cell_j, rects = _clip_cells(metric_keep, side)
+    groups = _merge_slivers(pieces, owner, cell_i, cell_j, rects, cell_area_m2 * SLIVER_RATIO)
 
     merged, g_owner, g_i, g_j, g_x = [], [], [], [], []
     multi = [g for g in groups if len(g) > 1]
     unions = {}
     if multi:
-        unions_arr = [shapely.union_all(pieces[g], grid_size=PRECISION_M) for g in multi]
-        unions = {g[0]: u for g, u in zip(multi, unions_arr, strict=True)}
+        # One vectorised union over a padded (group x member) array.
+        table = np.full((len(multi), max(len(g) for g in multi)), None, dtype=object)
+        for row, g in enumerate(multi):
+            table[row, :len(g)] = pieces[g]
+        unions = dict(zip([g[0] for g in multi], shapely.union_all(table, axis=1),
+                          strict=True))
     rep_x = shapely.get_x(shapely.point_on_surface(pieces))
     for g in groups:
         root = g[0]
@@ -252,11 +256,32 @@ def _cut_city(parents: list[_Parent], cell_area_m2: float):
     g_owner, g_i, g_j, g_x = map(np.asarray, (g_owner, g_i, g_j, g_x))
     # Serial order: parent, then rows from the north, then west to east.
     order = np.lexsort((g_x, g_i, -g_j, g_owner))
-    merged_deg = shapely.transform(merged[order], to_deg)
+    merged = merged[order]
+    merged_deg = shapely.transform(merged, to_deg)
+    # True areas: UTM areas divided by the projection's areal scale at each grid.
+    centres = shapely.transform(shapely.centroid(merged), to_deg)
+    scale = pyproj.Proj(utm).get_factors(shapely.get_x(centres), shapely.get_y(centres),
+                                         errcheck=False).areal_scale
+    true_areas = shapely.area(merged) / np.asarray(scale)
     owners_sorted = g_owner[order]
     starts = np.searchsorted(owners_sorted, np.arange(len(keep) + 1))
     for local, k in enumerate(keep):
-        yield parents[k], list(merged_deg[starts[local]:starts[local + 1]]), None
+        part = slice(starts[local], starts[local + 1])
+        yield parents[k], list(merged_deg[part]), true_areas[part], None
+
+
+def _round_mm(values: np.ndarray) -> np.ndarray:
+    """Values on the 1 mm grid, rounded as GEOS rounds (so snapping them again is a no-op)."""
+    return np.floor(values * (1 / PRECISION_M) + 0.5) / (1 / PRECISION_M)
+
+
+def _snap(geoms: np.ndarray) -> np.ndarray:
+    """Coordinates rounded to the 1 mm grid (cheap); the rare result made invalid is redone."""
+    out = shapely.set_precision(geoms, PRECISION_M, mode="pointwise")
+    bad = ~shapely.is_valid(out)
+    if bad.any():
+        out[bad] = shapely.set_precision(shapely.make_valid(geoms[bad]), PRECISION_M)
+    return out
 
 
 def _clip_cells(parents: np.ndarray, side: float):
@@ -272,15 +297,22 @@ def _clip_cells(parents: np.ndarray, side: float):
     local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     ci = i0[owner] + local % nx[owner]
     cj = j0[owner] + local // nx[owner]
-    boxes = shapely.box(ci * side, cj * side, (ci + 1) * side, (cj + 1) * side)
-    boxes = shapely.set_precision(boxes, PRECISION_M)
+    # Lattice lines on the 1 mm grid (rounded the way every piece is), so neighbouring cells
+    # and the pieces clipped from them share these coordinates exactly.
+    x0, y0, x1, y1 = (_round_mm(v * side) for v in (ci, cj, ci + 1, cj + 1))
+    boxes = shapely.box(x0, y0, x1, y1)
+    rects = np.column_stack([x0, y0, x1, y1])
 
     shapely.prepare(parents)
     owner_geoms = parents[owner]
     touching = shapely.intersects(owner_geoms, boxes)
     inside = touching & shapely.contains_properly(owner_geoms, boxes)
     edge = touching & ~inside
-    clipped = shapely.intersection(boxes[edge], owner_geoms[edge], grid_size=PRECISION_M)
+    # Clipping to a rectangle is far cheaper than a general overlay.
+    clipped = _snap(np.array([
+        shapely.clip_by_rect(g, *rect) for g, rect in zip(
+            owner_geoms[edge], zip(x0[edge], y0[edge], x1[edge], y1[edge], strict=True),
+            strict=True)], dtype=object))
 
     parts, part_of = shapely.get_parts(clipped, return_index=True)
     polygonal = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)
@@ -294,10 +326,66 @@ def _clip_cells(parents: np.ndarray, side: float):
     order = np.lexsort((shapely.get_x(shapely.point_on_surface(pieces)), ci[src], cj[src],
                         owner[src]))
     src = src[order]
-    return pieces[order], owner[src], ci[src], cj[src]
+    return pieces[order], owner[src], ci[src], cj[src], rects[src]
 
 
-def _merge_slivers(pieces: np.ndarray, owner: np.ndarray, sliver_area: float) -> list[list[int]]:
+def _cell_edges(pieces: np.ndarray, rects: np.ndarray) -> dict[tuple[int, str], list]:
+    """For each piece, the stretches of its boundary lying on its cell's W/E/S/N lattice line."""
+    rings, piece_of_ring = shapely.get_rings(pieces, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    same = ring_of[1:] == ring_of[:-1]
+    a, b = coords[:-1][same], coords[1:][same]
+    piece = piece_of_ring[ring_of[:-1][same]]
+    rect = rects[piece]
+    edges: dict[tuple[int, str], list] = {}
+    for side, axis, column in (("W", 0, 0), ("E", 0, 2), ("S", 1, 1), ("N", 1, 3)):
+        on = (a[:, axis] == rect[:, column]) & (b[:, axis] == rect[:, column])
+        lo = np.minimum(a[on, 1 - axis], b[on, 1 - axis])
+        hi = np.maximum(a[on, 1 - axis], b[on, 1 - axis])
+        for p, low, high in zip(piece[on].tolist(), lo.tolist(), hi.tolist(), strict=True):
+            edges.setdefault((p, side), []).append((low, high))
+    return edges
+
+
+def _overlap(first: list, second: list) -> float:
+    return sum(max(0.0, min(h1, h2) - max(l1, l2)) for l1, h1 in first for l2, h2 in second)
+
+
+_NEIGHBOURS = ((1, 0, "E", "W"), (-1, 0, "W", "E"), (0, 1, "N", "S"), (0, -1, "S", "N"))
+
+
+def _shared_edges(sliver_idx: np.ndarray, pieces: np.ndarray, owner: np.ndarray,
+                  ci: np.ndarray, cj: np.ndarray, rects: np.ndarray):
+    """(sliver, neighbour, shared edge length) for pieces of edge-adjacent cells of a parent.
+
+    Pieces share edges only along lattice lines (the parent's own boundary is never shared
+    between its pieces), so the shared length is the overlap of the two stretches of boundary
+    on the common lattice line: exact, and far cheaper than intersecting the boundaries.
+    """
+    in_cell: dict[tuple[int, int, int], list[int]] = {}
+    for k, key in enumerate(zip(owner.tolist(), ci.tolist(), cj.tolist(), strict=True)):
+        in_cell.setdefault(key, []).append(k)
+    pairs = []
+    for s in sliver_idx.tolist():
+        for di, dj, mine, theirs in _NEIGHBOURS:
+            for t in in_cell.get((int(owner[s]), int(ci[s]) + di, int(cj[s]) + dj), ()):
+                pairs.append((s, t, mine, theirs))
+    involved = np.unique(np.array([p[:2] for p in pairs], dtype=np.int64).ravel()) \
+        if pairs else np.zeros(0, dtype=np.int64)
+    edges = _cell_edges(pieces[involved], rects[involved])
+    local = {int(k): n for n, k in enumerate(involved.tolist())}
+    a, b, shared = [], [], []
+    for s, t, mine, theirs in pairs:
+        length = _overlap(edges.get((local[s], mine), ()), edges.get((local[t], theirs), ()))
+        a.append(s)
+        b.append(t)
+        shared.append(length)
+    return (np.array(a, dtype=np.int64), np.array(b, dtype=np.int64),
+            np.array(shared, dtype=np.float64))
+
+
+def _merge_slivers(pieces: np.ndarray, owner: np.ndarray, ci: np.ndarray, cj: np.ndarray,
+                   rects: np.ndarray, sliver_area: float) -> list[list[int]]:
     """Groups of piece indices, each group one grid; the group's first index is its root."""
     n = len(pieces)
     areas = shapely.area(pieces)
@@ -305,13 +393,7 @@ def _merge_slivers(pieces: np.ndarray, owner: np.ndarray, sliver_area: float) ->
     target = np.arange(n)  # final root of every piece
     sliver_idx = np.flatnonzero(is_sliver)
     if len(sliver_idx):
-        tree = shapely.STRtree(pieces)
-        a_local, b = tree.query(pieces[sliver_idx], predicate="intersects")
-        a = sliver_idx[a_local]
-        same = (owner[a] == owner[b]) & (a != b)
-        a, b = a[same], b[same]
-        shared = shapely.length(shapely.intersection(
-            shapely.boundary(pieces[a]), shapely.boundary(pieces[b]), grid_size=PRECISION_M))
+        a, b, shared = _shared_edges(sliver_idx, pieces, owner, ci, cj, rects)
         edge = shared > 0
         a, b, shared = a[edge], b[edge], shared[edge]
         # Longest shared edge first; ties go to the lower piece index (lattice order).
@@ -364,26 +446,26 @@ def _merge_slivers(pieces: np.ndarray, owner: np.ndarray, sliver_area: float) ->
     return [[root] + [m for m in members if m != root] for root, members in groups.items()]
 
 
-def _write(cut: list[tuple[_Parent, list]]) -> int:
+def _write(cut: list[tuple[_Parent, list, np.ndarray]]) -> int:
     """Upsert the grids of every cut parent and drop its surplus generated grids."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    for parent, geoms in cut:
+    for parent, geoms, areas in cut:
         prefix = parent.code.ljust(CODE_LENGTH["community"], "0")
         wkbs = shapely.to_wkb(np.array(geoms, dtype=object), hex=True)
-        for serial, wkb in enumerate(wkbs, start=1):
+        for serial, (wkb, area) in enumerate(zip(wkbs, areas.tolist(), strict=True), start=1):
             writer.writerow([parent.city_id, parent.id, f"{prefix}{serial:03d}",
-                             f"{parent.name}{serial:03d}网格", wkb, parent.fingerprint])
+                             f"{parent.name}{serial:03d}网格", wkb, area, parent.fingerprint])
     buffer.seek(0)
     connection = db.session.connection()
     cursor = connection.connection.cursor()
     cursor.execute("CREATE TEMP TABLE _new_grids (city_id int, parent_id int, code text, "
-                   "name text, wkb text, fingerprint text) ON COMMIT DROP")
+                   "name text, wkb text, area_m2 float8, fingerprint text) ON COMMIT DROP")
     cursor.copy_expert("COPY _new_grids FROM STDIN WITH (FORMAT csv)", buffer)
     cursor.execute("""
         INSERT INTO regions (city_id, level, code, name, parent_id, geom, area_m2,
                              properties, generated)
-        SELECT city_id, 'grid', code, name, parent_id, g, ST_Area(g::geography),
+        SELECT city_id, 'grid', code, name, parent_id, g, area_m2,
                jsonb_build_object('generation', fingerprint), true
         FROM (SELECT *, ST_Multi(ST_GeomFromWKB(decode(wkb, 'hex'), 4326)) AS g
               FROM _new_grids) n
