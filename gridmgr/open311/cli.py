@@ -22,6 +22,8 @@ def add_key(name: str) -> None:
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(key)
+    click.echo(f"API key of {name!r}: give it to the client now; it is not shown again.",
+               err=True)
 
 
 @keys.command("list")
