@@ -7,15 +7,12 @@ Definitions: docs/evaluation.md; rules: ``gridmgr.evaluation``.
 
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Response, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from gridmgr.evaluation.indicators import COUNTS, RATES
 from gridmgr.evaluation.operations import statistics
+from gridmgr.evaluation.tables import to_csv
 from gridmgr.grids.models import CODE_LENGTH
 from mobile_api.auth import auth_required, current_user
 from mobile_api.reports import document_errors
@@ -23,7 +20,6 @@ from mobile_api.reports import document_errors
 blp = Blueprint("stats", __name__, description="Indicators, scores and grades (综合评价)")
 
 CSV = "text/csv; charset=utf-8"
-_NAMES = ("key", "name", "code", "username", "role", "region_code", "score", "grade")
 
 
 class StatsQuery(Schema):
@@ -86,25 +82,6 @@ def _answer(table: str, query: dict):
     filename = f"stats-{table}-{result['period']['label'].replace('/', '_')}.csv"
     return Response(to_csv(result["rows"]), content_type=CSV,
                     headers={"Content-Disposition": f"attachment; filename={filename}"})
-
-
-def to_csv(rows: list[dict]) -> str:
-    """One line per row: names, score and grade, every count, every rate (empty: null)."""
-    names = [n for n in _NAMES if any(n in row for row in rows)] or ["key", "name"]
-    rates = [*RATES, *(["missed_rate"] if any("missed_rate" in row["rates"] for row in rows)
-                       else [])]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*names, *COUNTS, *rates])
-    for row in rows:
-        writer.writerow([*(_cell(row.get(n)) for n in names),
-                         *(row["counts"][c] for c in COUNTS),
-                         *(_cell(row["rates"].get(r)) for r in rates)])
-    return buffer.getvalue()
-
-
-def _cell(value) -> object:
-    return "" if value is None else value
 
 
 @blp.route("/stats/regions")

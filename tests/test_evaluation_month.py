@@ -237,3 +237,22 @@ def test_weights_and_bands_come_from_configuration(app, month):
         del app.config["GRIDMGR_SCORE_WEIGHTS"]
     assert (rows["环卫"]["score"], rows["环卫"]["grade"]) == (80.0, "pass")
     assert (rows["市政"]["score"], rows["市政"]["grade"]) == (0.0, "fail")
+
+
+def test_the_stats_command_prints_the_month(runner, month):
+    from gridmgr.evaluation.cli import stats_command
+
+    result = runner.invoke(stats_command, ["--period", "2026-11", "--level", "street"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "regions 2026-11" in lines[0]
+    street_a = next(line for line in lines if STREET_A in line)
+    assert "67.98" in street_a and " C " in street_a and "62.5%" not in street_a
+    assert "66.7%" in street_a  # 结案率 4/6
+    assert result.output.index(STREET_A) < result.output.index(STREET_B)  # best score first
+    people = runner.invoke(stats_command, ["--period", "2026-11", "--table", "people",
+                                           "--region", STREET_B, "--format", "csv"])
+    assert people.exit_code == 0, people.output
+    assert people.output.splitlines()[1].startswith(f"{month['users']['insp2']},insp2,insp2,")
+    refused = runner.invoke(stats_command, ["--period", "2026-13"])
+    assert refused.exit_code == 1 and "YYYY-MM" in refused.output

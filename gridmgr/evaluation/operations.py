@@ -24,38 +24,51 @@ def statistics(user: User | None, table: str, *, period: str | None = None,
                region: str | None = None, city: str | None = None) -> dict:
     """One evaluation table for ``user``: 403 outside their scope or without ``stats.view``,
     404 for an unknown city or region, 422 for a bad period or level."""
-    if table not in TABLES:
-        raise NotFound(f"There are statistics for {', '.join(TABLES)}.", code="unknown_table")
     city_id = _city_id(user, city)
     prefix = region or (scope_filter(user) if user is not None else None)
     authorize(user, "stats.view", region_code=prefix, city_id=city_id)
-    if region and db.session.scalar(select(Region.id).where(
-            Region.city_id == city_id, Region.code == region)) is None:
-        raise NotFound(f"No region has the code {region}.", code="unknown_region")
+    return city_table(table, city_id, prefix=prefix, period=period, start=start, end=end,
+                      level=level)
+
+
+def city_table(table: str, city_id: int, *, prefix: str | None = None,
+               period: str | None = None, start: str | None = None, end: str | None = None,
+               level: str | None = None) -> dict:
+    """One evaluation table for the cases of a city under ``prefix``, with no caller to check
+    (the CLI: whoever runs the server sees everything)."""
+    if table not in TABLES:
+        raise NotFound(f"There are statistics for {', '.join(TABLES)}.", code="unknown_table")
+    if prefix and db.session.scalar(select(Region.id).where(
+            Region.city_id == city_id, Region.code == prefix)) is None:
+        raise NotFound(f"No region has the code {prefix}.", code="unknown_region")
     span = periods.resolve(calendar_for_city(city_id).tz, period, start, end)
-    length = _level_length(level, prefix)
+    length = max(_level_length(level, prefix), len(prefix or ""))
     rows = evaluate(table, span, city_id, level=length, prefix=prefix)
     return {"table": table, "city_id": city_id, "region": prefix,
-            "level": next(name for name, n in CODE_LENGTH.items() if n == max(
-                length, len(prefix or ""))) if table == "regions" else None,
+            "level": next(name for name, n in CODE_LENGTH.items() if n == length)
+            if table == "regions" else None,
             "period": {"label": span.label, "start": span.start.isoformat(),
                        "end": span.end.isoformat()},
             "rows": rows}
 
 
-def _city_id(user: User | None, slug: str | None) -> int:
-    own = user_city_id(user) if user is not None else None
+def city_id_for(slug: str | None) -> int:
+    """The city called ``slug``, or the only city there is (404 / 422 otherwise)."""
     if slug:
-        found = db.session.scalar(select(City).where(City.slug == slug))
+        found = db.session.scalar(select(City.id).where(City.slug == slug))
         if found is None:
             raise NotFound(f"No city is called {slug!r:.60}.", code="unknown_city")
-        return found.id  # another city than the user's own is refused by policy
-    if own is not None:
-        return own
+        return found
     ids = db.session.scalars(select(City.id).limit(2)).all()
     if len(ids) != 1:
         raise InvalidInput("Say which city: city=<slug>.", code="city_required")
     return ids[0]
+
+
+def _city_id(user: User | None, slug: str | None) -> int:
+    # another city than the user's own is refused by policy
+    own = user_city_id(user) if user is not None else None
+    return own if own is not None and not slug else city_id_for(slug)
 
 
 def _level_length(level: str | None, prefix: str | None) -> int:

@@ -7,6 +7,9 @@ when their own region lies inside it.
 
 from __future__ import annotations
 
+import csv
+import io
+
 from sqlalchemy import text
 
 from gridmgr.evaluation import indicators, scores
@@ -15,6 +18,7 @@ from gridmgr.evaluation.periods import Period
 from gridmgr.extensions import db
 
 TABLES = ("regions", "departments", "categories", "people")
+NAME_COLUMNS = ("key", "name", "code", "username", "role", "region_code", "score", "grade")
 _GROUPING = {"regions": "region", "departments": "department", "categories": "category",
              "people": "person"}
 
@@ -136,3 +140,22 @@ def _people(rows, period, city_id, prefix, config) -> list[dict]:
         out.append({"key": row.key, "name": person.display_name or person.username, **extra,
                     "counts": row.counts, "rates": rounded(rates)})
     return out
+
+
+def to_csv(rows: list[dict]) -> str:
+    """One line per row: names, score and grade, every count, every rate (empty: null)."""
+    names = [n for n in NAME_COLUMNS if any(n in row for row in rows)] or ["key", "name"]
+    missed = any("missed_rate" in row["rates"] for row in rows)
+    rates = [*indicators.RATES, *(["missed_rate"] if missed else [])]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*names, *indicators.COUNTS, *rates])
+    for row in rows:
+        writer.writerow([*(_cell(row.get(n)) for n in names),
+                         *(row["counts"][c] for c in indicators.COUNTS),
+                         *(_cell(row["rates"].get(r)) for r in rates)])
+    return buffer.getvalue()
+
+
+def _cell(value) -> object:
+    return "" if value is None else value
