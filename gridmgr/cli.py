@@ -91,6 +91,7 @@ def _register_domain_commands() -> None:
     main.add_command(__import__("gridmgr.dispatch.cli", fromlist=["roster"]).roster)
     main.add_command(__import__("gridmgr.dispatch.cli", fromlist=["worker"]).worker)
     main.add_command(__import__("gridmgr.demo.cli", fromlist=["demo"]).demo)
+    main.add_command(__import__("gridmgr.evaluation.cli", fromlist=["x"]).stats_command)
 
 
 _register_domain_commands()
