@@ -126,3 +126,29 @@ def test_a_reconnecting_worker_gets_exactly_the_missed_events_in_order(server, m
         assert seqs == sorted(set(seqs)) and seqs[0] > last_seq
     finally:
         again.close()
+
+
+def test_a_client_further_behind_than_the_kept_outbox_is_told_to_reload(server, make_user):
+    from sqlalchemy import text
+
+    from gridmgr.dispatch.jobs import prune_outbox
+
+    worker = make_user("inspector", region_code=GRID_A)
+    watcher = LiveClient(server.url, token(worker))  # starts the server's relay
+    for case_id in (1, 2, 3):
+        file_case_event(worker.city_id, GRID_A, worker.id, case_id)
+    assert wait_for(lambda: len(watcher.named("case.dispatched")) == 3)
+    watcher.close()
+    db.session.execute(text("UPDATE live_events SET created_at = now() - interval '9 days' "
+                            "WHERE seq < 3"))
+    db.session.commit()
+    assert prune_outbox(7) == 2
+
+    behind = LiveClient(server.url, token(worker), since=0)
+    try:
+        assert wait_for(lambda: behind.named("replay.truncated"))
+        notice = behind.named("replay.truncated")[0]
+        assert notice["since"] == 0 and notice["seq"] == 3
+        assert behind.named("case.dispatched") == []
+    finally:
+        behind.close()

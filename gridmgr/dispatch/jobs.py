@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from flask import current_app
 from sqlalchemy import text
 
 from gridmgr.cases.events import CASE_RETURNING, clock_of, live_payload, rooms_of
@@ -160,10 +162,25 @@ HANDLERS: dict[str, Callable] = {
 }
 
 
+def prune_outbox(days: float) -> int:
+    """Forget live events older than ``days`` (clients that far behind reload); commits."""
+    removed = db.session.execute(text(
+        "DELETE FROM live_events WHERE created_at < now() - make_interval(secs => :s)"),
+        {"s": days * 86400}).rowcount
+    db.session.commit()
+    return removed
+
+
 def work(stop: threading.Event, interval: float = 1.0) -> None:
-    """The worker loop: schedule, run what is due, sleep ``interval`` when idle; until stopped."""
+    """The worker loop: schedule, run what is due, sleep ``interval`` when idle; until stopped.
+    Once an hour it prunes the outbox (``GRIDMGR_LIVE_RETENTION_DAYS``, default 7)."""
+    retention = float(current_app.config.get("GRIDMGR_LIVE_RETENTION_DAYS", 7))
+    next_prune = 0.0
     while not stop.is_set():
         try:
+            if time.monotonic() >= next_prune:
+                prune_outbox(retention)
+                next_prune = time.monotonic() + 3600
             schedule()
             if run_due() == 0:
                 stop.wait(interval)

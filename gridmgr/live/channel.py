@@ -85,12 +85,13 @@ def _replay(sid: str, joined: list[str], since: int, upto: int | None) -> None:
     if upto is None or since >= upto:
         return
     limit = int(current_app.config.get("GRIDMGR_LIVE_REPLAY_MAX", DEFAULT_REPLAY_MAX))
-    missed = db.session.execute(text(
-        "SELECT count(*) FROM live_events WHERE seq > :since AND seq <= :upto "
-        "AND rooms && CAST(:rooms AS text[])"),
-        {"since": since, "upto": upto, "rooms": joined}).scalar()
-    if missed > limit:
-        # Too much to replay: the client should reload its state, then follow from ``upto``.
+    missed, oldest = db.session.execute(text(
+        "SELECT count(*) FILTER (WHERE seq > :since AND rooms && CAST(:rooms AS text[])), "
+        "min(seq) FROM live_events WHERE seq <= :upto"),
+        {"since": since, "upto": upto, "rooms": joined}).one()
+    if missed > limit or (oldest is not None and oldest > since + 1):
+        # Too much to replay, or already pruned: the client reloads its state, then follows
+        # from ``upto``.
         socketio.emit("replay.truncated", {"since": since, "seq": upto, "missed": missed},
                       to=sid, namespace=NAMESPACE, ignore_queue=True)
         return
