@@ -87,7 +87,11 @@ def read_body(schema: Schema) -> tuple[dict, list[FileStorage]]:
 
 def store_uploads(files: list[FileStorage]):
     """Check and store every uploaded photo before anything is written to the database."""
-    return [store_photo(f.read(), f.filename) for f in files]
+    try:
+        return [store_photo(f.read(), f.filename) for f in files]
+    finally:
+        for f in files:
+            f.close()
 
 
 class ReportSchema(Schema):

@@ -104,3 +104,20 @@ def _dms(value: float) -> tuple[float, float, float]:
     minutes = int((value - degrees) * 60)
     seconds = round(((value - degrees) * 60 - minutes) * 60, 4)
     return (float(degrees), float(minutes), seconds)
+
+
+def multipart(fields: dict) -> dict:
+    """Keyword arguments for ``client.post`` with a multipart body encoded in memory (the test
+    client would spool a large one to a temporary file it never closes)."""
+    from werkzeug.datastructures import FileStorage, MultiDict
+    from werkzeug.test import encode_multipart
+
+    values = MultiDict()
+    for name, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, tuple):
+                item = FileStorage(item[0], filename=item[1], name=name,
+                                   content_type="image/jpeg")
+            values.add(name, item)
+    boundary, body = encode_multipart(values)
+    return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}

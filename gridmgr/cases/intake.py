@@ -36,8 +36,8 @@ CITIZEN_ROLES = ("citizen",)
 class ReportInput:
     """What a reporter sends; coordinates in ``coord_sys`` (converted to WGS 84 on entry)."""
 
-    lon: float | None
-    lat: float | None
+    lon: float | None = None
+    lat: float | None = None
     category: str | None = None
     description: str | None = None
     channel: str = "app"
