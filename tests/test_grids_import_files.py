@@ -177,3 +177,27 @@ def test_a_street_outside_its_district_is_an_error_and_a_gap_is_a_warning(app_ct
     assert result.codes == ["500103007"]
     [gap] = result.warnings
     assert gap["warning"] == "gap" and gap["area_m2"] > 3_000_000
+
+
+def test_communities_name_their_district_and_the_missing_street_level_keeps_000(
+        app_ctx, tmp_path):
+    districts = _write(tmp_path, "d.geojson", [
+        _feature(_square(X0, Y0), name="渝中区", code="500103"),
+        _feature(_square(X0 + D, Y0), name="大渡口区", code="500104")])
+    import_regions(districts, "district", city="cq", code_field="code")
+    communities = _write(tmp_path, "c.geojson", [
+        _feature(_square(X0, Y0, D / 2), name="解放碑社区", sq="12", qu="渝中区"),
+        _feature(_square(X0 + D, Y0, D / 2), name="新山村社区", sq="3", qu="500104"),
+        _feature(_square(X0 + D, Y0 + D / 2, D / 2), name="无名社区", sq="4", qu="沙坪坝区")])
+    with pytest.raises(InvalidBoundaries) as err:
+        import_regions(communities, "community", city="cq", code_field="sq", parent_field="qu")
+    [problem] = err.value.details["problems"]
+    assert problem["problem"] == "unknown_parent" and problem["parent_ref"] == "沙坪坝区"
+
+    fixed = _write(tmp_path, "c2.geojson", [
+        _feature(_square(X0, Y0, D / 2), name="解放碑社区", sq="12", qu="渝中区"),
+        _feature(_square(X0 + D, Y0, D / 2), name="新山村社区", sq="3", qu="500104")])
+    result = import_regions(fixed, "community", city="cq", code_field="sq", parent_field="qu")
+    assert sorted(result.codes) == ["500103000012", "500104000003"]
+    props = db.session.scalar(select(Region.properties).where(Region.code == "500103000012"))
+    assert props == {"name": "解放碑社区", "sq": "12", "qu": "渝中区"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
@@ -15,9 +17,14 @@ def equal_area_crs(geoms) -> CRS:
     return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m")
 
 
+@lru_cache(maxsize=32)
+def _from_wgs84(crs: CRS) -> Transformer:
+    return Transformer.from_crs(4326, crs, always_xy=True)
+
+
 def to_metric(geoms, crs: CRS):
     """WGS 84 geometries (array or single) projected into ``crs``."""
-    tr = Transformer.from_crs(4326, crs, always_xy=True)
+    tr = _from_wgs84(crs)
 
     def project(xy: np.ndarray) -> np.ndarray:
         x, y = tr.transform(xy[:, 0], xy[:, 1])

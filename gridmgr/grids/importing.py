@@ -43,7 +43,6 @@ from gridmgr.grids.validation import (
     OUTSIDE_PARENT_SHARE,
     OVERLAP_TOLERANCE_M2,
     gap_pieces,
-    outside_area_m2,
     overlapping_pairs,
 )
 
@@ -172,13 +171,15 @@ def import_regions(path: str | Path, level: str, *, city: str = "default",
 
     parent_level, parents = _parents(city_id, level)
     if parents:
-        _assign_parents(features, parents, parent_field, crs, repair, problems, changes)
+        _assign_parents(features, parents, parent_field, crs, repair, problems, changes,
+                        progress)
     elif parent_field:
         raise InvalidInput(f"--parent-field was given but the city has no regions above "
                            f"level {level} yet; import those first.", code="no_parents")
     _assign_codes(features, level, code_field, problems)
 
-    existing = [r for r in _existing(city_id, level) if r.code not in {f.code for f in features}]
+    in_file = {f.code for f in features}
+    existing = [r for r in _existing(city_id, level) if r.code not in in_file]
     if repair:
         order = sorted(range(len(features)), key=lambda i: (features[i].code or "", i))
         containers = list({f.parent.id: f.parent.geom for f in features if f.parent}.values())
@@ -299,14 +300,15 @@ def _parents(city_id: int | None, level: str) -> tuple[str | None, list[_Existin
 
 
 def _assign_parents(features: list[_Feature], parents: list[_Existing], parent_field: str | None,
-                    crs: CRS, repair: bool, problems: list[dict], changes: list[dict]) -> None:
+                    crs: CRS, repair: bool, problems: list[dict], changes: list[dict],
+                    progress: bool = False) -> None:
     by_ref: dict[str, _Existing] = {}
     for p in parents:
         for key in (p.source_ref, p.name, p.code):  # the most specific wins
             if key:
                 by_ref[key] = p
     tree = shapely.STRtree(np.asarray([p.geom for p in parents], dtype=object))
-    for f in features:
+    for f in tqdm(features, desc="finding parents", unit="region", disable=not progress):
         if parent_field:
             f.parent = by_ref.get(f.parent_ref or "")
             if f.parent is None:
@@ -325,8 +327,14 @@ def _assign_parents(features: list[_Feature], parents: list[_Existing], parent_f
             best = max(zip(shares, candidates, strict=True),
                        key=lambda sc: (sc[0], -int(sc[1])))[1]
             f.parent = parents[int(best)]
-        own = float(areas_m2([f.geom], crs)[0])
-        outside = outside_area_m2(f.geom, f.parent.geom, crs)
+    placed = [f for f in features if f.parent]
+    if not placed:
+        return
+    owns = areas_m2([f.geom for f in placed], crs)
+    outsides = areas_m2(shapely.difference(np.asarray([f.geom for f in placed], dtype=object),
+                                           np.asarray([f.parent.geom for f in placed],
+                                                      dtype=object)), crs)
+    for f, own, outside in zip(placed, owns.tolist(), outsides.tolist(), strict=True):
         if outside <= max(OVERLAP_TOLERANCE_M2, OUTSIDE_PARENT_SHARE * own):
             continue
         if repair and outside <= CLIP_TO_PARENT_SHARE * own:
@@ -462,18 +470,20 @@ def _write(features: list[_Feature], level: str, city: str, city_row: City | Non
             session.flush()
         known = set(session.scalars(text(
             "SELECT code FROM regions WHERE city_id = :c").bindparams(c=city_row.id)))
-        for f in tqdm(sorted(features, key=lambda f: f.code), desc=f"importing {level}s",
-                      unit="region", disable=not progress):
-            session.execute(_UPSERT_SQL, {
-                "city_id": city_row.id, "level": level, "code": f.code, "name": f.name[:200],
-                "parent_id": f.parent.id if f.parent else None,
-                "source_ref": f.source_ref[:200] if f.source_ref else None,
-                "wkb": shapely.to_wkb(f.geom), "properties": json.dumps(f.properties)})
-            result.codes.append(f.code)
-            if f.code in known:
-                result.updated += 1
-            else:
-                result.created += 1
+        rows = [{"city_id": city_row.id, "level": level, "code": f.code, "name": f.name[:200],
+                 "parent_id": f.parent.id if f.parent else None,
+                 "source_ref": f.source_ref[:200] if f.source_ref else None,
+                 "wkb": shapely.to_wkb(f.geom), "properties": json.dumps(f.properties)}
+                for f in sorted(features, key=lambda f: f.code)]
+        with tqdm(total=len(rows), desc=f"writing {level} regions", unit="region",
+                  disable=not progress) as bar:
+            for start in range(0, len(rows), 500):
+                batch = rows[start:start + 500]
+                session.execute(_UPSERT_SQL, batch)
+                bar.update(len(batch))
+        result.codes = [r["code"] for r in rows]
+        result.updated = sum(1 for code in result.codes if code in known)
+        result.created = len(result.codes) - result.updated
         session.commit()
     except Exception:
         session.rollback()

@@ -22,6 +22,8 @@ from gridmgr.geo.metric import areas_m2, make_polygonal_valid
 # An uncovered face between siblings is a sliver (filled) when it is at most this share of
 # the smallest sibling it touches; larger gaps are real holes and stay (reported as warnings).
 SLIVER_SHARE = 0.01
+# Overlaps smaller than this are rounding of shared edges: settled, but listed as one summary.
+NOISE_M2 = 0.1
 
 
 def _point(geom: BaseGeometry) -> list[float]:
@@ -73,11 +75,20 @@ def settle_coverage(geoms: list[BaseGeometry], labels: list[str], order: list[in
         for loser in holders[1:]:
             if loser < n:
                 taken[(holders[0], loser)].append(f)
+    noise = {"change": "rounding_overlaps_settled", "pairs": 0, "area_m2": 0.0}
     for (winner, loser), fs in sorted(taken.items()):
         area = float(face_areas[fs].sum())
+        if area < NOISE_M2:
+            noise["pairs"] += 1
+            noise["area_m2"] += area
+            continue
         changes.append({"change": "overlap_given_to_neighbour", "kept_by": names[winner],
                         "removed_from": names[loser], "area_m2": round(area, 1),
                         "at": _point(shapely.union_all(faces[fs]))})
+    if noise["pairs"]:
+        changes.append({**noise, "area_m2": round(noise["area_m2"], 3), "message":
+                        f"{noise['pairs']} pairs of neighbours overlapped by less than "
+                        f"{NOISE_M2} m² each (rounding); each overlap went to one of them."})
 
     if containers:
         inside = shapely.STRtree(np.asarray(list(containers), dtype=object)).query(
@@ -87,6 +98,7 @@ def settle_coverage(geoms: list[BaseGeometry], labels: list[str], order: list[in
                for i in range(n)]
     areas = areas_m2(rebuilt, crs) if n else np.zeros(0)
     tree = shapely.STRtree(np.asarray(rebuilt, dtype=object))
+    crumbs = {"change": "rounding_slivers_filled", "slivers": 0, "area_m2": 0.0}
     for f in gaps:
         face = faces[f]
         touching = [int(k) for k in tree.query(face, predicate="intersects")]
@@ -95,8 +107,16 @@ def settle_coverage(geoms: list[BaseGeometry], labels: list[str], order: list[in
             continue
         best = max(touching, key=lambda k: (_shared_length(face, rebuilt[k]), -rank[k]))
         faces_of[best].append(f)
+        if face_areas[f] < NOISE_M2:
+            crumbs["slivers"] += 1
+            crumbs["area_m2"] += float(face_areas[f])
+            continue
         changes.append({"change": "sliver_filled", "given_to": names[best],
                         "area_m2": round(float(face_areas[f]), 1), "at": _point(face)})
+    if crumbs["slivers"]:
+        changes.append({**crumbs, "area_m2": round(crumbs["area_m2"], 3), "message":
+                        f"{crumbs['slivers']} slivers under {NOISE_M2} m² each (rounding) "
+                        "were given to the neighbour sharing most of their edge."})
 
     result = []
     for i in range(n):

@@ -57,11 +57,6 @@ def gap_pieces(geoms: list[BaseGeometry], container: BaseGeometry | None) -> lis
     return [p for p in shapely.get_parts(rest) if not p.is_empty]
 
 
-def outside_area_m2(child: BaseGeometry, parent: BaseGeometry, crs: CRS) -> float:
-    """Square metres of ``child`` that lie outside ``parent``."""
-    return float(areas_m2([shapely.difference(child, parent)], crs)[0])
-
-
 @dataclass
 class HealthReport:
     """The state of a city's hierarchy: problems make it unhealthy, warnings do not."""
