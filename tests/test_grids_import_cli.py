@@ -39,7 +39,7 @@ def test_a_strict_import_of_chongqing_lists_every_problem_and_exits_non_zero(
                                  "--code-field", "code", "--name-field", "name"])
     assert result.exit_code == 1
     assert "invalid_boundaries" in result.output
-    assert "7 invalid geometry" in result.output
+    assert "7 × invalid geometry" in result.output
     assert "九龙坡区" in result.output and "Self-intersection" in result.output
     assert db.session.scalar(text("SELECT count(*) FROM regions")) == 0
 
@@ -81,3 +81,27 @@ def test_a_district_drawn_on_a_gcj02_map_is_stored_in_wgs84(runner, app_ctx, tmp
     moved = db.session.scalar(text("""SELECT ST_Distance(ST_Centroid(geom)::geography,
         ST_SetSRID(ST_MakePoint(106.57, 29.56), 4326)::geography) FROM regions"""))
     assert moved < 1.0
+
+
+def test_check_warns_when_a_community_nears_the_999_grid_limit(runner, app_ctx, tmp_path):
+    frame = gpd.GeoDataFrame({"name": ["大社区"], "code": ["500103001001"]},
+                             geometry=[box(106.50, 29.50, 106.60, 29.51)], crs=4326)
+    path = tmp_path / "community.geojson"
+    frame.to_file(path)
+    assert runner.invoke(main, args=["grids", "import", str(path), "--level", "community",
+                                     "--code-field", "code", "--city", "cq"]).exit_code == 0
+    # 950 strips of 0.0001° side by side, as a generator with too small a cell would make.
+    db.session.execute(text("""
+        INSERT INTO regions (city_id, level, code, name, parent_id, geom, area_m2)
+        SELECT p.city_id, 'grid', p.code || lpad(i::text, 3, '0'), 'grid ' || i, p.id,
+               ST_Multi(ST_MakeEnvelope(106.50 + (i - 1) * 0.0001, 29.50,
+                                        106.50 + i * 0.0001, 29.51, 4326)), 1000
+        FROM regions p, generate_series(1, 950) AS i WHERE p.code = '500103001001'"""))
+    db.session.commit()
+    result = runner.invoke(main, args=["grids", "check", "--json"])
+    report = json.loads(result.output)
+    assert result.exit_code == 0, report["problems"]
+    near = [w for w in report["warnings"] if w["warning"] == "near_grid_limit"]
+    assert near == [{"warning": "near_grid_limit", "code": "500103001001", "name": "大社区",
+                     "grids": 950, "limit": 999}]
+    assert report["counts"] == {"cq": {"community": 1, "grid": 950}}

@@ -44,7 +44,8 @@ def _echo_problems(entries: list[dict], key: str) -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--level", required=True, type=click.Choice(LEVELS),
               help="The level the file's polygons are.")
-@click.option("--srid", type=int, help="EPSG code of the file's CRS when it has none (.prj).")
+@click.option("--srid", type=int,
+              help="EPSG code of the file's CRS: needed when it has none (.prj); overrides it.")
 @click.option("--name-field", help="Field holding the region name.")
 @click.option("--code-field", help="Field holding the region's own code digits.")
 @click.option("--parent-field", help="Field naming the parent region (code, source code or name).")
@@ -55,7 +56,11 @@ def _echo_problems(entries: list[dict], key: str) -> None:
 def import_command(path: str, level: str, srid: int | None, name_field: str | None,
                    code_field: str | None, parent_field: str | None, coord_sys: str,
                    repair: bool, city: str) -> None:
-    """Import the polygons in PATH (GeoJSON, Shapefile, zipped Shapefile, GeoPackage)."""
+    """Import the polygons in PATH (GeoJSON, Shapefile, zipped Shapefile, GeoPackage).
+
+    All or nothing: problems are listed and nothing is written. Re-importing updates the
+    regions with the same codes (ids, and so children, are kept).
+    """
     try:
         result = import_regions(path, level, city=city, srid=srid, name_field=name_field,
                                 code_field=code_field, parent_field=parent_field,

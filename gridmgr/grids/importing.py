@@ -62,7 +62,7 @@ class InvalidBoundaries(DomainError):
         kinds = defaultdict(int)
         for p in problems:
             kinds[p["problem"]] += 1
-        summary = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(kinds.items()))
+        summary = ", ".join(f"{n} × {kind.replace('_', ' ')}" for kind, n in sorted(kinds.items()))
         super().__init__("invalid_boundaries",
                          f"{Path(path).name} was not imported: {summary}. Nothing was changed.",
                          problems=problems)
@@ -158,6 +158,12 @@ def import_regions(path: str | Path, level: str, *, city: str = "default",
             if repair:
                 before = float(areas_m2([f.geom], crs)[0])
                 f.geom = make_polygonal_valid(f.geom)
+                if f.geom.is_empty:
+                    problems.append({"problem": "empty_geometry", **f.ident(),
+                                     "reason": f.invalid_reason,
+                                     "message": f"{f.label} has no area left once made valid "
+                                                f"({f.invalid_reason})."})
+                    continue
                 changes.append({"change": "made_valid", "feature": f.label,
                                 "reason": f.invalid_reason, "area_before_m2": round(before, 1),
                                 "area_after_m2": round(float(areas_m2([f.geom], crs)[0]), 1)})
@@ -212,7 +218,9 @@ def read_boundary_file(path: str | Path, srid: int | None = None) -> gpd.GeoData
     except Exception as exc:  # pyogrio raises DataSourceError and friends
         raise InvalidInput(f"{path.name} is not a GeoJSON, Shapefile or GeoPackage file "
                            f"gridmgr can read ({exc}).", code="unreadable_file") from exc
-    spatial = [name for name, geom_type in layers if geom_type is not None]
+    # Polygon layers first: a GeoPackage may also hold points or lines.
+    spatial = sorted((name for name, geom_type in layers if geom_type is not None),
+                     key=lambda name: "polygon" not in str(dict(layers.tolist())[name]).lower())
     if not spatial:
         raise InvalidInput(f"{path.name} has no geometry: it is not a spatial file "
                            "(GeoJSON, Shapefile or GeoPackage expected).", code="not_spatial")
