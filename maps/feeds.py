@@ -291,3 +291,24 @@ def receivers(viewer: Viewer, lang: str = "zh") -> dict:
                         for d in departments],
         "workers": [{"id": w.id, "name": w.name, "region_code": w.code} for w in workers],
     }
+
+
+MAX_WORKERS = 2_000
+STALE_POSITION_SECONDS = 600
+
+
+def workers(viewer: Viewer) -> list[dict]:
+    """Workers of the scope with a known position; ``online``: on duty and heard from lately."""
+    rows = db.session.execute(text("""
+        SELECT u.id, coalesce(u.display_name, u.username) AS name, r.code,
+               ST_X(p.position) AS lon, ST_Y(p.position) AS lat, p.on_duty, p.position_at,
+               p.on_duty AND p.position_at >= now() - make_interval(secs => :stale) AS online
+        FROM worker_presence p JOIN users u ON u.id = p.user_id
+             JOIN regions r ON r.id = u.region_id
+        WHERE r.city_id = :city AND r.code LIKE :like AND u.is_active
+          AND p.position IS NOT NULL
+        ORDER BY u.id LIMIT :limit"""),
+        _params(viewer, stale=STALE_POSITION_SECONDS, limit=MAX_WORKERS)).all()
+    return [{"id": r.id, "name": r.name, "region_code": r.code, "lat": r.lat, "lon": r.lon,
+             "on_duty": r.on_duty, "online": bool(r.online), "at": _iso(r.position_at)}
+            for r in rows]

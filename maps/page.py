@@ -85,6 +85,7 @@ def wall_html(viewer: Viewer) -> str:
             "cases": url_for("maps.cases_feed"),
             "case": url_for("maps.case_feed", case_id=0)[:-1],
             "heat": url_for("maps.heat_feed"),
+            "workers": url_for("maps.workers_feed"),
             "stats": url_for("maps.stats_feed"),
             "departments": url_for("maps.departments_feed"),
             "dispatch": "/api/v1/cases/{id}/dispatch",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import g, request, session
+from flask import request, session
 from sqlalchemy import select
 
 from gridmgr.errors import InvalidInput, NotFound
@@ -98,8 +98,6 @@ def access_token() -> str:
 
 def current_viewer() -> Viewer:
     """The request's viewer; 401 without a valid token, 403 for a role without the wall."""
-    if "wall_viewer" in g:
-        return g.wall_viewer
     user = user_for_claims(decode_token(access_token()))
     prefix = scope_filter(user) or ""
     city_id = user_city_id(user)
@@ -109,9 +107,8 @@ def current_viewer() -> Viewer:
     city = db.session.get(City, city_id)
     if city is None:
         raise NotFound("The viewer's city does not exist.", code="city_not_found")
-    g.wall_viewer = Viewer(user=user, city_id=city.id, city_name=city.name,
-                           timezone=city.timezone, prefix=prefix)
-    return g.wall_viewer
+    return Viewer(user=user, city_id=city.id, city_name=city.name, timezone=city.timezone,
+                  prefix=prefix)
 
 
 def _platform_city() -> int:

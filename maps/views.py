@@ -5,8 +5,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Response, jsonify, redirect, render_template, request, url_for
-from flask_babel import get_locale, gettext
+from flask_babel import get_locale, gettext, refresh
 
+from gridmgr.errors import DomainError
 from gridmgr.extensions import limiter
 from gridmgr.people.policy import authorize
 from gridmgr.people.tokens import TokenError
@@ -31,6 +32,13 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+@bp.before_request
+def _fresh_locale():
+    # Flask-Babel keeps the locale on the app context; a test client may share one context
+    # across requests, so read ``?lang=`` again for every request.
+    refresh()
+
+
 @bp.get("/wall")
 def wall():
     """The full-screen wall; sends an unsigned-in visitor to the sign-in page."""
@@ -52,7 +60,9 @@ def login():
     username = request.form.get("username", "").strip()
     try:
         sign_in(username, request.form.get("password", ""))
-    except TokenError:
+    except DomainError as refused:
+        if refused.status != 401:
+            raise
         return render_template("maps/login.html", lang=_lang(), next=next_url, username=username,
                                error=gettext("Wrong user name or password.")), 401
     return redirect(next_url)
@@ -120,6 +130,13 @@ def heat_feed():
     """``[lat, lon]`` of the last 7 days' reports in ``bbox``."""
     viewer = current_viewer()
     return jsonify(points=feeds.heat(viewer, feeds.parse_bbox(request.args.get("bbox"))))
+
+
+@bp.get("/maps/feeds/workers")
+def workers_feed():
+    """Workers of the scope with their last position and presence."""
+    viewer = current_viewer()
+    return jsonify(workers=feeds.workers(viewer)), 200, NO_STORE
 
 
 @bp.get("/maps/feeds/stats")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
@@ -97,3 +98,11 @@ def make_overdue(case_id: int) -> None:
                yellow_at = now() - interval '2 days', deadline = now() - interval '1 day'
         WHERE id = :id"""), {"id": case_id})
     db.session.commit()
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """The web-mercator tile x, y holding a point at zoom z."""
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y

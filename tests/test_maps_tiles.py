@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import mapbox_vector_tile
 import pytest
-from maps_city import STREET_A, build_city, dispatch, make_overdue, report
+from maps_city import STREET_A, build_city, dispatch, make_overdue, report, tile_of
 
 from gridmgr.people.tokens import encode_token
-
-
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 2 ** z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return x, y
 
 
 @pytest.fixture

@@ -308,8 +308,10 @@
   function upsertWorker(w) {
     if (w.lat == null || w.lon == null) { return; }
     var m = wall.workers[w.id];
+    if (m) { m.info = w; }
     if (!m) {
       m = L.marker([w.lat, w.lon], { icon: workerIcon(w), zIndexOffset: 1000 });
+      m.info = w;
       wall.workers[w.id] = m;
       workerLayer.addLayer(m);
     } else {
@@ -533,7 +535,7 @@
         var id = caseIdOf(data);
         if (id != null) { refreshOneCase(id); }
         refreshStatsSoon();
-      } else if (event === "worker.position" || event === "worker.presence") {
+      } else if (event === "worker.position" || event === "worker.duty") {
         upsertWorker(workerOf(data));
       } else if (event === "replay.truncated") {
         refreshCases(); refreshStats();
@@ -541,13 +543,12 @@
     });
   }
   function workerOf(data) {
-    var w = data.worker || data;
-    var pos = w.position || data.position || w;
+    var known = wall.workers[data.worker_id];
+    var last = known ? known.info : {};
     return {
-      id: w.id != null ? w.id : (w.user_id != null ? w.user_id : data.user_id),
-      name: w.name || w.display_name || w.username || "",
-      online: w.online != null ? w.online : (w.on_duty != null ? w.on_duty : true),
-      lat: pos.lat, lon: pos.lon,
+      id: data.worker_id, name: data.name || last.name || "",
+      online: data.on_duty != null ? data.on_duty : (last.online != null ? last.online : true),
+      lat: data.lat != null ? data.lat : last.lat, lon: data.lon != null ? data.lon : last.lon,
     };
   }
   wall.refreshStats = refreshStats;
