@@ -85,10 +85,20 @@ SELECT id, level, code, name, city_id FROM chain ORDER BY depth
 """)
 
 
+_PREPARED = "gridmgr_locate"
+
+
 def locate(lon: float, lat: float) -> Location:
     """The unit grid (or deepest region) holding (lon, lat) in WGS 84, with its ancestors."""
     lon, lat = float(lon), float(lat)
-    rows = db.session.execute(LOCATE_SQL, {"lon": lon, "lat": lat}).all()
+    connection = db.session.connection()
+    # A server-side prepared statement per pooled connection: no parsing or planning per call.
+    if _PREPARED not in connection.info:
+        sql = LOCATE_SQL.text.replace(":lon", "$1").replace(":lat", "$2")
+        connection.exec_driver_sql(f"PREPARE {_PREPARED}(float8, float8) AS {sql}")
+        connection.info[_PREPARED] = True
+    rows = connection.execute(text(f"EXECUTE {_PREPARED}(:lon, :lat)"),
+                              {"lon": lon, "lat": lat}).all()
     if not rows:
         raise OutsideCity(lon, lat)
     refs = [RegionRef(r.id, r.level, r.code, r.name) for r in rows]
@@ -284,13 +294,15 @@ class RegionIndex:
 
         labels, count = ndimage.label(~marked)
         flat_labels = labels.ravel()
-        _, first = np.unique(flat_labels, return_index=True)
-        first = first[1:] if flat_labels[first[0]] == 0 else first
+        # The first cell of every patch (writing in reverse order leaves the first one).
+        first = np.zeros(count + 1, dtype=np.int64)
+        first[flat_labels[::-1]] = np.arange(len(flat_labels) - 1, -1, -1)
+        first = first[1:]
         rep_y, rep_x = np.divmod(first, nx)
         answers = self._rows_by_tree(self.x0 + (rep_x + 0.5) * dx, self.y0 + (rep_y + 0.5) * dy)
         lookup = np.empty(count + 1, dtype=np.int32)
         lookup[0] = _MIXED
-        lookup[flat_labels[first]] = answers
+        lookup[1:] = answers
         self.cells = lookup[flat_labels]
 
     @property
