@@ -144,38 +144,18 @@ def import_regions(path: str | Path, level: str, *, city: str = "default",
     frame = frame.to_crs(4326)
     features = _features(frame, name_field or _guess_name_field(frame), code_field,
                          parent_field, coord_sys)
-    crs = equal_area_crs([f.geom for f in features if not f.geom.is_empty])
+    problems: list[dict] = []
+    changes: list[dict] = []
+    drawn = [f.geom for f in features if not f.geom.is_empty]
+    if not drawn:
+        raise InvalidInput(f"{Path(path).name} holds no polygons (boundaries must be areas).",
+                           code="no_polygons")
+    crs = equal_area_crs(drawn)
+    features = _check_geometries(features, crs, repair, problems, changes)
     city_row = db.session.scalar(select(City).where(City.slug == city))
     city_id = city_row.id if city_row else None
 
-    problems: list[dict] = []
-    changes: list[dict] = []
-    for f in features:
-        if f.geom.is_empty:
-            problems.append({"problem": "empty_geometry", **f.ident(),
-                             "message": f"{f.label} has no polygon."})
-        elif f.invalid_reason:
-            if repair:
-                before = float(areas_m2([f.geom], crs)[0])
-                f.geom = make_polygonal_valid(f.geom)
-                if f.geom.is_empty:
-                    problems.append({"problem": "empty_geometry", **f.ident(),
-                                     "reason": f.invalid_reason,
-                                     "message": f"{f.label} has no area left once made valid "
-                                                f"({f.invalid_reason})."})
-                    continue
-                changes.append({"change": "made_valid", "feature": f.label,
-                                "reason": f.invalid_reason, "area_before_m2": round(before, 1),
-                                "area_after_m2": round(float(areas_m2([f.geom], crs)[0]), 1)})
-            else:
-                problems.append({"problem": "invalid_geometry", **f.ident(),
-                                 "reason": f.invalid_reason,
-                                 "message": f"{f.label} is not a valid polygon: "
-                                            f"{f.invalid_reason}."})
-                f.geom = make_polygonal_valid(f.geom)  # still checked for overlaps below
-    features = [f for f in features if not f.geom.is_empty]
-
-    parent_level, parents = _parents(city_id, level)
+    parents = _parents(city_id, level)
     if parents:
         _assign_parents(features, parents, parent_field, crs, repair, problems, changes,
                         progress)
@@ -206,6 +186,35 @@ def import_regions(path: str | Path, level: str, *, city: str = "default",
     result = ImportResult(city=city, level=level, changes=changes, warnings=warnings)
     _write(features, level, city, city_row, result, progress)
     return result
+
+
+def _check_geometries(features: list[_Feature], crs: CRS, repair: bool, problems: list[dict],
+                      changes: list[dict]) -> list[_Feature]:
+    """Empty and invalid polygons: problems, or (repairing) made valid. Returns the drawn ones."""
+    for f in features:
+        if f.geom.is_empty:
+            problems.append({"problem": "empty_geometry", **f.ident(),
+                             "message": f"{f.label} has no polygon."})
+        elif f.invalid_reason:
+            if repair:
+                before = float(areas_m2([f.geom], crs)[0])
+                f.geom = make_polygonal_valid(f.geom)
+                if f.geom.is_empty:
+                    problems.append({"problem": "empty_geometry", **f.ident(),
+                                     "reason": f.invalid_reason,
+                                     "message": f"{f.label} has no area left once made valid "
+                                                f"({f.invalid_reason})."})
+                    continue
+                changes.append({"change": "made_valid", "feature": f.label,
+                                "reason": f.invalid_reason, "area_before_m2": round(before, 1),
+                                "area_after_m2": round(float(areas_m2([f.geom], crs)[0]), 1)})
+            else:
+                problems.append({"problem": "invalid_geometry", **f.ident(),
+                                 "reason": f.invalid_reason,
+                                 "message": f"{f.label} is not a valid polygon: "
+                                            f"{f.invalid_reason}."})
+                f.geom = make_polygonal_valid(f.geom)  # still checked for overlaps below
+    return [f for f in features if not f.geom.is_empty]
 
 
 def read_boundary_file(path: str | Path, srid: int | None = None) -> gpd.GeoDataFrame:
@@ -298,13 +307,13 @@ def _existing(city_id: int | None, level: str) -> list[_Existing]:
             for r in rows]
 
 
-def _parents(city_id: int | None, level: str) -> tuple[str | None, list[_Existing]]:
-    """The nearest level above ``level`` that the city has, and its regions."""
+def _parents(city_id: int | None, level: str) -> list[_Existing]:
+    """The regions of the nearest level above ``level`` that the city has."""
     for parent_level in reversed(LEVELS[:LEVELS.index(level)]):
         regions = _existing(city_id, parent_level)
         if regions:
-            return parent_level, regions
-    return None, []
+            return regions
+    return []
 
 
 def _assign_parents(features: list[_Feature], parents: list[_Existing], parent_field: str | None,
