@@ -201,3 +201,13 @@ def test_communities_name_their_district_and_the_missing_street_level_keeps_000(
     assert sorted(result.codes) == ["500103000012", "500104000003"]
     props = db.session.scalar(select(Region.properties).where(Region.code == "500103000012"))
     assert props == {"name": "解放碑社区", "sq": "12", "qu": "渝中区"}
+
+
+def test_a_file_of_points_is_refused_because_boundaries_are_areas(app_ctx, tmp_path):
+    path = _write(tmp_path, "points.geojson", [{
+        "type": "Feature", "properties": {"name": "解放碑"},
+        "geometry": {"type": "Point", "coordinates": [106.577, 29.557]}}])
+    with pytest.raises(InvalidInput) as err:
+        import_regions(path, "district")
+    assert err.value.code == "no_polygons"
+    assert _nothing_written()

@@ -14,6 +14,7 @@ from gridmgr.geo.metric import areas_m2, make_polygonal_valid
 from gridmgr.grids.importing import InvalidBoundaries, import_regions
 from gridmgr.grids.locating import OutsideCity, locate
 from gridmgr.grids.models import Region
+from gridmgr.grids.validation import check_hierarchy
 
 SQFT_M2 = 0.09290304
 
@@ -120,3 +121,4 @@ def test_chongqing_repaired_loads_valid_districts_without_overlaps(app_ctx, shar
         text("SELECT ST_AsGeoJSON(ST_PointOnSurface(geom)) FROM regions WHERE code = '500103'"))
     )["coordinates"])
     assert inside.region.code == "500103"
+    assert check_hierarchy("chongqing").healthy
