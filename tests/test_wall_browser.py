@@ -13,6 +13,7 @@ import shutil
 import time
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +23,8 @@ from live_server import running_server
 from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, report
 from sqlalchemy import text
 
+from gridmgr.cases.workflow import StepInput, take_step
+from gridmgr.dispatch.duty import record_position, set_duty
 from gridmgr.extensions import db
 from gridmgr.people.tokens import encode_token
 
@@ -93,6 +96,9 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
     for case_id in cases[:3]:
         dispatch(case_id, chief, city.department)
     make_overdue(cases[0])
+    take_step(cases[3], "file", chief, StepInput())  # waits for the wall's dispatcher
+    set_duty(inspector, True)
+    record_position(inspector, *city.grid_centre(STREET_A, 1, 3, 3))
     expected = database_counters()
     assert expected["red"] == 1 and expected["green"] == 2 and expected["waiting"] == 2
 
@@ -140,6 +146,43 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
             timeout=2_000)
         delay = time.monotonic() - sent
         assert int(page.text_content("#c-waiting")) == expected["waiting"] + 1
+
+        # A worker on patrol moves: the wall follows.
+        assert page.evaluate(f"gridWall.workers[{inspector.id}] !== undefined")
+        lon, lat = city.grid_centre(STREET_A, 2, 1, 1)
+        record_position(inspector, lon, lat, at=datetime.now(UTC) + timedelta(minutes=1))
+        page.wait_for_function(
+            f"Math.abs(gridWall.workers[{inspector.id}].getLatLng().lat - {lat}) < 1e-6",
+            timeout=2_000)
+
+        # The network drops; a report arrives meanwhile; back on line the wall catches up
+        # from its last sequence number (no reload, no new feed query for markers).
+        page.evaluate("gridWall.socket.disconnect()")
+        missed = post_report(server.url, inspector, *city.grid_centre(STREET_B, 1, 3, 0))
+        missed_id = missed["case"]["id"]
+        page.wait_for_timeout(500)
+        assert page.evaluate(f"gridWall.markers[{missed_id}] === undefined")
+        page.evaluate("gridWall.socket.connect()")
+        page.wait_for_function(f"gridWall.markers[{missed_id}] !== undefined", timeout=3_000)
+        page.wait_for_function(
+            f"document.getElementById('c-reported').textContent === '{before + 2}'",
+            timeout=2_000)
+
+        # The dispatcher dispatches a filed case from its card.
+        page.evaluate(f"gridWall.openCard({cases[3]})")
+        page.wait_for_selector("#dispatch-form button", timeout=3_000)
+        page.select_option("#dispatch-form select[name=department_id]",
+                           str(city.department.id))
+        dispatched = int(page.text_content("#c-dispatched"))
+        page.click("#dispatch-form button")
+        page.wait_for_function(
+            f"document.getElementById('c-dispatched').textContent === '{dispatched + 1}'",
+            timeout=3_000)
+        state = db.session.scalar(text("SELECT state FROM cases WHERE id = :id"),
+                                  {"id": cases[3]})
+        assert state == "dispatched"
+        page.evaluate(f"gridWall.openCard({cases[0]})")
+        page.wait_for_selector("#case-card .timeline li", timeout=3_000)
 
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "wall.png"))

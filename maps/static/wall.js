@@ -165,7 +165,13 @@
       fill: true, fillColor: colour || "#ffffff", fillOpacity: colour ? 0.55 : 0.04,
     };
   }
-  function gridUrl() { return cfg.urls.tiles + "?measure=" + measure; }
+  // Bumped when live events change the cases, so re-fetched tiles skip the browser cache.
+  var gridVersion = 0;
+  function gridUrl() { return cfg.urls.tiles + "?measure=" + measure + "&v=" + gridVersion; }
+  var refreshGridsSoon = debounce(function () {
+    gridVersion += 1;
+    gridLayer.setUrl(gridUrl());
+  }, 5000);
   function buildGrids() {
     gridLayer = L.vectorGrid.protobuf(gridUrl(), {
       pane: "grids", minZoom: 13, maxNativeZoom: 18, maxZoom: 22,
@@ -443,9 +449,7 @@
         "<h4>" + esc(t("history")) + "</h4><ol class=\"timeline\">" + history + "</ol>" +
         '<div id="dispatch-box"></div>';
       card.hidden = false;
-      if (cfg.mayDispatch && ["filed", "dispatched", "accepted"].indexOf(c.state) >= 0) {
-        dispatchForm(c);
-      }
+      if (cfg.mayDispatch && c.state === "filed") { dispatchForm(c); }
     }).catch(function (err) { console.warn(err.message); });
   }
 
@@ -453,7 +457,9 @@
   function dispatchForm(c) {
     var load = receivers ? Promise.resolve(receivers) : getJSON(cfg.urls.departments).then(function (r) { receivers = r; return r; });
     load.then(function (r) {
-      var label = c.state === "filed" ? t("dispatch") : t("redispatch");
+      // A case returned as mis-dispatched is filed again: dispatching it is a re-dispatch.
+      var before = c.history.some(function (h) { return h.to === "dispatched"; });
+      var label = before ? t("redispatch") : t("dispatch");
       $("dispatch-box").innerHTML =
         '<form id="dispatch-form"><h4>' + esc(label) + "</h4>" +
         "<label>" + esc(t("choose_department")) + '<select name="department_id">' +
@@ -535,6 +541,7 @@
         var id = caseIdOf(data);
         if (id != null) { refreshOneCase(id); }
         refreshStatsSoon();
+        refreshGridsSoon();
       } else if (event === "worker.position" || event === "worker.duty") {
         upsertWorker(workerOf(data));
       } else if (event === "replay.truncated") {
