@@ -221,17 +221,42 @@ class RegionIndex:
             inside = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
         flat = iy[inside].astype(np.int64) * self.nx + ix[inside].astype(np.int64)
         rows[inside] = self.cells[flat]
-        mixed = np.flatnonzero(rows == _MIXED)
-        if len(mixed):
+        mixed = np.flatnonzero(rows <= _MIXED)
+        if len(mixed) == 0:
+            return rows
+        if self.candidates is None:
             rows[mixed] = self._rows_by_tree(x[mixed], y[mixed])
+            return rows
+        found = self._rows_by_candidates(-rows[mixed] + _MIXED, x[mixed], y[mixed])
+        rows[mixed] = found
+        rest = mixed[found == OUTSIDE]
+        if len(rest):
+            rows[rest] = self._rows_by_tree(x[rest], y[rest], from_level=1)
         return rows
 
-    def _rows_by_tree(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _rows_by_candidates(self, mixed_idx: np.ndarray, x: np.ndarray,
+                            y: np.ndarray) -> np.ndarray:
+        """Deepest-level regions whose box meets the point's cell, tested in rank order."""
+        offsets, cand_rows = self.candidates
+        start, end = offsets[mixed_idx], offsets[mixed_idx + 1]
+        counts = end - start
+        point = np.repeat(np.arange(len(x)), counts)
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        cand = cand_rows[np.repeat(start, counts) + within]
+        hit = shapely.intersects_xy(self.geoms[cand], x[point], y[point])
+        point, cand = point[hit], cand[hit]
+        first = np.ones(len(point), dtype=bool)  # candidates are in rank order: first hit wins
+        first[1:] = point[1:] != point[:-1]
+        rows = np.full(len(x), OUTSIDE, dtype=np.int64)
+        rows[point[first]] = cand[first]
+        return rows
+
+    def _rows_by_tree(self, x: np.ndarray, y: np.ndarray, from_level: int = 0) -> np.ndarray:
         """Deepest level first; among several hits the best rank (smallest code)."""
         rows = np.full(len(x), OUTSIDE, dtype=np.int64)
         todo = np.arange(len(x))
         points = shapely.points(x, y)
-        for rows_at, tree in self.trees:
+        for rows_at, tree in self.trees[from_level:]:
             if len(todo) == 0:
                 break
             pt, hit = tree.query(points[todo], predicate="intersects")
@@ -253,6 +278,7 @@ class RegionIndex:
     def _build_hash_grid(self) -> None:
         """Cells that no boundary crosses form connected patches; each patch has one answer."""
         self.cells = None
+        self.candidates = None
         if len(self.geoms) == 0:
             return
         from scipy import ndimage
@@ -304,6 +330,40 @@ class RegionIndex:
         lookup[0] = _MIXED
         lookup[1:] = answers
         self.cells = lookup[flat_labels]
+        self._build_candidates()
+
+    def _build_candidates(self, max_pairs_per_cell: int = 2) -> None:
+        """For boundary cells, the deepest-level regions whose bounding box meets the cell.
+
+        A region holding a point has a box holding it, so these candidates are complete for
+        the deepest level; tested with ``intersects_xy`` in rank order they answer most points
+        without an STRtree. Mixed cells are stored as ``-(2 + index)`` into a CSR list.
+        """
+        self.candidates = None
+        mixed_cells = np.flatnonzero(self.cells == _MIXED)
+        rows_at = self.trees[0][0]
+        b = shapely.bounds(self.geoms[rows_at])
+        ix0 = np.clip(np.floor((b[:, 0] - self.x0) / self.dx), 0, self.nx - 1).astype(np.int64)
+        ix1 = np.clip(np.floor((b[:, 2] - self.x0) / self.dx), 0, self.nx - 1).astype(np.int64)
+        iy0 = np.clip(np.floor((b[:, 1] - self.y0) / self.dy), 0, self.ny - 1).astype(np.int64)
+        iy1 = np.clip(np.floor((b[:, 3] - self.y0) / self.dy), 0, self.ny - 1).astype(np.int64)
+        w, h = ix1 - ix0 + 1, iy1 - iy0 + 1
+        counts = w * h
+        if len(mixed_cells) == 0 or counts.sum() > max_pairs_per_cell * self.cells.size:
+            return
+        region = np.repeat(np.arange(len(rows_at)), counts)
+        local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        cell = (iy0[region] + local // w[region]) * self.nx + ix0[region] + local % w[region]
+        keep = self.cells[cell] == _MIXED
+        cell, cand = cell[keep], rows_at[region[keep]]
+        mixed_index = np.searchsorted(mixed_cells, cell)
+        order = np.lexsort((self.rank[cand], mixed_index))
+        mixed_index, cand = mixed_index[order], cand[order]
+        offsets = np.zeros(len(mixed_cells) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(mixed_index, minlength=len(mixed_cells)), out=offsets[1:])
+        shapely.prepare(self.geoms[rows_at])
+        self.cells[mixed_cells] = _MIXED - np.arange(len(mixed_cells), dtype=np.int32)
+        self.candidates = (offsets, cand)
 
     @property
     def hash_stats(self) -> dict:
@@ -312,4 +372,5 @@ class RegionIndex:
             return {"cells": 0}
         return {"cells": int(self.cells.size), "nx": self.nx, "ny": self.ny,
                 "cell_m": round(self.dy * 111_320, 2),
-                "resolved_share": round(float(np.mean(self.cells != _MIXED)), 4)}
+                "resolved_share": round(float(np.mean(self.cells > _MIXED)), 4),
+                "candidate_lists": self.candidates is not None}
