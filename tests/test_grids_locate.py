@@ -8,6 +8,7 @@ from sqlalchemy import text
 from test_grids_generate import CELL, YUZHONG, load_yuzhong
 
 from gridmgr.extensions import db
+from gridmgr.grids import locating
 from gridmgr.grids.cli import grids
 from gridmgr.grids.generation import generate_grids
 from gridmgr.grids.locating import OUTSIDE, OutsideCity, locate, locate_many, locations_of
@@ -128,3 +129,17 @@ def test_points_on_shared_corners_and_edges_always_resolve_to_the_same_grid(app_
     batch = locate_many(lons, lats)
     assert [single(x, y) for x, y in mids] == batch.tolist() == locate_many(lons, lats).tolist()
     assert (batch == postgis_answers(lons, lats)).all()
+
+
+def test_a_boundary_changed_elsewhere_reaches_the_batch_index(app_ctx, shared_data,
+                                                              monkeypatch):
+    load_yuzhong(shared_data)
+    [before] = locate_many([JIEFANGBEI[0]], [JIEFANGBEI[1]])
+    assert before != OUTSIDE
+    # Another process moves the district away (a plain UPDATE, as any writer may do).
+    db.session.execute(text("UPDATE regions SET geom = ST_Translate(geom, 1, 0), "
+                            "updated_at = now() WHERE code = :code"), {"code": YUZHONG})
+    db.session.commit()
+    monkeypatch.setattr(locating, "FULL_CHECK_SECONDS", 0.0)
+    assert locate_many([JIEFANGBEI[0]], [JIEFANGBEI[1]]).tolist() == [OUTSIDE]
+    assert locate_many([JIEFANGBEI[0] + 1], [JIEFANGBEI[1]]).tolist() == [before]

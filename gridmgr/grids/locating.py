@@ -8,14 +8,20 @@ id. So a point on a shared edge always resolves to the same grid, whichever path
 ``locate`` asks PostGIS (GiST index, one statement for the region and its ancestors).
 ``locate_many`` answers from an in-process index built lazily from the regions table: a
 uniform hash grid whose cells are crossed by no boundary answer directly; the remaining points
-go through shapely STRtrees, deepest level first. The index is rebuilt when the regions
-table's version (row count, last ``updated_at``, highest id) changes; writers that bypass the
-ORM must set ``updated_at``. Points outside every region come back as ``OUTSIDE`` (-1).
+are tested against the deepest-level regions whose boxes meet their cell, and what is left
+goes through shapely STRtrees. Points outside every region come back as ``OUTSIDE`` (-1).
+
+Freshness: every batch checks, in one index lookup, the table's file (a TRUNCATE replaces it)
+and its highest id (any insert raises it); the full version (row count, last ``updated_at``,
+highest id: a scan) is checked when the last full check is older than ``FULL_CHECK_SECONDS``.
+Writers in this process call ``invalidate_index``; an update or delete made by another process
+is therefore seen within ``FULL_CHECK_SECONDS``. Writers that bypass the ORM set ``updated_at``.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +130,9 @@ def invalidate_index() -> None:
         _cache.clear()
 
 
+FULL_CHECK_SECONDS = 2.0
+_QUICK_VERSION_SQL = text("SELECT pg_relation_filenode('regions'), "
+                          "(SELECT coalesce(max(id), 0) FROM regions)")
 _VERSION_SQL = text("SELECT count(*), max(updated_at), coalesce(max(id), 0) FROM regions")
 _REGIONS_SQL = text("""
 SELECT id, city_id, level, code, name, parent_id, ST_AsBinary(geom) AS wkb
@@ -137,15 +146,19 @@ _cache: dict[str, RegionIndex] = {}
 def current_index() -> RegionIndex:
     """The in-process index for this database, rebuilt if the regions table changed."""
     key = str(db.engine.url)
-    version = tuple(db.session.execute(_VERSION_SQL).one())
+    quick = tuple(db.session.execute(_QUICK_VERSION_SQL).one())
     index = _cache.get(key)
-    if index is not None and index.version == version:
+    now = time.monotonic()
+    if (index is not None and index.version[0] == quick
+            and now - index.checked_at < FULL_CHECK_SECONDS):
         return index
+    version = (quick, tuple(db.session.execute(_VERSION_SQL).one()))
     with _lock:
         index = _cache.get(key)
         if index is None or index.version != version:
             index = RegionIndex.load(version)
             _cache[key] = index
+        index.checked_at = now
         return index
 
 
@@ -154,6 +167,7 @@ class RegionIndex:
 
     def __init__(self, version: tuple, rows: list) -> None:
         self.version = version
+        self.checked_at = 0.0
         n = len(rows)
         self.ids = np.array([r.id for r in rows], dtype=np.int64)
         self.levels = [r.level for r in rows]
