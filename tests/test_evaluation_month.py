@@ -126,11 +126,18 @@ def test_departments_with_scores_and_grades(month):
         reported=3, valid=3, verified=1, verified_on_time=1, filed=3, filed_on_time=3,
         dispatched=4, returned=1, shelved=1, handled=1, overdue=1, due_handling=2,
         due_closing=2)
-    assert d1["rates"]["dispatch_accuracy"] == 1.0 and d2["rates"]["dispatch_accuracy"] == 0.75
-    assert (d1["rates"]["closing_rate"], d1["rates"]["handled_on_time_rate"],
-            d1["rates"]["rework_rate"]) == (0.8, 0.6, 0.25)          # 4/5, 3/5, 1/4
-    assert (d2["rates"]["closing_rate"], d2["rates"]["handled_on_time_rate"],
-            d2["rates"]["rework_rate"]) == (0.0, 0.0, 0.0)            # 0/2, 0/2, 0/1
+    assert d1["rates"] == {
+        "valid_report_rate": 1.0, "filed_on_time_rate": 0.75,       # 4/4, 3/4
+        "dispatch_accuracy": 1.0, "handling_rate": 0.8,              # 4/4, 4/5
+        "handled_on_time_rate": 0.6, "closing_rate": 0.8,            # 3/5, 4/5
+        "closed_on_time_rate": 0.6, "rework_rate": 0.25,             # 3/5, 1/4
+        "verified_on_time_rate": 0.5, "checked_on_time_rate": 0.8}   # 1/2, 4/5
+    assert d2["rates"] == {
+        "valid_report_rate": 1.0, "filed_on_time_rate": 1.0,         # 3/3, 3/3
+        "dispatch_accuracy": 0.75, "handling_rate": 0.5,             # (4-1)/4, 1/2
+        "handled_on_time_rate": 0.0, "closing_rate": 0.0,            # 0/2, 0/2
+        "closed_on_time_rate": 0.0, "rework_rate": 0.0,              # 0/2, 0/1
+        "verified_on_time_rate": 1.0, "checked_on_time_rate": None}  # 1/1, nothing checked
     # department = 10 % case-load (handled / busiest 4) + 30 % 结案率 + 30 % 按期处置率
     #              + 30 % (1 - 返工率)
     # D1: 100 * (0.1*1 + 0.3*0.8 + 0.3*0.6 + 0.3*0.75) = 10 + 24 + 18 + 22.5 = 74.5 -> C
@@ -175,16 +182,25 @@ def test_people_inspectors_scored_citizens_never_listed(month):
     # K2 (failed), K2, K3 (late), handled K5 on the spot
     assert insp1["counts"] == counts(
         reported=4, valid=4, verified=3, verified_on_time=2, checked=4, checked_on_time=3,
-        reworked=1, handled=1, handled_on_time=1, closed=1, closed_on_time=1,
-        due_handling=1, due_closing=1)
+        handled=1, handled_on_time=1, closed=1, closed_on_time=1, due_handling=1,
+        due_closing=1)
     # 漏报率 for community 110105001001: valid problems K1, K2, K3, K4, K5, K7 = 6; from the
-    # public with no inspector's report: K2 (K3 has insp1's duplicate report) -> 1/6
-    assert insp1["rates"]["missed_rate"] == 0.1667
+    # public with no inspector's report: K2 (K3 has insp1's duplicate report) -> 1/6.
+    # The failed check insp1 made on K2 is a rework of w1's handling: it counts for w1.
+    assert insp1["rates"] == {
+        "valid_report_rate": 1.0, "filed_on_time_rate": None, "dispatch_accuracy": None,
+        "handling_rate": 1.0, "handled_on_time_rate": 1.0, "closing_rate": 1.0,
+        "closed_on_time_rate": 1.0, "rework_rate": 0.0, "verified_on_time_rate": 0.6667,
+        "checked_on_time_rate": 0.75, "missed_rate": 0.1667}
     # insp2: reported K9, verified K10, checked K9; community 110105002001: K9, K10 valid,
     # K10 from a citizen alone -> 漏报率 1/2
     assert insp2["counts"] == counts(reported=1, valid=1, verified=1, verified_on_time=1,
                                      checked=1, checked_on_time=1)
-    assert insp2["rates"]["missed_rate"] == 0.5
+    assert insp2["rates"] == {
+        "valid_report_rate": 1.0, "filed_on_time_rate": None, "dispatch_accuracy": None,
+        "handling_rate": None, "handled_on_time_rate": None, "closing_rate": None,
+        "closed_on_time_rate": None, "rework_rate": None, "verified_on_time_rate": 1.0,
+        "checked_on_time_rate": 1.0, "missed_rate": 0.5}
     # inspector = 40 % 有效上报率 + 20 % (1 - 漏报率) + 20 % 按期核实率 + 20 % 按期核查率
     # insp1: 100 * (0.4*1 + 0.2*5/6 + 0.2*2/3 + 0.2*3/4) = 40 + 16.667 + 13.333 + 15 = 85 -> B
     # insp2: 100 * (0.4*1 + 0.2*0.5 + 0.2*1 + 0.2*1) = 40 + 10 + 20 + 20 = 90 -> A
@@ -196,11 +212,12 @@ def test_people_inspectors_scored_citizens_never_listed(month):
     assert (rows["op"]["score"], rows["op"]["grade"]) == (None, None)
     # the duty chief extended K3 and shelved K7 (closes count for the handler)
     assert rows["chief"]["counts"] == counts(extended=1, shelved=1)
-    # w1 handled K1, K2, K3 (late), K9 and holds K8 overdue; w2 returned K3, handled K10
-    # late and holds K4 overdue (it handled K4 only in December)
+    # w1 handled K1, K2 (reworked once), K3 (late), K9 and holds K8 overdue; w2 returned
+    # K3, handled K10 late and holds K4 overdue (it handled K4 only in December)
     assert rows["w1"]["counts"] == counts(handled=4, handled_on_time=3, closed=4,
                                           closed_on_time=3, overdue=1, due_handling=5,
-                                          due_closing=5)
+                                          due_closing=5, reworked=1)
+    assert rows["w1"]["rates"]["rework_rate"] == 0.25  # 1/4
     assert rows["w2"]["counts"] == counts(returned=1, handled=1, overdue=1, due_handling=2,
                                           due_closing=2)
 

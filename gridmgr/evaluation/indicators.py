@@ -19,7 +19,8 @@ Counts (key, what is counted, who the "person" of it is):
 - ``checked`` / ``checked_on_time``: ``check`` steps plus failed checks (a ``rework`` step
   whose details say ``passed: false``), on time against ``deadlines['check']`` (the
   inspector). 核查.
-- ``reworked``, ``extended``, ``shelved``: ``rework``, ``extend`` and ``shelve`` steps.
+- ``reworked``, ``extended``, ``shelved``: ``rework``, ``extend`` and ``shelve`` steps; a
+  rework counts for the person whose handling it sent back (the last ``handle`` before it).
 - ``handled`` / ``handled_on_time``: cases with a ``handle`` or ``self_handle`` step in the
   period, counted once; on time when the last such step is at or before the case's handling
   deadline (``cases.deadline``; no deadline counts as on time) (the handler).
@@ -119,7 +120,14 @@ reported AS (
       AND c.city_id = :city_id AND c.grid_code LIKE :prefix
 ),
 step_facts AS (
-    SELECT s.grid_code, s.department_id, s.category_id, s.actor_id AS person_id, m.metric
+    SELECT s.grid_code, s.department_id, s.category_id,
+           CASE WHEN m.metric = 'reworked' THEN (
+               -- a rework counts for the person whose handling was sent back
+               SELECT p.actor_id FROM case_history p
+               WHERE p.case_id = s.case_id AND p.action = 'handle' AND p.at <= s.at
+               ORDER BY p.at DESC, p.id DESC LIMIT 1)
+           ELSE s.actor_id END AS person_id,
+           m.metric
     FROM steps s
     CROSS JOIN LATERAL unnest(CASE s.action
         WHEN 'verify' THEN ARRAY['verified', {_on_time('verify', 'verified_on_time')}]
