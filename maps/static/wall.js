@@ -386,7 +386,18 @@
       markReady("stats");
     }).catch(function (err) { console.warn(err.message); });
   }
-  var refreshStatsSoon = debounce(refreshStats, 120);
+  // Live events can come in bursts: counters are re-read at most every 400 ms (the last
+  // event of a burst always gets its refresh), so they follow within a second.
+  var statsTimer = null, statsLast = 0;
+  function refreshStatsSoon() {
+    if (statsTimer) { return; }
+    var wait = Math.max(50, 400 - (performance.now() - statsLast));
+    statsTimer = setTimeout(function () {
+      statsTimer = null;
+      statsLast = performance.now();
+      refreshStats();
+    }, wait);
+  }
   function drawChart(perHour) {
     if (chart) {
       chart.data.datasets[0].data = perHour;
