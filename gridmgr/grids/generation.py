@@ -3,9 +3,10 @@
 Cells of ``cell_area_m2`` lie on one square lattice per city, in the UTM zone of the city's
 centre (so neighbouring parents' cells line up). Each cell is clipped to its parent; a piece
 smaller than ``SLIVER_RATIO`` of a cell is merged into the neighbour sharing the longest edge
-with it (pieces that touch no larger piece merge with each other). All geometry work is
-shapely 2 array operations on a 1 mm precision grid, so neighbouring grids share their edges
-exactly.
+with it (ties: the earlier piece in lattice order; pieces that touch no larger piece merge with
+each other). Cells wholly inside the parent are kept as they are; the others are clipped with
+GEOS's rectangle clipping; everything else is shapely 2 array operations. Coordinates sit on a
+1 mm grid, so neighbouring grids share their edges exactly.
 
 Serial rule: within a parent, grids are numbered row by row from the north, each row from
 west to east, by the lattice cell of the grid's largest piece (row = the cell's northing,
