@@ -18,9 +18,16 @@ from gridmgr.cases.queries import (
 from gridmgr.cases.workflow import STEPS, StepInput, take_step
 from gridmgr.geo.coords import COORD_SYSTEMS
 from mobile_api.auth import auth_optional, auth_required, current_user
-from mobile_api.reports import DuplicateCaseSchema, document_errors, read_body, store_uploads
+from mobile_api.reports import (
+    DuplicateCaseSchema,
+    document_errors,
+    read_body,
+    refuse_nul_characters,
+    store_uploads,
+)
 
 blp = Blueprint("cases", __name__, description="Cases around the closed loop")
+blp.before_request(refuse_nul_characters)
 
 CLOCKS = ("green", "yellow", "red", "paused")
 MAX_INT = 2**62
@@ -226,7 +233,7 @@ def get_nearby(query):
 @blp.route("/cases/<int:case_id>")
 @auth_required
 @blp.response(200, CaseDetailSchema)
-@document_errors(blp, 404, notes={404: "case_not_found"})
+@document_errors(blp, 404, 422, notes={404: "case_not_found"})
 def get_case(case_id):
     """One case with its history and photos (reporters' contacts only for who may see them)."""
     return case_detail(case_id, current_user())
@@ -235,6 +242,7 @@ def get_case(case_id):
 @blp.route("/tasks")
 @auth_required
 @blp.response(200, CaseTaskListSchema)
+@document_errors(blp, 422)
 def get_tasks():
     """What the caller must do now: verify, file, dispatch, accept, handle, check, close, …"""
     return tasks_for(current_user())

@@ -51,6 +51,21 @@ def document_errors(blp_: Blueprint, *statuses: int, notes: dict | None = None):
     return decorator
 
 
+def refuse_nul_characters() -> None:
+    """PostgreSQL text cannot hold NUL: refuse it in paths, queries and fields up front."""
+    found = "\x00" in request.path or "%00" in request.query_string.decode("latin-1")
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        found = found or any("\x00" in v for v in request.form.values())
+    elif request.content_length:
+        body = request.get_data(cache=True)
+        found = found or b"\x00" in body or b"\\u0000" in body
+    if found:
+        raise InvalidInput("Text may not contain NUL characters.", code="invalid_input")
+
+
+blp.before_request(refuse_nul_characters)
+
+
 def read_body(schema: Schema) -> tuple[dict, list[FileStorage]]:
     """The request's fields (JSON object or multipart form) validated by ``schema``, and the
     uploaded ``photos`` parts; 400 ``malformed_json``, 422 ``invalid_input``."""
@@ -206,7 +221,7 @@ def post_report():
 
 @blp.route("/reports/track/<token>")
 @blp.response(200, TrackedReportSchema)
-@document_errors(blp, 404, notes={404: "report_not_found"})
+@document_errors(blp, 404, 422, notes={404: "report_not_found"})
 def track_report(token):
     """The public status of an anonymous report, by the tracking token it was given."""
     if len(token) > 128:

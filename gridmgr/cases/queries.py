@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 
@@ -90,7 +90,7 @@ def list_cases(user: User, *, state: list[str] | None = None, category: str | No
         params["clock"] = clock
     if since:
         where.append("c.updated_at >= :since")
-        params["since"] = since
+        params["since"] = _utc(since)
     if cursor:
         where.append("c.id < :cursor")
         params["cursor"] = _decode_id_cursor(cursor)
@@ -254,6 +254,16 @@ def _photo(p) -> dict:
             "original_url": f"{base}?size=original"}
 
 
+def _utc(moment: datetime) -> datetime:
+    """The moment in UTC (PostgreSQL refuses offsets beyond ±15:59); 422 when out of range."""
+    if moment.tzinfo is None:
+        raise InvalidInput("Times need a time zone.", code="bad_since")
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidInput("That time is out of range.", code="bad_since") from None
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -282,7 +292,7 @@ def _decode_sync_cursor(since: str) -> tuple[datetime, int]:
         if moment.tzinfo is None:
             raise InvalidInput("since needs a time zone, e.g. 2026-11-26T10:00:00+08:00.",
                                code="bad_since")
-        return moment, 0
+        return _utc(moment), 0
     except ValueError:
         pass
     raw = _decode(since)
@@ -290,7 +300,7 @@ def _decode_sync_cursor(since: str) -> tuple[datetime, int]:
     try:
         if not raw.startswith("sync:") or not sep:
             raise ValueError
-        return datetime.fromisoformat(at), int(after)
-    except ValueError:
+        return _utc(datetime.fromisoformat(at)), int(after)
+    except (ValueError, InvalidInput):
         raise InvalidInput("since is neither an ISO time nor a cursor from this API.",
                            code="bad_since") from None

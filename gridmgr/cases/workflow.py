@@ -416,7 +416,11 @@ def _extension(case: Case, data: StepInput) -> tuple[float | None, str | None, d
     if data.deadline is not None:
         if data.deadline.tzinfo is None:
             raise InvalidInput("The new deadline needs a time zone.", code="bad_extension")
-        return None, None, data.deadline
+        try:
+            return None, None, data.deadline.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise InvalidInput("The new deadline is out of range.",
+                               code="bad_extension") from None
     if data.amount is None or data.amount <= 0 or not data.unit:
         raise InvalidInput("An extension needs amount and unit, or a new deadline.",
                            code="bad_extension")
