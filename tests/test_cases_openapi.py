@@ -61,3 +61,14 @@ def test_every_case_endpoint_is_documented_with_its_errors(client):
                    "check", "close", "rework", "extend", "shelve", "self_handle", "rate"):
         responses = paths[f"/api/v1/cases/{{case_id}}/{action}"]["post"]["responses"]
         assert {"200", "401", "403", "404", "409", "422"} <= set(responses)
+
+
+def test_the_api_page_lists_every_endpoint_with_its_errors(client):
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    for path in ("/api/v1/reports", "/api/v1/cases/{case_id}/handle", "/api/v1/sync",
+                 "/api/v1/tasks", "/api/v1/cases/nearby"):
+        assert f"<code>{path}</code>" in html
+    assert "photo_too_large" in html and "conflict" in html
+    assert "<script" not in html and "http://" not in html.replace("/api/v1/openapi.json", "")
