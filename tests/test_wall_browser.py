@@ -21,6 +21,8 @@ import mapbox_vector_tile
 import pytest
 from live_server import running_server
 from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, report
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from gridmgr.cases.workflow import StepInput, take_step
@@ -44,8 +46,6 @@ pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM),
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield chromium
@@ -120,7 +120,12 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         page.fill("input[name=password]", PASSWORD)
         started = time.monotonic()
         page.click("button[type=submit]")
-        page.wait_for_selector("body[data-wall-ready='1']", state="attached", timeout=15_000)
+        try:
+            page.wait_for_selector("body[data-wall-ready='1']", state="attached",
+                                   timeout=15_000)
+        except PlaywrightTimeout:
+            loaded = page.evaluate("window.gridWall && JSON.stringify(gridWall.loaded)")
+            pytest.fail(f"the wall did not finish its first render: {loaded}; {problems}")
         page.wait_for_function("document.getElementById('live-dot').className.includes('on')",
                                timeout=10_000)
         first_render = time.monotonic() - started

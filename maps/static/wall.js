@@ -121,7 +121,7 @@
     refreshBoundaries();
   }
   function refreshBoundaries() {
-    var zoom = map.getZoom();
+    var zoom = Math.floor(map.getZoom());
     var jobs = Object.keys(boundaryLayers).map(function (level) {
       var group = boundaryLayers[level];
       if (!map.hasLayer(group)) { return Promise.resolve(); }
