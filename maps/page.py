@@ -91,6 +91,7 @@ def wall_html(viewer: Viewer) -> str:
             "dispatch": "/api/v1/cases/{id}/dispatch",
             "live": "/live",
             "logout": url_for("maps.logout"),
+            "login": url_for("maps.login", next=url_for("maps.wall")),
         },
         "t": page_strings(),
     }

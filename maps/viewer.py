@@ -12,6 +12,7 @@ read statistics (operator, duty chief, dispatcher, administrator).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from flask import request, session
@@ -26,6 +27,9 @@ from gridmgr.people.policy import authorize, can, scope_filter, user_city_id
 from gridmgr.people.tokens import TokenError, decode_token, user_for_claims
 
 SESSION_KEY = "wall_tokens"
+# The page asks for its token every few minutes; renewing it this long before it expires
+# means the wall's parallel feed requests never race to renew an expired one.
+RENEW_BEFORE_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,9 @@ def access_token() -> str:
     if not tokens:
         raise TokenError("token_missing", "Sign in to the wall first.")
     try:
-        decode_token(tokens["access"])
-        return tokens["access"]
+        claims = decode_token(tokens["access"])
+        if claims["exp"] - time.time() > RENEW_BEFORE_SECONDS:
+            return tokens["access"]
     except TokenError as exc:
         if exc.code != "token_expired":
             session.pop(SESSION_KEY, None)

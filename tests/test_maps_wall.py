@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, report
 
 import maps.feeds
+from gridmgr.people.tokens import encode_token
 
 PASSWORD = "pw-secret-123"
 WHOLE_CITY = "116.29,39.89,116.35,39.93"
@@ -48,6 +50,20 @@ def test_the_wall_asks_for_a_sign_in_and_keeps_the_token_in_a_signed_cookie(clie
     client.post("/wall/logout")
     assert client.get("/maps/token").status_code == 401
     assert client.get("/wall").status_code == 302
+
+
+def test_an_expired_access_token_is_renewed_from_the_refresh_token(client, chief):
+    sign_in(client, chief)
+    expired = encode_token(chief, "access", now=datetime.now(UTC) - timedelta(hours=2),
+                           lifetime=60)
+    with client.session_transaction() as session:
+        old_refresh = session["wall_tokens"]["refresh"]
+        session["wall_tokens"] = {"access": expired, "refresh": old_refresh}
+    assert client.get("/maps/feeds/stats").status_code == 200
+    with client.session_transaction() as session:
+        renewed = session["wall_tokens"]
+    assert renewed["access"] != expired and renewed["refresh"] != old_refresh
+    assert client.get("/maps/token").json["token"] == renewed["access"]
 
 
 def test_after_sign_in_only_a_path_of_this_site_is_followed(client, chief):

@@ -39,10 +39,15 @@
   }
   function $(id) { return document.getElementById(id); }
 
-  function getJSON(url) {
+  function getJSON(url, retried) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) {
-        if (r.status === 401) { window.location.href = "/wall/login"; throw new Error("signed out"); }
+        if (r.status === 401 && !retried) {
+          // Another request may have renewed the session's token a moment ago: try once more.
+          return new Promise(function (ok) { setTimeout(ok, 300); })
+            .then(function () { return getJSON(url, true); });
+        }
+        if (r.status === 401) { window.location.href = cfg.urls.login; throw new Error("signed out"); }
         if (!r.ok) { throw new Error(url + " answered " + r.status); }
         return r.json();
       });
@@ -86,6 +91,7 @@
     buildWorkers();
     buildControls();
     startClock();
+    setInterval(function () { freshToken().catch(function () {}); }, 120000);
     refreshStats();
     connectLive();
     map.on("moveend", debounce(function () {
