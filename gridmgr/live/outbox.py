@@ -12,14 +12,16 @@ from decimal import Decimal
 
 from sqlalchemy import BigInteger, DateTime, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.event import listens_for
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridmgr.extensions import db
 
 # PostgreSQL NOTIFY channel raised by a trigger on every outbox insert.
 NOTIFY_CHANNEL = "gridmgr_live"
-# Transaction-level advisory lock taken before an outbox insert: sequence numbers are then
+# Transaction-level advisory lock taken right before an outbox insert: sequence numbers are then
 # handed out in commit order, so a relay that has delivered seq N never sees N-1 commit later.
+# Held only from the flush that inserts the row to commit.
 OUTBOX_LOCK = 0x6C697665  # "live"
 
 
@@ -39,13 +41,18 @@ class LiveEvent(db.Model):
 def publish(event: str, payload: dict, rooms: list[str]) -> None:
     """Add an event to the current session's transaction; it is delivered after commit.
 
-    Call it last before commit: it serialises publishing transactions until they commit.
+    The row is inserted when the session flushes (normally at commit), under the outbox lock.
     """
     if not rooms:
         return
-    db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK})
     payload = json.loads(json.dumps(payload, default=_jsonable))
     db.session.add(LiveEvent(event=event, payload=payload, rooms=sorted(set(rooms))))
+
+
+@listens_for(LiveEvent, "before_insert")
+def _take_outbox_lock(mapper, connection, target) -> None:
+    """Hold the outbox lock from the insert (when the sequence number is drawn) to commit."""
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK})
 
 
 def _jsonable(value):
