@@ -172,7 +172,8 @@ def main() -> None:
         "total_with_layout_s": round(total, 3),
         "grids_per_s": round(city["grids_generated"] / city["timings"]["generate_s"]),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_avg_1m": round(os.getloadavg()[0], 2)},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "grids.json").write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n")

@@ -5,7 +5,7 @@ database (``DATABASE_URL``, else ``gridmgr_bench`` on 127.0.0.1:5432), building 
 the database does not hold it yet. Measures:
 
 - single lookups through the domain function ``locate`` (PostGIS, GiST index, one statement);
-- the same statement on a bare psycopg2 connection (the database's own share);
+- the same statement unprepared on a bare psycopg2 connection (what preparing it saves);
 - single lookups through the HTTP API, ``GET /api/v1/locate``, with Flask's test client (the
   whole Flask + flask-smorest request cycle in-process, without a network or WSGI server);
 - batch lookups through ``locate_many`` (the in-process hash grid + STRtree index), for
@@ -150,7 +150,8 @@ def main() -> None:
                           "p99_ms": round(float(np.percentile(single, 99)) * 1000, 3),
                           "how": "gridmgr.grids.locating.locate, PostGIS GiST, one statement"},
         "single_postgis_bare": {"lookups_per_s": rate(SINGLE_N, raw_s),
-                                "how": "the same SQL on a bare psycopg2 connection"},
+                                "how": "the same SQL unprepared (parsed and planned on "
+                                       "every call) on a bare psycopg2 connection"},
         "single_http": {"requests_per_s": rate(HTTP_N, http_s),
                         "mean_ms": round(http_s / HTTP_N * 1000, 3),
                         "how": "GET /api/v1/locate through Flask's test client, in-process"},

@@ -174,8 +174,8 @@ class RegionIndex:
         self.codes = [r.code for r in rows]
         self.names = [r.name for r in rows]
         self.city_ids = [r.city_id for r in rows]
-        row_of_id = {int(i): k for k, i in enumerate(self.ids)}
-        self.parent_rows = [row_of_id.get(r.parent_id, -1) for r in rows]
+        self.row_of_id = {int(i): k for k, i in enumerate(self.ids)}
+        self.parent_rows = [self.row_of_id.get(r.parent_id, -1) for r in rows]
         self.geoms = shapely.from_wkb([bytes(r.wkb) for r in rows]) if n else np.array([])
         # Rank = position in the winning order: deepest level, then code, then city id.
         order = sorted(range(n), key=lambda k: (-len(self.codes[k]), self.codes[k],
@@ -207,12 +207,11 @@ class RegionIndex:
         return out
 
     def locations(self, ids) -> list[Location | None]:
-        row_of_id = {int(i): k for k, i in enumerate(self.ids)}
-        result = []
-        for region_id in np.asarray(ids).tolist():
-            row = row_of_id.get(region_id)
-            result.append(None if row is None else self._location(row))
-        return result
+        """One shared ``Location`` per distinct region id (None for OUTSIDE or unknown ids)."""
+        distinct, inverse = np.unique(np.asarray(ids, dtype=np.int64), return_inverse=True)
+        made = [None if (row := self.row_of_id.get(i)) is None else self._location(row)
+                for i in distinct.tolist()]
+        return [made[k] for k in inverse.ravel().tolist()]
 
     def _location(self, row: int) -> Location:
         chain = []

@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 from gridmgr.errors import InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.geo.coords import check_coord_sys, coords_to_wgs84, to_wgs84
-from gridmgr.grids.locating import locate, locate_many, locations_of
+from gridmgr.grids.locating import current_index, locate
 from gridmgr.grids.models import City, Region
 
 MAX_FEATURES = 5000
@@ -111,13 +111,18 @@ def locate_points(points: list, coord_sys: str = "wgs84") -> list[dict]:
         raise InvalidInput("Every point must be [lon, lat] with lon in [-180, 180] and lat in "
                            "[-90, 90].", code="bad_points", indexes=np.flatnonzero(bad).tolist())
     xy = coords_to_wgs84(xy, coord_sys)
-    ids = locate_many(xy[:, 0], xy[:, 1])
+    index = current_index()  # one index for both steps, even if regions change meanwhile
+    locations = index.locations(index.locate_ids(xy[:, 0], xy[:, 1]))
+    bodies: dict[int, dict] = {}  # points in the same grid share one serialised location
+    outside = {"code": "outside_city", "message": "The point is outside every region."}
     results = []
-    for (lon, lat), location in zip(xy.tolist(), locations_of(ids), strict=True):
+    for (lon, lat), location in zip(xy.tolist(), locations, strict=True):
+        point = {"lon": lon, "lat": lat}
         if location is None:
-            results.append({"point": {"lon": lon, "lat": lat},
-                            "error": {"code": "outside_city",
-                                      "message": "The point is outside every region."}})
+            results.append({"point": point, "error": outside})
         else:
-            results.append({**location.to_dict(), "point": {"lon": lon, "lat": lat}})
+            body = bodies.get(location.region.id)
+            if body is None:
+                body = bodies[location.region.id] = location.to_dict()
+            results.append({**body, "point": point})
     return results
