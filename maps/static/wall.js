@@ -180,7 +180,7 @@
   }, 5000);
   function buildGrids() {
     gridLayer = L.vectorGrid.protobuf(gridUrl(), {
-      pane: "grids", minZoom: 13, maxNativeZoom: 18, maxZoom: 22,
+      pane: "grids", minZoom: 12, maxNativeZoom: 18, maxZoom: 22,
       rendererFactory: L.canvas.tile, interactive: true,
       vectorTileLayerStyles: { grids: gridStyle },
       getFeatureId: function (f) { return f.properties.code; },
@@ -194,7 +194,7 @@
     });
     gridLayer.on("load", function () { markReady("grids"); });
     gridLayer.addTo(map);
-    if (map.getZoom() < 13) { markReady("grids"); }
+    if (map.getZoom() < 12) { markReady("grids"); }
     renderLegend();
   }
   function setMeasure(value) {
