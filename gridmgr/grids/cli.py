@@ -104,12 +104,16 @@ def check_command(city: str | None, as_json: bool) -> None:
 @click.option("--cell-area", "cell_area", type=float, default=10_000, show_default=True,
               help="Target unit-grid area in square metres.")
 @click.option("--city", help="City slug (default: every city).")
-def generate_command(within: str, cell_area: float, city: str | None) -> None:
+@click.option("--parent", "parents", multiple=True,
+              help="Only this parent region code (repeatable).")
+def generate_command(within: str, cell_area: float, city: str | None,
+                     parents: tuple[str, ...]) -> None:
     """Generate unit grids inside every parent region (idempotent on unchanged parents)."""
     from gridmgr.grids.generation import generate_grids
 
     try:
-        result = generate_grids(within=within, cell_area_m2=cell_area, city=city)
+        result = generate_grids(within=within, cell_area_m2=cell_area, city=city,
+                                parents=list(parents) or None)
     except DomainError as exc:
         click.echo(f"error [{exc.code}]: {exc.message}", err=True)
         raise SystemExit(1) from exc
