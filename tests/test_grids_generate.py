@@ -169,3 +169,23 @@ def test_bad_generation_requests_are_refused(app_ctx, shared_data):
         generate_grids(within="district", cell_area_m2=CELL, parents=["500199"])
     assert unknown.value.code == "unknown_parent"
     assert db.session.execute(text("SELECT count(*) FROM regions")).scalar_one() == 1
+
+
+def test_a_parent_with_imported_grids_is_left_alone_and_reported(app_ctx, shared_data):
+    city_id = load_yuzhong(shared_data)
+    district_id = db.session.scalar(text("SELECT id FROM regions WHERE code = :c"),
+                                    {"c": YUZHONG})
+    # An inspector's hand-drawn grid around 解放碑, imported rather than generated.
+    db.session.execute(text(
+        "INSERT INTO regions (city_id, level, code, name, parent_id, geom, area_m2, generated) "
+        "SELECT :city, 'grid', :code, '解放碑手绘网格', :parent, g, ST_Area(g::geography), false "
+        "FROM (SELECT ST_Multi(ST_MakeEnvelope(106.576, 29.556, 106.578, 29.558, 4326)) g) s"),
+        {"city": city_id, "code": f"{YUZHONG}000000001", "parent": district_id})
+    db.session.commit()
+    before = grid_rows()
+
+    result = generate_grids(within="district", cell_area_m2=CELL)
+    assert result.generated == {} and YUZHONG in result.skipped
+    assert "not generated" in result.skipped[YUZHONG]
+    db.session.expire_all()
+    assert grid_rows() == before
