@@ -49,7 +49,7 @@ def wall_html(viewer: Viewer) -> str:
     bounds = scope_bounds(viewer) or WORLD
     center = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
     wall = folium.Map(location=center, zoom_start=12, tiles=None, control_scale=True,
-                      prefer_canvas=True, max_zoom=20, min_zoom=3, zoom_snap=0.25)
+                      prefer_canvas=True, max_zoom=20, min_zoom=3)
     # Only local assets, never folium's CDN list (jQuery, Bootstrap, Font Awesome are unused).
     wall.default_js = [(name, _static(path)) for name, path in SCRIPTS]
     wall.default_css = [(name, _static(path)) for name, path in STYLES]

@@ -189,6 +189,14 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         page.evaluate(f"gridWall.openCard({cases[0]})")
         page.wait_for_selector("#case-card .timeline li", timeout=3_000)
 
+        # Switch on the heat of recent reports and shade the grids by overdue cases.
+        with page.expect_response(lambda r: "/maps/feeds/heat" in r.url) as heat:
+            page.get_by_label("上报热力（7天）").check()
+        assert len(heat.value.json()["points"]) == expected["reported"] + 2
+        with page.expect_response(lambda r: "measure=overdue" in r.url) as shaded:
+            page.select_option("#measure", "overdue")
+        assert shaded.value.status == 200
+
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "wall.png"))
         context.close()
