@@ -31,6 +31,7 @@ CLOCK_SQL = """CASE
     WHEN c.yellow_at IS NOT NULL AND coalesce(c.handled_at, c.paused_at, now()) >= c.yellow_at
         THEN 'yellow'
     ELSE 'green' END"""
+CLOCKS = ("green", "yellow", "red", "waiting")
 _SCOPE = "c.city_id = :city AND c.grid_code LIKE :like"
 _ENVELOPE = "ST_MakeEnvelope(:w, :s, :e, :n, 4326)"
 
@@ -160,13 +161,10 @@ def counters(viewer: Viewer, lang: str = "zh") -> dict:
         WHERE {_SCOPE} AND h.at >= {today}
           AND h.to_state IN ('filed', 'dispatched', 'handled', 'closed')
         GROUP BY h.to_state"""), p).all()
-    reported = db.session.scalar(text(f"""
-        SELECT count(*) FROM reports r JOIN cases c ON c.id = r.case_id
-        WHERE {_SCOPE} AND r.created_at >= {today}"""), p)
-    clocks = db.session.execute(text(f"""
+    clocks = dict(db.session.execute(text(f"""
         SELECT {CLOCK_SQL} AS clock, count(*) FROM cases c
         WHERE {_SCOPE} AND c.state IN ({_OPEN}) AND c.state <> 'shelved'
-        GROUP BY 1"""), p).all()
+        GROUP BY 1"""), p).all())
     on_time = db.session.execute(text(f"""
         SELECT count(*) FILTER (WHERE c.handled_at <= c.deadline), count(*)
         FROM cases c
@@ -186,23 +184,23 @@ def counters(viewer: Viewer, lang: str = "zh") -> dict:
         GROUP BY cat.code, cat.name_zh, cat.name_en ORDER BY n DESC, cat.code LIMIT 5"""),
         p).all()
     top_grids = db.session.execute(text(f"""
-        SELECT c.grid_code, g.name, count(*) AS n
-        FROM cases c LEFT JOIN regions g ON g.city_id = c.city_id AND g.code = c.grid_code
-        WHERE {_SCOPE} AND c.created_at >= {today}
-        GROUP BY c.grid_code, g.name ORDER BY n DESC, c.grid_code LIMIT 5"""), p).all()
+        SELECT t.grid_code, g.name, t.n
+        FROM (SELECT c.grid_code, count(*) AS n FROM cases c
+              WHERE {_SCOPE} AND c.created_at >= {today}
+              GROUP BY c.grid_code ORDER BY n DESC, c.grid_code LIMIT 5) t
+             LEFT JOIN regions g ON g.city_id = :city AND g.code = t.grid_code
+        ORDER BY t.n DESC, t.grid_code"""), p).all()
     hours = dict(db.session.execute(text(f"""
         SELECT extract(hour FROM r.created_at AT TIME ZONE :tz)::int, count(*)
         FROM reports r JOIN cases c ON c.id = r.case_id
         WHERE {_SCOPE} AND r.created_at >= {today} GROUP BY 1"""), p).all())
     step = dict(steps)
-    clock = dict(clocks)
     name = "name_en" if lang == "en" else "name_zh"
     return {
-        "today": {"reported": reported or 0, "filed": step.get("filed", 0),
+        "today": {"reported": sum(hours.values()), "filed": step.get("filed", 0),
                   "dispatched": step.get("dispatched", 0), "handled": step.get("handled", 0),
                   "closed": step.get("closed", 0)},
-        "open": {colour: clock.get(colour, 0) for colour in ("green", "yellow", "red",
-                                                                 "waiting")},
+        "open": {colour: clocks.get(colour, 0) for colour in CLOCKS},
         "on_time_rate": round(on_time[0] / on_time[1], 4) if on_time[1] else None,
         "overdue": [{"id": r.id, "code": r.code, "grid_code": r.grid_code,
                      "deadline": _iso(r.deadline), "lat": r.lat, "lon": r.lon,
