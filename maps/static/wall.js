@@ -52,6 +52,16 @@
         return r.json();
       });
   }
+  // What each bbox feed last fetched: a move that stays inside it at the same zoom needs no
+  // new query (live events keep that area current).
+  var fetched = {};
+  function covered(feed) {
+    var last = fetched[feed];
+    return last && last.zoom === map.getZoom() && last.bounds.contains(map.getBounds());
+  }
+  function remember(feed, pad) {
+    fetched[feed] = { zoom: map.getZoom(), bounds: map.getBounds().pad(pad) };
+  }
   function bboxParam(pad) {
     var b = map.getBounds().pad(pad || 0);
     var w = Math.max(-180, b.getWest()), e = Math.min(180, b.getEast());
@@ -95,7 +105,9 @@
     refreshStats();
     connectLive();
     map.on("moveend", debounce(function () {
-      refreshBoundaries(); refreshCases(); refreshHeat();
+      if (!covered("boundaries")) { refreshBoundaries(); }
+      if (!covered("cases")) { refreshCases(); }
+      if (!covered("heat")) { refreshHeat(); }
     }, 150));
     $("card-close").addEventListener("click", function () { $("case-card").hidden = true; });
   }
@@ -128,6 +140,7 @@
   }
   function refreshBoundaries() {
     var zoom = Math.floor(map.getZoom());
+    remember("boundaries", 0.2);
     var jobs = Object.keys(boundaryLayers).map(function (level) {
       var group = boundaryLayers[level];
       if (!map.hasLayer(group)) { return Promise.resolve(); }
@@ -180,7 +193,7 @@
   }, 5000);
   function buildGrids() {
     gridLayer = L.vectorGrid.protobuf(gridUrl(), {
-      pane: "grids", minZoom: 12, maxNativeZoom: 18, maxZoom: 22,
+      pane: "grids", minZoom: 13, maxNativeZoom: 18, maxZoom: 22,
       rendererFactory: L.canvas.tile, interactive: true,
       vectorTileLayerStyles: { grids: gridStyle },
       getFeatureId: function (f) { return f.properties.code; },
@@ -194,7 +207,7 @@
     });
     gridLayer.on("load", function () { markReady("grids"); });
     gridLayer.addTo(map);
-    if (map.getZoom() < 12) { markReady("grids"); }
+    if (map.getZoom() < 13) { markReady("grids"); }
     renderLegend();
   }
   function setMeasure(value) {
@@ -260,6 +273,7 @@
     if (m) { caseLayer.removeLayer(m); delete wall.markers[id]; }
   }
   function refreshCases() {
+    remember("cases", 0.2);
     getJSON(cfg.urls.cases + "?bbox=" + bboxParam(0.2)).then(function (data) {
       clusterLayer.clearLayers();
       var keep = {};
@@ -297,6 +311,7 @@
   }
   function refreshHeat() {
     if (!map.hasLayer(heatLayer)) { return; }
+    remember("heat", 0.2);
     getJSON(cfg.urls.heat + "?bbox=" + bboxParam(0.2)).then(function (data) {
       heatLayer.setLatLngs(data.points);
     }).catch(function (err) { console.warn(err.message); });
