@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from sqlalchemy import text
@@ -143,3 +145,14 @@ def test_a_boundary_changed_elsewhere_reaches_the_batch_index(app_ctx, shared_da
     monkeypatch.setattr(locating, "FULL_CHECK_SECONDS", 0.0)
     assert locate_many([JIEFANGBEI[0]], [JIEFANGBEI[1]]).tolist() == [OUTSIDE]
     assert locate_many([JIEFANGBEI[0] + 1], [JIEFANGBEI[1]]).tolist() == [before]
+
+
+def test_threads_sharing_the_batch_index_get_the_same_answers(app_ctx, shared_data):
+    load_yuzhong(shared_data)
+    generate_grids(within="district", cell_area_m2=CELL)
+    lons, lats = random_points(50_000, seed=11)
+    index = locating.current_index()
+    expected = index.locate_ids(lons, lats)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: index.locate_ids(lons, lats), range(8)))
+    assert all((a == expected).all() for a in answers)

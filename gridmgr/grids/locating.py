@@ -168,6 +168,9 @@ class RegionIndex:
     def __init__(self, version: tuple, rows: list) -> None:
         self.version = version
         self.checked_at = 0.0
+        # GEOS prepared geometries build their internal indexes lazily and are not safe to
+        # share between threads mid-query; batches in one process take turns (they are short).
+        self._query_lock = threading.Lock()
         n = len(rows)
         self.ids = np.array([r.id for r in rows], dtype=np.int64)
         self.levels = [r.level for r in rows]
@@ -200,7 +203,8 @@ class RegionIndex:
         y = np.asarray(lats, dtype=np.float64).ravel()
         if x.shape != y.shape:
             raise ValueError("lons and lats must have the same length")
-        rows = self._rows(x, y)
+        with self._query_lock:
+            rows = self._rows(x, y)
         out = np.full(len(rows), OUTSIDE, dtype=np.int64)
         hit = rows >= 0
         out[hit] = self.ids[rows[hit]]
