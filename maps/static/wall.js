@@ -90,6 +90,10 @@
     setupFormats();
     map = window[cfg.map];
     wall.map = map;
+    // Without zoom limits of its own, Leaflet would take the grid layer's minimum zoom as the
+    // map's and zoom the whole wall in.
+    map.setMinZoom(3);
+    map.setMaxZoom(20);
     map.createPane("grids").style.zIndex = 390;
     map.createPane("boundaries").style.zIndex = 405;
     map.createPane("heat").style.zIndex = 420;
