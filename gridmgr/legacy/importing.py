@@ -1,0 +1,617 @@
+"""Importing past cases with their full timelines from a CSV or JSON-lines file.
+
+One row per step: ``reference, category, lon, lat, step, time, actor_role, actor, department,
+note`` (optional: ``coord_sys``, ``channel``, ``deadline``). Each case is replayed step by step
+with the workflow's own rules (the step must be allowed from the state the previous one left,
+the role must be allowed to take it, notes where the API wants a reason) and written as the
+workflow writes it: a ``cases`` row in its final state, one ``case_history`` row per step at the
+file's time, and the first report. Deadlines are computed from the category's limits and the
+city's working calendar at the time of each step.
+
+All or nothing: every row is checked first and every problem is reported (row number,
+reference, problem code, sentence); only a clean file is written, in one transaction.
+References already imported are skipped, so importing the same file twice changes nothing.
+Actors that are not gridmgr users are kept by name in the history details (no users are made).
+No live events are published: these cases are history, not news.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, text
+
+from gridmgr.calendar.deadlines import Calendar, add_limit, calendar_for_city, resume
+from gridmgr.cases.models import CHANNELS
+from gridmgr.cases.workflow import STEPS as WORKFLOW_STEPS
+from gridmgr.cases.workflow import _yellow_at
+from gridmgr.categories.models import Category
+from gridmgr.errors import DomainError, InvalidInput
+from gridmgr.extensions import db
+from gridmgr.geo.coords import COORD_SYSTEMS, to_wgs84
+from gridmgr.grids.locating import OutsideCity, locate
+from gridmgr.people.models import ROLES, Department, User
+from gridmgr.people.policy import ROLE_ACTIONS
+
+COLUMNS = ("reference", "category", "lon", "lat", "step", "time", "actor_role", "actor",
+           "department", "note")
+OPTIONAL_COLUMNS = ("coord_sys", "channel", "deadline")
+# Steps a file may hold: "reported" opens a case, the rest are the workflow's actions.
+IMPORT_STEPS = ("reported", "verify", "file", "dispatch", "accept", "return", "handle", "check",
+                "close", "rework", "extend", "shelve", "resume", "cancel", "self_handle")
+REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,19}$")
+# gridmgr numbers its own cases yyyymmdd + 6 digits; an old reference of that shape dated
+# today or later could meet a number gridmgr hands out.
+OWN_CODE = re.compile(r"^(\d{8})\d{6}$")
+MAX_PROBLEMS = 1000
+
+
+class InvalidHistory(DomainError):
+    """A history file with problems; ``details["problems"]`` names every offending row."""
+
+    status = 422
+
+    def __init__(self, path: str, problems: list[dict]):
+        kinds: dict[str, int] = defaultdict(int)
+        for p in problems:
+            kinds[p["problem"]] += 1
+        summary = ", ".join(f"{n} × {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+        super().__init__("invalid_history",
+                         f"{Path(path).name} was not imported: {summary}. Nothing was changed.",
+                         problems=problems[:MAX_PROBLEMS])
+
+
+@dataclass
+class ImportResult:
+    """What an import loaded, and what it skipped because it was already there."""
+
+    cases: int = 0
+    steps: int = 0
+    references: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"cases": self.cases, "steps": self.steps, "references": self.references,
+                "skipped": self.skipped}
+
+
+@dataclass
+class _Row:
+    number: int
+    reference: str
+    step: str
+    at: datetime | None
+    category: str
+    lon: float | None
+    lat: float | None
+    role: str | None
+    actor: str
+    department: str
+    note: str | None
+    channel: str | None
+    deadline: datetime | None
+
+
+class _Problems(list):
+    def add(self, row: _Row | int, problem: str, message: str) -> None:
+        number = row if isinstance(row, int) else row.number
+        reference = None if isinstance(row, int) else row.reference
+        self.append({"row": number, "reference": reference, "problem": problem,
+                     "message": f"row {number}: {message}"})
+
+
+def import_history(path: str | Path, now: datetime | None = None) -> ImportResult:
+    """Load the past cases in ``path`` (.csv or .jsonl) with their timelines, all or nothing;
+    422 ``invalid_history`` naming every bad row. References already imported are skipped."""
+    path = Path(path)
+    now = now or datetime.now(UTC)
+    problems = _Problems()
+    rows, bad = _parse(path, problems, now)
+    cases: dict[str, list[_Row]] = defaultdict(list)
+    for row in rows:
+        cases[row.reference].append(row)
+    skipped = _already_imported(list(cases), cases, problems)
+    context = _Context.load(rows)
+    planned = []
+    for reference, steps in cases.items():
+        if reference in skipped or reference in bad:
+            continue
+        steps.sort(key=lambda r: (r.at, r.number))
+        case = _replay(reference, steps, context, problems)
+        if case is not None:
+            planned.append(case)
+    if problems:
+        problems.sort(key=lambda p: p["row"])
+        raise InvalidHistory(str(path), problems)
+    result = ImportResult(skipped=sorted(skipped))
+    for case in planned:
+        _write(case)
+        result.cases += 1
+        result.steps += len(case.history)
+        result.references.append(case.reference)
+    db.session.commit()
+    return result
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def _parse(path: Path, problems: _Problems, now: datetime) -> tuple[list[_Row], set[str]]:
+    """The good rows, and the references of cases with a bad row (not replayed)."""
+    records = _records(path)
+    if not records:
+        raise InvalidInput(f"{path.name} holds no rows.", code="empty_file")
+    rows, bad = [], set()
+    for number, record in records:
+        row = _row(number, record, problems, now)
+        if row is None:
+            bad.add(_text(record, "reference"))
+        else:
+            rows.append(row)
+    return rows, bad
+
+
+def _records(path: Path) -> list[tuple[int, dict]]:
+    """(line number, fields) of every row; a missing column or a malformed line is refused."""
+    if not path.is_file():
+        raise InvalidInput(f"There is no file {str(path)!r:.200}.", code="file_not_found")
+    suffix = path.suffix.lower()
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path.name} is not UTF-8 text.", code="bad_file") from exc
+    if "\x00" in content:
+        raise InvalidInput(f"{path.name} holds NUL characters.", code="bad_file")
+    if suffix == ".csv":
+        reader = csv.DictReader(content.splitlines())
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InvalidInput(f"{path.name} lacks the column(s) {', '.join(missing)}; the "
+                               f"header is {', '.join(COLUMNS)}.", code="missing_columns")
+        return [(reader.line_num, record) for record in reader]
+    if suffix in (".jsonl", ".ndjson"):
+        records = []
+        for number, line in enumerate(content.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{path.name} line {number} is not JSON: {exc.msg}.",
+                                   code="bad_file", row=number) from exc
+            if not isinstance(record, dict):
+                raise InvalidInput(f"{path.name} line {number} is not a JSON object.",
+                                   code="bad_file", row=number)
+            records.append((number, record))
+        return records
+    raise InvalidInput(f"{path.name}: history files are .csv or .jsonl.", code="bad_file")
+
+
+def _text(record: dict, key: str) -> str:
+    value = record.get(key)
+    return "" if value is None else str(value).strip()
+
+
+def _row(number: int, record: dict, problems: _Problems, now: datetime) -> _Row | None:
+    before = len(problems)
+    reference = _text(record, "reference")
+    row = _Row(number, reference, _text(record, "step"), None, _text(record, "category"),
+               None, None, _text(record, "actor_role") or None, _text(record, "actor"),
+               _text(record, "department"), _text(record, "note") or None,
+               _text(record, "channel") or None, None)
+    if not REFERENCE.match(reference):
+        problems.add(row, "bad_reference", f"the case reference {reference!r:.40} must be 1 to "
+                     "20 letters, digits or _ . - /.")
+    elif (own := OWN_CODE.match(reference)) and own.group(1) >= now.strftime("%Y%m%d"):
+        problems.add(row, "reference_clash", f"the reference {reference} looks like a gridmgr "
+                     "case number of today or later; prefix it.")
+    if row.step not in IMPORT_STEPS:
+        problems.add(row, "unknown_step", f"unknown step {row.step!r:.40}; steps are "
+                     f"{', '.join(IMPORT_STEPS)}.")
+    row.at = _time(row, _text(record, "time"), "time", problems, now, required=True)
+    if _text(record, "deadline"):
+        row.deadline = _time(row, _text(record, "deadline"), "deadline", problems, None)
+    coord_sys = _text(record, "coord_sys") or "wgs84"
+    if coord_sys not in COORD_SYSTEMS:
+        problems.add(row, "bad_coord_sys", f"coord_sys {coord_sys!r:.20} is not one of "
+                     f"{', '.join(COORD_SYSTEMS)}.")
+    lon, lat = _text(record, "lon"), _text(record, "lat")
+    if lon or lat:
+        try:
+            x, y = float(lon), float(lat)
+        except ValueError:
+            x = y = math.nan
+        if not (-180 <= x <= 180 and -90 <= y <= 90):
+            problems.add(row, "bad_location", f"lon {lon!r:.30} and lat {lat!r:.30} must be "
+                         "numbers in [-180, 180] and [-90, 90].")
+        elif coord_sys in COORD_SYSTEMS:
+            row.lon, row.lat = to_wgs84(x, y, coord_sys)
+    if row.step == "reported":
+        if row.lon is None and not (lon or lat):
+            problems.add(row, "location_required", "a reported step needs lon and lat.")
+        if not row.category:
+            problems.add(row, "category_required", "a reported step needs a category code.")
+    if row.role is not None and row.role not in ROLES:
+        problems.add(row, "unknown_role", f"actor_role {row.role!r:.30} is not one of "
+                     f"{', '.join(ROLES)}.")
+    if row.channel is not None and row.channel not in CHANNELS:
+        problems.add(row, "bad_channel", f"channel {row.channel!r:.20} is not one of "
+                     f"{', '.join(CHANNELS)}.")
+    return row if len(problems) == before else None
+
+
+def _time(row: _Row, value: str, column: str, problems: _Problems, now: datetime | None,
+          required: bool = False) -> datetime | None:
+    if not value:
+        if required:
+            problems.add(row, "time_required", f"the {column} is missing.")
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        problems.add(row, "bad_time", f"{column} {value!r:.40} is not an ISO 8601 time.")
+        return None
+    if moment.tzinfo is None:
+        problems.add(row, "time_without_offset", f"{column} {value!r:.40} has no UTC offset "
+                     "(write e.g. 2025-03-01T09:30:00+08:00).")
+        return None
+    moment = moment.astimezone(UTC)
+    if now is not None and moment > now:
+        problems.add(row, "time_in_future", f"{column} {value} is in the future.")
+        return None
+    return moment
+
+
+def _already_imported(references: list[str], cases: dict[str, list[_Row]],
+                      problems: _Problems) -> set[str]:
+    """References imported before (skipped); a reference that is another case's number is a
+    problem."""
+    found = db.session.execute(text("""
+        SELECT c.code, EXISTS (SELECT 1 FROM case_history h WHERE h.case_id = c.id
+                               AND h.action = 'report' AND h.details ? 'imported') AS imported
+        FROM cases c WHERE c.code = ANY(:codes)"""), {"codes": references}).all()
+    skipped = set()
+    for code, imported in found:
+        if imported:
+            skipped.add(code)
+        else:
+            problems.add(cases[code][0], "reference_taken", f"{code} is already the number of "
+                         "a case that was not imported.")
+    return skipped
+
+
+# -- replaying a case ------------------------------------------------------------------------
+
+@dataclass
+class _Context:
+    categories: dict[str, Category]
+    departments: dict[str, Department]
+    users: dict[str, User]
+    calendars: dict[int, Calendar] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, rows: list[_Row]) -> _Context:
+        codes = {r.category for r in rows if r.category}
+        categories = {c.code: c for c in db.session.scalars(select(Category).where(
+            Category.code.in_(codes), Category.active.is_(True)))}
+        departments = {}
+        for department in db.session.scalars(select(Department)):
+            departments[department.name] = department
+            departments[str(department.id)] = department
+        names = {r.actor for r in rows if r.actor}
+        users = {u.username: u for u in db.session.scalars(select(User).where(
+            User.username.in_(names)))}
+        return cls(categories, departments, users)
+
+    def calendar(self, city_id: int) -> Calendar:
+        if city_id not in self.calendars:
+            self.calendars[city_id] = calendar_for_city(city_id)
+        return self.calendars[city_id]
+
+
+@dataclass
+class _Case:
+    reference: str
+    values: dict
+    history: list[dict]
+    report: dict
+
+
+def _replay(reference: str, steps: list[_Row], context: _Context,
+            problems: _Problems) -> _Case | None:
+    """The case's final columns and its history rows, or None (with problems) when a step
+    breaks the workflow's rules."""
+    first = steps[0]
+    if first.step != "reported":
+        problems.add(first, "bad_step_order", f"case {reference} must start with a reported "
+                     f"step, not {first.step}.")
+        return None
+    category = context.categories.get(first.category)
+    if category is None:
+        problems.add(first, "unknown_category", f"no active category has the code "
+                     f"{first.category!r:.40}.")
+        return None
+    try:
+        place = locate(first.lon, first.lat)
+    except OutsideCity:
+        problems.add(first, "outside_city", f"the point ({first.lon:.6f}, {first.lat:.6f}) of "
+                     f"case {reference} is outside every region.")
+        return None
+    replay = _Replayer(reference, category, place, context, problems)
+    ok = True
+    for row in steps:
+        ok = replay.take(row) and ok
+    return replay.result() if ok else None
+
+
+class _Replayer:
+    """Applies each step as the workflow's planner would, at the file's time."""
+
+    def __init__(self, reference, category, place, context: _Context, problems: _Problems):
+        self.reference, self.category, self.context = reference, category, context
+        self.problems = problems
+        self.cal = context.calendar(place.city_id)
+        self.state: str | None = None
+        self.v: dict = {
+            "code": reference, "city_id": place.city_id, "region_id": place.region.id,
+            "grid_code": place.region.code, "category_id": category.id, "deadlines": {},
+            "department_id": None, "worker_id": None, "handler_id": None, "reporter_id": None,
+            "verified_by_id": None, "dispatched_at": None, "clock_unit": None,
+            "deadline": None, "yellow_at": None, "paused_at": None, "paused_seconds": 0.0,
+            "shelved_from": None, "accepted_at": None, "handled_at": None, "closed_at": None,
+            "extension_count": 0, "rework_count": 0, "return_count": 0, "version": 0,
+        }
+        self.history: list[dict] = []
+        self.report: dict = {}
+
+    def take(self, row: _Row) -> bool:
+        actor = self.context.users.get(row.actor)
+        role = row.role or (actor.role if actor else None)
+        if not self._allowed(row, role):
+            return False
+        if row.department and row.department not in self.context.departments:
+            self.problems.add(row, "unknown_department", f"no department is called or "
+                              f"numbered {row.department!r:.60}.")
+            return False
+        if row.category and row.category != self.category.code and row.step != "file" \
+                and row.step != "reported":
+            self.problems.add(row, "category_changed", "a case changes its category only when "
+                              f"it is filed, not at {row.step}.")
+            return False
+        planned = getattr(self, f"_{row.step}")(row, actor)
+        if planned is None:
+            return False
+        target, action, details = planned
+        details = {**details, "imported": True}
+        if row.actor and actor is None:
+            details["actor"] = row.actor
+        self.history.append({
+            "actor_id": actor.id if actor else None, "actor_role": role, "action": action,
+            "from_state": self.state, "to_state": target, "at": row.at,
+            "lon": row.lon, "lat": row.lat, "note": row.note, "details": details})
+        self.state = target
+        self.v["version"] += 1
+        return True
+
+    def _allowed(self, row: _Row, role: str | None) -> bool:
+        if row.step == "reported":
+            if self.state is not None:
+                self.problems.add(row, "bad_step_order", f"case {self.reference} is reported "
+                                  "twice.")
+                return False
+            return True
+        step = WORKFLOW_STEPS[row.step]
+        if self.state not in step.sources:
+            self.problems.add(row, "bad_step_order", f"{row.step} cannot follow a "
+                              f"{self.state} case ({self.reference} is {self.state} after its "
+                              f"earlier steps; {row.step} needs {' or '.join(step.sources)}).")
+            return False
+        if role is not None and step.permission not in ROLE_ACTIONS[role]:
+            self.problems.add(row, "role_not_allowed", f"a {role} may not take the step "
+                              f"{row.step}.")
+            return False
+        if step.note_required and not row.note:
+            self.problems.add(row, "note_required", f"a {row.step} step needs a note saying "
+                              "why.")
+            return False
+        return True
+
+    def _stage(self, stage: str, at: datetime) -> None:
+        limit = (self.category.limits or {}).get(stage)
+        if limit:
+            self.v["deadlines"] = {**self.v["deadlines"], stage: add_limit(
+                at, limit["amount"], limit["unit"], self.cal).isoformat()}
+
+    def _start_clock(self, at: datetime) -> None:
+        self.v.update(dispatched_at=at, paused_seconds=0.0, paused_at=None, deadline=None,
+                      yellow_at=None, clock_unit=None)
+        limit = (self.category.limits or {}).get("handle")
+        if limit:
+            deadline = add_limit(at, limit["amount"], limit["unit"], self.cal)
+            self.v.update(deadline=deadline, clock_unit=limit["unit"],
+                          yellow_at=_yellow_at(at, deadline, limit["unit"], 0, self.cal))
+            self.v["deadlines"] = {**self.v["deadlines"], "handle": deadline.isoformat()}
+
+    # one method per step: (target state, history action, history details) or None
+
+    def _reported(self, row, actor):
+        source = "citizen" if (row.role or (actor.role if actor else "citizen")) == "citizen" \
+            else "inspector"
+        channel = row.channel or ("hotline" if source == "citizen" else "patrol")
+        self.v.update(state="reported", source=source, channel=channel, created_at=row.at,
+                      description=row.note, reporter_id=actor.id if actor else None,
+                      lon=row.lon, lat=row.lat)
+        self._stage("verify" if source == "citizen" else "file", row.at)
+        self.report = {"reporter_id": actor.id if actor else None, "channel": channel,
+                       "at": row.at, "description": row.note, "category_id": self.category.id}
+        return "reported", "report", {"channel": channel}
+
+    def _verify(self, row, actor):
+        self.v["verified_by_id"] = actor.id if actor else None
+        self._stage("file", row.at)
+        return "verified", "verify", {"valid": True}
+
+    def _file(self, row, actor):
+        details = {}
+        if row.category and row.category != self.category.code:
+            category = self.context.categories.get(row.category)
+            if category is None:
+                self.problems.add(row, "unknown_category", f"no active category has the code "
+                                  f"{row.category!r:.40}.")
+                return None
+            self.category = category
+            self.v["category_id"] = category.id
+            details["category"] = category.code
+        self._stage("dispatch", row.at)
+        return "filed", "file", details
+
+    def _cancel(self, row, actor):
+        self.v["closed_at"] = row.at
+        return "cancelled", "cancel", {}
+
+    def _dispatch(self, row, actor):
+        department = self.context.departments.get(row.department) if row.department else None
+        if department is None:
+            from gridmgr.categories.operations import responsible_department
+
+            department = responsible_department(self.category, self.v["grid_code"],
+                                                self.v["city_id"])
+        if department is None:
+            self.problems.add(row, "receiver_required", "name the department the case was "
+                              "dispatched to (no department is responsible for its category).")
+            return None
+        self.v.update(department_id=department.id, worker_id=None)
+        self._start_clock(row.at)
+        return "dispatched", "dispatch", {"department_id": department.id, "worker_id": None,
+                                          "deadline": self.v["deadline"]}
+
+    def _accept(self, row, actor):
+        self.v["accepted_at"] = row.at
+        return "accepted", "accept", {}
+
+    def _return(self, row, actor):
+        department_id = self.v["department_id"]
+        self.v.update(department_id=None, worker_id=None, dispatched_at=None, accepted_at=None,
+                      deadline=None, yellow_at=None, clock_unit=None, paused_seconds=0.0,
+                      return_count=self.v["return_count"] + 1)
+        return "filed", "return", {"department_id": department_id}
+
+    def _handle(self, row, actor):
+        self.v.update(handler_id=actor.id if actor else None, handled_at=row.at)
+        self._stage("check", row.at)
+        return "handled", "handle", {}
+
+    def _check(self, row, actor):
+        return "checked", "check", {"passed": True}
+
+    def _close(self, row, actor):
+        self.v["closed_at"] = row.at
+        return "closed", "close", {}
+
+    def _rework(self, row, actor):
+        count = self.v["rework_count"] + 1
+        self.v.update(handler_id=None, handled_at=None, accepted_at=None, rework_count=count)
+        self._start_clock(row.at)
+        return "dispatched", "rework", {"department_id": self.v["department_id"],
+                                        "rework": count}
+
+    def _extend(self, row, actor):
+        current = self.v["deadline"]
+        if current is None:
+            self.problems.add(row, "no_clock", "an extend step needs a running handling clock.")
+            return None
+        if row.deadline is None or row.deadline <= current:
+            self.problems.add(row, "bad_extension", "an extend step needs the new deadline (ISO "
+                              f"time with offset) in the deadline column, later than "
+                              f"{current.isoformat()}.")
+            return None
+        self.v.update(deadline=row.deadline, extension_count=self.v["extension_count"] + 1,
+                      yellow_at=_yellow_at(self.v["dispatched_at"], row.deadline,
+                                           self.v["clock_unit"], self.v["paused_seconds"],
+                                           self.cal))
+        return self.state, "extend", {"deadline": row.deadline.isoformat(),
+                                      "previous": current.isoformat()}
+
+    def _shelve(self, row, actor):
+        self.v.update(paused_at=row.at, shelved_from=self.state)
+        return "shelved", "shelve", {}
+
+    def _resume(self, row, actor):
+        target = self.v["shelved_from"]
+        took = timedelta(0)
+        if self.v["deadline"] is not None:
+            deadline, took = resume(self.v["deadline"], self.v["paused_at"], row.at,
+                                    self.v["clock_unit"], self.cal)
+            paused = self.v["paused_seconds"] + took.total_seconds()
+            self.v.update(deadline=deadline, paused_seconds=paused, yellow_at=_yellow_at(
+                self.v["dispatched_at"], deadline, self.v["clock_unit"], paused, self.cal))
+        self.v.update(paused_at=None, shelved_from=None)
+        return target, "resume", {"paused_seconds": took.total_seconds()}
+
+    def _self_handle(self, row, actor):
+        self.v.update(handler_id=actor.id if actor else None, handled_at=row.at,
+                      closed_at=row.at)
+        return "closed", "self_handle", {}
+
+    def result(self) -> _Case:
+        self.v["state"] = self.state
+        self.v["updated_at"] = self.history[-1]["at"]
+        return _Case(self.reference, self.v, self.history, self.report)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+_INSERT_CASE = text("""
+INSERT INTO cases (code, city_id, state, source, channel, category_id, region_id, grid_code,
+                   location, description, reporter_id, verified_by_id, department_id,
+                   worker_id, handler_id, deadlines, dispatched_at, clock_unit, deadline,
+                   yellow_at, paused_at, paused_seconds, shelved_from, accepted_at, handled_at,
+                   closed_at, extension_count, rework_count, return_count, version, created_at,
+                   updated_at)
+VALUES (:code, :city_id, :state, :source, :channel, :category_id, :region_id, :grid_code,
+        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
+        :verified_by_id, :department_id, :worker_id, :handler_id, CAST(:deadlines AS jsonb),
+        :dispatched_at, :clock_unit, :deadline, :yellow_at, :paused_at, :paused_seconds,
+        :shelved_from, :accepted_at, :handled_at, :closed_at, :extension_count, :rework_count,
+        :return_count, :version, :created_at, :updated_at)
+RETURNING id, category_id
+""")
+
+_INSERT_HISTORY = text("""
+INSERT INTO case_history (case_id, actor_id, actor_role, action, from_state, to_state, at,
+                          location, note, details)
+VALUES (:case_id, :actor_id, :actor_role, :action, :from_state, :to_state, :at,
+        CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
+             ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
+        :note, CAST(:details AS jsonb))
+""")
+
+_INSERT_REPORT = text("""
+INSERT INTO reports (reporter_key, client_id, reporter_id, channel, location, coord_sys,
+                     description, category_id, case_id, created_at)
+VALUES (:reporter_key, :client_id, :reporter_id, :channel,
+        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'wgs84', :description, :category_id,
+        :case_id, :at)
+""")
+
+
+def _write(case: _Case) -> None:
+    values = {**case.values, "deadlines": json.dumps(case.values["deadlines"])}
+    row = db.session.execute(_INSERT_CASE, values).one()
+    db.session.execute(_INSERT_HISTORY, [
+        {**h, "case_id": row.id, "details": json.dumps(h["details"], ensure_ascii=False,
+                                                       default=str)}
+        for h in case.history])
+    reporter = case.report["reporter_id"]
+    db.session.execute(_INSERT_REPORT, {
+        "reporter_key": f"u{reporter}" if reporter else "anon",
+        "client_id": f"import:{case.reference}", "reporter_id": reporter,
+        "channel": case.report["channel"], "lon": values["lon"], "lat": values["lat"],
+        "description": case.report["description"], "category_id": case.report["category_id"],
+        "case_id": row.id, "at": case.report["at"]})
