@@ -97,27 +97,30 @@ def boundaries(viewer: Viewer, level: str, bbox, zoom: int) -> dict:
 
 
 def open_cases(viewer: Viewer, bbox) -> dict:
-    """Open cases in the bbox as markers; past :data:`MAX_CASE_MARKERS`, clusters of a grid."""
-    rows = db.session.execute(text(f"""
-        SELECT c.id, c.code, ST_X(c.location) AS lon, ST_Y(c.location) AS lat, c.state,
-               k.kind, {CLOCK_SQL} AS clock
-        FROM cases c JOIN categories cat ON cat.id = c.category_id
-             JOIN category_classes k ON k.id = cat.class_id
-        WHERE {_SCOPE} AND c.state IN ({_OPEN}) AND c.location && {_ENVELOPE}
-        ORDER BY c.id DESC LIMIT :limit"""),
-        _params(viewer, bbox, limit=MAX_CASE_MARKERS + 1)).all()
-    if len(rows) <= MAX_CASE_MARKERS:
+    """Open cases in the bbox as markers; past :data:`MAX_CASE_MARKERS`, clusters (the cases
+    of each cell of a 24 x 24 grid over the bbox, at their mean position)."""
+    where = f"{_SCOPE} AND c.state IN ({_OPEN}) AND c.location && {_ENVELOPE}"
+    too_many = db.session.scalar(text(f"""
+        SELECT 1 FROM cases c WHERE {where} OFFSET :limit LIMIT 1"""),
+        _params(viewer, bbox, limit=MAX_CASE_MARKERS))
+    if not too_many:
+        rows = db.session.execute(text(f"""
+            SELECT c.id, c.code, ST_X(c.location) AS lon, ST_Y(c.location) AS lat, c.state,
+                   k.kind, {CLOCK_SQL} AS clock
+            FROM cases c JOIN categories cat ON cat.id = c.category_id
+                 JOIN category_classes k ON k.id = cat.class_id
+            WHERE {where}"""), _params(viewer, bbox)).all()
         return {"cases": [_marker(r) for r in rows], "clusters": []}
     w, s, e, n = bbox
     cell = max(e - w, n - s) / CLUSTER_CELLS
     clusters = db.session.execute(text(f"""
-        SELECT ST_X(ST_Centroid(ST_Collect(c.location))) AS lon,
-               ST_Y(ST_Centroid(ST_Collect(c.location))) AS lat, count(*) AS n,
-               count(*) FILTER (WHERE {CLOCK_SQL} = 'red') AS red,
-               count(*) FILTER (WHERE {CLOCK_SQL} = 'yellow') AS yellow
-        FROM cases c
-        WHERE {_SCOPE} AND c.state IN ({_OPEN}) AND c.location && {_ENVELOPE}
-        GROUP BY ST_SnapToGrid(c.location, :cell)"""), _params(viewer, bbox, cell=cell)).all()
+        SELECT avg(lon) AS lon, avg(lat) AS lat, count(*) AS n,
+               count(*) FILTER (WHERE clock = 'red') AS red,
+               count(*) FILTER (WHERE clock = 'yellow') AS yellow
+        FROM (SELECT ST_X(c.location) AS lon, ST_Y(c.location) AS lat, {CLOCK_SQL} AS clock
+              FROM cases c WHERE {where}) c
+        GROUP BY floor(lon / :cell), floor(lat / :cell)"""),
+        _params(viewer, bbox, cell=cell)).all()
     return {"cases": [], "clusters": [
         {"lat": r.lat, "lon": r.lon, "count": r.n, "red": r.red, "yellow": r.yellow}
         for r in clusters]}
