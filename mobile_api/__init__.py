@@ -44,4 +44,6 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(__import__("mobile_api.reports").reports.blp, url_prefix="/api/v1")
     api.register_blueprint(__import__("mobile_api.cases").cases.blp, url_prefix="/api/v1")
     api.register_blueprint(__import__("mobile_api.stats").stats.blp, url_prefix="/api/v1")
+    api.register_blueprint(__import__("mobile_api.prevention").prevention.blp,
+                           url_prefix="/api/v1")
     app.register_blueprint(__import__("mobile_api.docs").docs.bp)
