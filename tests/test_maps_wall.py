@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, report
+from PIL import Image
 
 import maps.feeds
 from gridmgr.people.tokens import encode_token
@@ -149,6 +151,25 @@ def test_the_case_card_tells_the_whole_story(client, city, chief, make_user):
     assert [h["to"] for h in card["history"]] == ["reported", "filed", "dispatched"]
     assert card["history"][0]["actor"] == "王巡查"
     assert client.get("/maps/feeds/cases/999999").status_code == 404
+
+
+def test_the_card_shows_the_reporters_photo_from_the_photo_api(client, city, chief, make_user,
+                                                               auth_headers):
+    inspector = make_user("inspector", region_code=STREET_A + "001001")
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 80, 40)).save(picture, "JPEG")
+    lon, lat = city.grid_centre(STREET_A, 1, 1, 1)
+    sent = client.post("/api/v1/reports", headers=auth_headers(inspector), data={
+        "lon": str(lon), "lat": str(lat), "category": "C0101", "description": "井盖破损",
+        "photos": (io.BytesIO(picture.getvalue()), "manhole.jpg")},
+        content_type="multipart/form-data")
+    assert sent.status_code == 201, sent.json
+    sign_in(client, chief)
+    card = client.get(f"/maps/feeds/cases/{sent.json['case']['id']}").json
+    assert [p["stage"] for p in card["photos"]] == ["before"]
+    for url in (card["photos"][0]["url"], card["photos"][0]["thumb"]):
+        with client.get(url) as photo:
+            assert photo.status_code == 200 and photo.mimetype == "image/jpeg"
 
 
 def test_a_dispatcher_gets_receivers_an_operator_does_not(client, city, chief, make_user):

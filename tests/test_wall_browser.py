@@ -186,10 +186,16 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         state = db.session.scalar(text("SELECT state FROM cases WHERE id = :id"),
                                   {"id": cases[3]})
         assert state == "dispatched"
-        page.evaluate(f"gridWall.openCard({cases[0]})")
-        page.wait_for_selector("#case-card .timeline li", timeout=3_000)
+        # The overdue list: a click flies to the case and opens its card.
+        page.click(f"#overdue-list a[data-id='{cases[0]}']")
+        page.wait_for_function(
+            f"document.getElementById('case-card').dataset.caseId === '{cases[0]}' && "
+            "gridWall.map.getZoom() === 18", timeout=3_000)
+        assert page.locator("#case-card .timeline li").count() == 3
 
-        # Switch on the heat of recent reports and shade the grids by overdue cases.
+        # Back to the whole city; switch on the heat of recent reports and shade the grids
+        # by overdue cases.
+        page.evaluate("void gridWall.map.fitBounds(gridWall.cfg.bounds, {animate: false})")
         with page.expect_response(lambda r: "/maps/feeds/heat" in r.url) as heat:
             page.get_by_label("上报热力（7天）").check()
         assert len(heat.value.json()["points"]) == expected["reported"] + 2

@@ -311,7 +311,7 @@
   // --- heat ------------------------------------------------------------------------------------
   var heatLayer;
   function buildHeat() {
-    heatLayer = L.heatLayer([], { pane: "heat", radius: 22, blur: 18, maxZoom: 16, minOpacity: 0.3 });
+    heatLayer = L.heatLayer([], { pane: "heat", radius: 22, blur: 18, minOpacity: 0.3 });
   }
   function refreshHeat() {
     if (!map.hasLayer(heatLayer)) { return; }
