@@ -202,8 +202,10 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         with page.expect_response(lambda r: "measure=overdue" in r.url) as shaded:
             page.select_option("#measure", "overdue")
         assert shaded.value.status == 200
+        page.wait_for_function("gridWall.gridsShownBy === 'overdue'", timeout=5_000)
 
         ARTIFACTS.mkdir(exist_ok=True)
+        page.wait_for_timeout(1_000)  # Leaflet fades new tiles in
         page.screenshot(path=str(ARTIFACTS / "wall.png"))
         context.close()
 

@@ -209,13 +209,17 @@
         .setContent("<b>" + esc(p.name) + "</b><br>" + esc(p.code) + "<br>" + esc(t("measure_" + measure)) + ": " + esc(p.value))
         .openOn(map);
     });
-    gridLayer.on("load", function () { markReady("grids"); });
+    gridLayer.on("load", function () {
+      wall.gridsShownBy = measure;
+      markReady("grids");
+    });
     gridLayer.addTo(map);
     if (map.getZoom() < 13) { markReady("grids"); }
     renderLegend();
   }
   function setMeasure(value) {
     measure = value;
+    wall.gridsShownBy = null;
     gridLayer.setUrl(gridUrl());
     renderLegend();
   }
