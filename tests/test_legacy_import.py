@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from cityfixtures import city_fixture  # noqa: F401
+from shapely.geometry import MultiPolygon, box
 from sqlalchemy import text
 
+from gridmgr.categories.operations import load_default_catalogue
 from gridmgr.cli import main
 from gridmgr.errors import DomainError
 from gridmgr.extensions import db
+from gridmgr.grids.models import City, Region
 from gridmgr.legacy.importing import import_history
 
 CST = timezone(timedelta(hours=8))
@@ -198,15 +203,38 @@ def test_a_reference_that_is_another_cases_number_is_refused(city, runner, tmp_p
     assert "reference_taken" in refused.output and "row 2" in refused.output
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+def test_the_documented_example_loads_into_yuzhong(app_ctx):
+    """docs/examples/history.csv: four cases in 渝中区 (one unit grid over them here)."""
+    city = City(slug="chongqing", name="重庆市", timezone="Asia/Shanghai")
+    db.session.add(city)
+    db.session.flush()
+    parent = None
+    for level, code in (("district", "500103"), ("street", "500103001"),
+                        ("community", "500103001001"), ("grid", "500103001001001")):
+        parent = Region(city_id=city.id, level=level, code=code, name=code,
+                        parent_id=parent.id if parent else None, area_m2=1e7,
+                        geom=f"SRID=4326;{MultiPolygon([box(106.50, 29.53, 106.60, 29.58)]).wkt}")
+        db.session.add(parent)
+        db.session.flush()
+    load_default_catalogue()
+    db.session.commit()
+    result = import_history(EXAMPLES / "history.csv")
+    assert (result.cases, result.steps) == (4, 24)
+    assert db.session.execute(text("SELECT code, state, rework_count, return_count FROM cases "
+                                   "ORDER BY code")).all() == [
+        ("YZ2025-000101", "closed", 0, 0), ("YZ2025-000102", "closed", 1, 1),
+        ("YZ2025-000103", "closed", 0, 0), ("YZ2025-000104", "cancelled", 0, 0)]
+    assert import_history(EXAMPLES / "history.jsonl").skipped == [
+        "YZ2025-000101", "YZ2025-000102", "YZ2025-000103", "YZ2025-000104"]
+
+
 def test_the_example_files_describe_the_same_cases():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent / "docs" / "examples"
-    import csv
-
-    with open(root / "history.csv", encoding="utf-8") as f:
+    with open(EXAMPLES / "history.csv", encoding="utf-8") as f:
         from_csv = [{k: v for k, v in r.items() if v} for r in csv.DictReader(f)]
-    with open(root / "history.jsonl", encoding="utf-8") as f:
+    with open(EXAMPLES / "history.jsonl", encoding="utf-8") as f:
         from_jsonl = [{k: str(v) for k, v in json.loads(line).items() if v not in ("", None)}
                       for line in f if line.strip()]
     assert from_csv == from_jsonl
