@@ -7,6 +7,8 @@ Definitions: docs/evaluation.md; rules: ``gridmgr.evaluation``.
 
 from __future__ import annotations
 
+import re
+
 from flask import Response, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -68,6 +70,10 @@ class StatsSchema(Schema):
     rows = fields.List(fields.Nested(StatsRowSchema))
 
 
+# CSV answers (format=csv or Accept: text/csv) are documented next to the JSON one.
+_CSV_DOC = {"responses": {"200": {"description": "OK", "content": {
+    "application/json": {"schema": "StatsSchema"},
+    "text/csv": {"schema": {"type": "string"}}}}}}
 _ERRORS = {403: "forbidden: no stats.view, or the region is outside your scope",
            404: "unknown_region, unknown_city",
            422: "bad_period, bad_level, city_required, invalid_input"}
@@ -79,7 +85,8 @@ def _answer(table: str, query: dict):
     result = statistics(current_user(), table, **query)
     if not wants_csv:
         return result
-    filename = f"stats-{table}-{result['period']['label'].replace('/', '_')}.csv"
+    label = re.sub(r"[^0-9A-Za-z-]+", "_", result["period"]["label"])
+    filename = f"stats-{table}-{label}.csv"
     return Response(to_csv(result["rows"]), content_type=CSV,
                     headers={"Content-Disposition": f"attachment; filename={filename}"})
 
@@ -88,6 +95,7 @@ def _answer(table: str, query: dict):
 @blp.arguments(StatsQuery, location="query")
 @blp.response(200, StatsSchema)
 @document_errors(blp, 403, 404, 422, notes=_ERRORS)
+@blp.doc(**_CSV_DOC)
 @auth_required
 def region_stats(query):
     """Indicators, score and grade per region at a level (district, street, community, grid)."""
@@ -98,6 +106,7 @@ def region_stats(query):
 @blp.arguments(StatsQuery, location="query")
 @blp.response(200, StatsSchema)
 @document_errors(blp, 403, 404, 422, notes=_ERRORS)
+@blp.doc(**_CSV_DOC)
 @auth_required
 def department_stats(query):
     """Indicators, score and grade per department, counting only cases in your scope."""
@@ -108,6 +117,7 @@ def department_stats(query):
 @blp.arguments(StatsQuery, location="query")
 @blp.response(200, StatsSchema)
 @document_errors(blp, 403, 404, 422, notes=_ERRORS)
+@blp.doc(**_CSV_DOC)
 @auth_required
 def people_stats(query):
     """Indicators per staff member whose region is in your scope; inspectors get a score."""
@@ -118,6 +128,7 @@ def people_stats(query):
 @blp.arguments(StatsQuery, location="query")
 @blp.response(200, StatsSchema)
 @document_errors(blp, 403, 404, 422, notes=_ERRORS)
+@blp.doc(**_CSV_DOC)
 @auth_required
 def category_stats(query):
     """Indicators per category, counting only cases in your scope."""

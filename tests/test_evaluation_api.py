@@ -112,3 +112,35 @@ def test_the_endpoints_are_in_the_openapi_document(client):
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     assert {"/api/v1/stats/regions", "/api/v1/stats/departments", "/api/v1/stats/people",
             "/api/v1/stats/categories"} <= set(paths)
+
+
+def test_the_stats_endpoints_keep_to_their_document(app, as_user, month, auth_headers):
+    """Fuzzed queries never get a 5xx, and every answer (JSON or CSV) matches the document."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    from gridmgr.extensions import db
+    from gridmgr.people.models import User
+
+    headers = auth_headers(db.session.get(User, month["users"]["director_a"]))
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app).include(
+        path_regex=r"^/api/v1/stats/")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 4
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=15, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def keeps_to_the_document(case):
+            case.call_and_validate(headers=headers, checks=[
+                not_a_server_error, status_code_conformance, content_type_conformance,
+                response_schema_conformance])
+
+        keeps_to_the_document()

@@ -28,6 +28,8 @@ def month(value: str, tz: ZoneInfo) -> Period:
         raise InvalidInput(f"A period is a month written YYYY-MM, not {value!r:.40}.",
                            code="bad_period")
     year, number = int(found.group(1)), int(found.group(2))
+    if not 1 <= year < 9999:
+        raise InvalidInput("A period's year must be between 0001 and 9998.", code="bad_period")
     first = date(year, number, 1)
     following = date(year + number // 12, number % 12 + 1, 1)
     return Period(_local_midnight(first, tz), _local_midnight(following, tz), value)
