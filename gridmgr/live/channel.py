@@ -41,6 +41,10 @@ class LiveNamespace(Namespace):
             raise ConnectionRefusedError("since must be a non-negative event sequence number.",
                                          {"code": "invalid_since"})
         relay.start(current_app._get_current_object())
+        if since is not None:
+            # A client coming from another process may be ahead of this relay by a few
+            # events: let the relay catch up first, or they would reach the client twice.
+            relay.caught_up(since, timeout=2.0)
         sid = request.sid
         _users[sid] = user.id
         with relay.lock:

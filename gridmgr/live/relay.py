@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import select
 import threading
+import time
 
 import psycopg2
 from flask import Flask
@@ -55,6 +56,15 @@ class Relay:
                                             daemon=True)
             self._thread.start()
         self.ready.wait(timeout=10)
+
+    def caught_up(self, seq: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until this relay has delivered ``seq``."""
+        end = time.monotonic() + timeout
+        while (self.delivered or 0) < seq:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.005)
+        return True
 
     def stop(self) -> None:
         """Ask the reader to stop after its current wait."""
