@@ -87,15 +87,23 @@ def access_token() -> str:
     tokens = session.get(SESSION_KEY)
     if not tokens:
         raise TokenError("token_missing", "Sign in to the wall first.")
+    still_valid = False
     try:
         claims = decode_token(tokens["access"])
         if claims["exp"] - time.time() > RENEW_BEFORE_SECONDS:
             return tokens["access"]
+        still_valid = True
     except TokenError as exc:
         if exc.code != "token_expired":
             session.pop(SESSION_KEY, None)
             raise
-    fresh = operations.refresh_tokens(tokens["refresh"])
+    try:
+        fresh = operations.refresh_tokens(tokens["refresh"])
+    except TokenError:
+        if still_valid:  # a parallel request renewed it a moment ago; this one still works
+            db.session.rollback()
+            return tokens["access"]
+        raise
     db.session.commit()
     session[SESSION_KEY] = {"access": fresh["access_token"], "refresh": fresh["refresh_token"]}
     return fresh["access_token"]
@@ -117,12 +125,14 @@ def current_viewer() -> Viewer:
 
 
 def _platform_city() -> int:
-    """For a platform-wide administrator: ``?city=<id>`` or the first city."""
+    """For a platform-wide administrator: ``?city=<id>`` (remembered), else the first city."""
     asked = request.args.get("city")
     if asked is not None:
         if not asked.isdigit():
             raise InvalidInput("city must be a city id.", code="bad_city")
-        return int(asked)
+        session["wall_city"] = int(asked)
+    if session.get("wall_city") is not None:
+        return int(session["wall_city"])
     city_id = db.session.scalar(select(City.id).order_by(City.id).limit(1))
     if city_id is None:
         raise NotFound("No city is loaded yet.", code="city_not_found")

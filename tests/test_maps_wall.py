@@ -11,6 +11,8 @@ from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, re
 from PIL import Image
 
 import maps.feeds
+from gridmgr.extensions import db
+from gridmgr.grids.models import City
 from gridmgr.people.tokens import encode_token
 
 PASSWORD = "pw-secret-123"
@@ -66,6 +68,18 @@ def test_an_expired_access_token_is_renewed_from_the_refresh_token(client, chief
         renewed = session["wall_tokens"]
     assert renewed["access"] != expired and renewed["refresh"] != old_refresh
     assert client.get("/maps/token").json["token"] == renewed["access"]
+
+
+def test_a_platform_administrator_chooses_the_city_on_the_wall(client, city, make_user):
+    other = City(slug="other-city", name="另一市", timezone="Asia/Shanghai")
+    db.session.add(other)
+    db.session.commit()
+    admin = make_user("admin")
+    sign_in(client, admin)
+    assert client.get("/maps/token").json["rooms"] == [f"city:{city.city.id}"]
+    assert client.get(f"/wall?city={other.id}").status_code == 200
+    assert client.get("/maps/token").json["rooms"] == [f"city:{other.id}"]
+    assert client.get("/maps/feeds/stats?city=x").json["error"]["code"] == "bad_city"
 
 
 def test_after_sign_in_only_a_path_of_this_site_is_followed(client, chief):
