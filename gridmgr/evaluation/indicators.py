@@ -88,21 +88,27 @@ _KEY = {
 }
 
 
-def _on_time(stage: str, metric: str) -> str:
-    """SQL: ``metric`` when the step is at or before the case's ``stage`` deadline, or the
-    case has none."""
-    return f"CASE WHEN (s.at <= (s.deadlines->>'{stage}')::timestamptz) IS NOT FALSE " \
-           f"THEN '{metric}' END"
+def _on_time(metric: str) -> str:
+    """SQL: ``metric`` when the step met its stage deadline (see ``steps.on_time``)."""
+    return f"CASE WHEN s.on_time THEN '{metric}' END"
 
 
 _FACTS_SQL = f"""
 WITH steps AS (
-    SELECT h.id AS step_id, h.case_id, h.action, h.at, h.actor_id, h.details,
+    -- narrow rows: the deadline checks are made here, not carried along as JSON
+    SELECT h.id AS step_id, h.case_id, h.action, h.at, h.actor_id,
            COALESCE(NULLIF(h.details->>'department_id', '')::bigint, c.department_id)
                AS department_id,
-           c.grid_code, c.category_id, c.deadlines
+           c.grid_code, c.category_id,
+           h.action = 'rework' AND h.details->>'passed' = 'false' AS failed_check,
+           (h.at <= (c.deadlines->>(CASE h.action WHEN 'verify' THEN 'verify'
+                                                  WHEN 'file' THEN 'file'
+                                                  ELSE 'check' END))::timestamptz)
+               IS NOT FALSE AS on_time
     FROM case_history h JOIN cases c ON c.id = h.case_id
     WHERE h.at >= :start AND h.at < :end
+      AND h.action IN ('verify', 'file', 'dispatch', 'return', 'check', 'rework', 'extend',
+                       'shelve', 'handle', 'self_handle', 'close')
       AND c.city_id = :city_id AND c.grid_code LIKE :prefix
 ),
 reported AS (
@@ -130,14 +136,13 @@ step_facts AS (
            m.metric
     FROM steps s
     CROSS JOIN LATERAL unnest(CASE s.action
-        WHEN 'verify' THEN ARRAY['verified', {_on_time('verify', 'verified_on_time')}]
-        WHEN 'file' THEN ARRAY['filed', {_on_time('file', 'filed_on_time')}]
+        WHEN 'verify' THEN ARRAY['verified', {_on_time('verified_on_time')}]
+        WHEN 'file' THEN ARRAY['filed', {_on_time('filed_on_time')}]
         WHEN 'dispatch' THEN ARRAY['dispatched']
         WHEN 'return' THEN ARRAY['returned']
-        WHEN 'check' THEN ARRAY['checked', {_on_time('check', 'checked_on_time')}]
-        WHEN 'rework' THEN CASE WHEN s.details->>'passed' = 'false'
-            THEN ARRAY['reworked', 'checked',
-                       {_on_time('check', 'checked_on_time')}]
+        WHEN 'check' THEN ARRAY['checked', {_on_time('checked_on_time')}]
+        WHEN 'rework' THEN CASE WHEN s.failed_check
+            THEN ARRAY['reworked', 'checked', {_on_time('checked_on_time')}]
             ELSE ARRAY['reworked'] END
         WHEN 'extend' THEN ARRAY['extended']
         WHEN 'shelve' THEN ARRAY['shelved']
