@@ -40,12 +40,13 @@ from gridmgr.people.models import Department
 DATA = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_CATALOGUE = DATA / "categories.json"
 
-# Stages a limit can be set for: 核实, 立案, 派遣, 处置, 核查.
-STAGES = ("verify", "file", "dispatch", "handle", "check")
+# Stages a limit can be set for: 核实, 立案, 派遣, 签收 (acknowledging a dispatch), 处置, 核查.
+STAGES = ("verify", "file", "dispatch", "accept", "handle", "check")
 OPEN311_LIMITS = {
     "verify": {"amount": 2, "unit": "working_hours"},
     "file": {"amount": 1, "unit": "working_hours"},
     "dispatch": {"amount": 1, "unit": "working_hours"},
+    "accept": {"amount": 0.5, "unit": "working_hours"},
     "handle": {"amount": 3, "unit": "working_days"},
     "check": {"amount": 2, "unit": "working_hours"},
 }
