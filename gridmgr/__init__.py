@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gridmgr import live
 from gridmgr.config import Config, gridmgr_home
@@ -29,6 +30,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(home)
 
+    if app.config.get("GRIDMGR_TRUSTED_PROXIES"):
+        # Behind nginx: client addresses (rate limits, logs) come from X-Forwarded-For.
+        hops = int(app.config["GRIDMGR_TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
     limiter.init_app(app)
     live.init_app(app)

@@ -30,6 +30,9 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
     RATELIMIT_HEADERS_ENABLED = True
 
+    # Number of reverse proxies (nginx) in front of the app whose X-Forwarded-* to trust.
+    GRIDMGR_TRUSTED_PROXIES = int(os.environ.get("GRIDMGR_TRUSTED_PROXIES", 0))
+
     # City defaults (a city can override its own).
     GRIDMGR_TIMEZONE = os.environ.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")
     GRIDMGR_UNIT_GRID_AREA_M2 = float(os.environ.get("GRIDMGR_UNIT_GRID_AREA_M2", 10_000))
