@@ -3,8 +3,8 @@
 The model (docs/prevention.md) is multiplicative: a grid's expected count on day d in
 category c is ``share[g, c] × city[c, d]``.
 
-- ``city[c, d]``, the category's city-wide daily pattern, is a Poisson GLM (statsmodels) fitted
-  to the category's daily city-wide counts over the history (up to three years):
+- ``city[c, d]``, the category's city-wide daily pattern, is a Poisson GLM fitted (Newton's
+  method, all categories at once) to its daily city-wide counts over up to three years:
   ``log E[y_d] = b0 + weekday(d) + Σ_k (a_k sin 2πk·doy/365.25 + b_k cos 2πk·doy/365.25)
   + trend·years``, k = 1, 2. Seasonal terms are dropped with less than a year of history and the
   trend with less than eight weeks. One small GLM per category: fast for any number of grids.
@@ -23,7 +23,6 @@ Cancelled reports (invalid, 作废) are not problems and are not counted.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -76,27 +75,43 @@ def _design(days: list[date], end_day: date, harmonics: int, trend: bool) -> np.
 
 def fit_patterns(daily: np.ndarray, first_day: date) -> CategoryPatterns:
     """Fit each category's Poisson GLM to its daily city-wide counts ``daily`` (C, T), the
-    first column being ``first_day``."""
-    import statsmodels.api as sm
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
-
+    first column being ``first_day``: Newton's method on all categories at once."""
     n_days = daily.shape[1]
     days = [first_day + timedelta(days=i) for i in range(n_days)]
     end_day = first_day + timedelta(days=n_days)
     harmonics = HARMONICS if n_days >= 365 else 0
     trend = n_days >= 56
     design = _design(days, end_day, harmonics, trend)
+    seen = daily.sum(axis=1) > 0
     coefficients = np.full((daily.shape[0], design.shape[1]), np.nan)
-    for c, counts in enumerate(daily):
-        if counts.sum() == 0:
-            continue
-        with warnings.catch_warnings():
-            # a category seen on one weekday only is fitted all the same (its effect → -inf)
-            warnings.simplefilter("ignore", (ConvergenceWarning, PerfectSeparationWarning,
-                                             RuntimeWarning))
-            result = sm.GLM(counts, design, family=sm.families.Poisson()).fit(maxiter=50)
-        coefficients[c] = np.clip(result.params, -30, 30)
+    if seen.any():
+        coefficients[seen] = _poisson_glm(daily[seen], design)
     return CategoryPatterns(coefficients, first_day, end_day, harmonics, trend)
+
+
+def _poisson_glm(y: np.ndarray, design: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """Maximum likelihood of ``log E[y[c]] = design @ beta[c]`` for every row c of ``y``.
+
+    The Poisson log-likelihood is concave, so Newton's method from the mean converges; a small
+    ridge on the non-intercept terms keeps a weekday never seen finite (its effect very
+    negative) instead of running off to minus infinity.
+    """
+    n_series, n_params = y.shape[0], design.shape[1]
+    beta = np.zeros((n_series, n_params))
+    beta[:, 0] = np.log(y.mean(axis=1))
+    ridge = np.full(n_params, 1e-3)
+    ridge[0] = 0.0
+    for _ in range(iterations):
+        mu = np.exp(np.clip(beta @ design.T, -30, 30))  # (S, T)
+        gradient = (y - mu) @ design - ridge * beta
+        hessian = np.einsum("st,tp,tq->spq", mu, design, design) + np.diag(ridge)
+        step = np.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
+        # a Newton step far from the optimum can overshoot the exponential: cap it
+        step *= np.minimum(1.0, 5.0 / np.maximum(np.abs(step).max(axis=1), 1e-12))[:, None]
+        beta += step
+        if np.abs(step).max() < 1e-8:
+            break
+    return beta
 
 
 @dataclass
@@ -210,20 +225,21 @@ def _by_grid(series, result: WeekForecast, codes: dict[int, str]) -> list[dict]:
     grids: dict[str, list[int]] = {}
     for i, r in enumerate(series):
         grids.setdefault(r.grid_code, []).append(i)
+    order = sorted(grids)
+    members = [grids[g] for g in order]
+    variance = result.mean + result.mean ** 2 / result.size
+    total = np.array([result.mean[m].sum() for m in members])
+    total_var = np.array([variance[m].sum() for m in members])
+    # the sum of the categories' negative binomials, matched on mean and variance
+    low, high = nb_interval(total, total ** 2 / np.maximum(total_var - total, 1e-9))
     out = []
-    for grid_code, members in sorted(grids.items()):
-        mean = result.mean[members]
-        variance = mean + mean ** 2 / result.size[members]
-        total, total_var = mean.sum(), variance.sum()
-        # the sum of the categories' negative binomials, matched on mean and variance
-        size = total ** 2 / max(total_var - total, 1e-9)
-        low, high = nb_interval(np.array([total]), np.array([size]))
+    for k, grid_code in enumerate(order):
         categories = sorted((
             {"category": codes[series[i].category_id], "expected": round(float(result.mean[i]), 3),
              "low": int(result.low[i]), "high": int(result.high[i]),
-             "by_day": [round(float(v), 3) for v in result.daily[i]]} for i in members),
+             "by_day": [round(float(v), 3) for v in result.daily[i]]} for i in members[k]),
             key=lambda c: -c["expected"])
-        out.append({"grid_code": grid_code, "expected": round(float(total), 3),
-                    "low": int(low[0]), "high": int(high[0]), "categories": categories})
+        out.append({"grid_code": grid_code, "expected": round(float(total[k]), 3),
+                    "low": int(low[k]), "high": int(high[k]), "categories": categories})
     out.sort(key=lambda g: -g["expected"])
     return out

@@ -165,26 +165,34 @@ def find_hotspots(city_id: int, prefix: str | None = None, end: datetime | None 
     return {"period": period, "hotspots": hotspots}
 
 
+# The recent cases, and the closings that could have come before them (one scan each, then a
+# hash join on grid and category: no per-case subquery).
 _RECURRING = text("""
 WITH recent AS (
-    SELECT c.id, c.code, c.grid_code, c.category_id, c.created_at,
-           EXISTS (SELECT 1 FROM cases e
-                   WHERE e.category_id = c.category_id AND e.grid_code = c.grid_code
-                     AND e.id <> c.id AND e.state = 'closed'
-                     AND e.closed_at <= c.created_at
-                     AND e.closed_at > c.created_at - make_interval(days => :reopen_days))
-               AS reappeared
-    FROM cases c
-    WHERE c.city_id = :city_id AND c.grid_code LIKE :prefix AND c.state <> 'cancelled'
-      AND c.created_at >= :since AND c.created_at < :end
+    SELECT id, code, grid_code, category_id, created_at
+    FROM cases
+    WHERE city_id = :city_id AND grid_code LIKE :prefix AND state <> 'cancelled'
+      AND created_at >= :since AND created_at < :end
+), closings AS (
+    SELECT id, grid_code, category_id, closed_at
+    FROM cases
+    WHERE city_id = :city_id AND grid_code LIKE :prefix AND state = 'closed'
+      AND closed_at >= :since - make_interval(days => :reopen_days) AND closed_at < :end
+), back AS (
+    SELECT DISTINCT r.id
+    FROM recent r JOIN closings e
+      ON e.grid_code = r.grid_code AND e.category_id = r.category_id AND e.id <> r.id
+     AND e.closed_at <= r.created_at
+     AND e.closed_at > r.created_at - make_interval(days => :reopen_days)
 )
-SELECT grid_code, k.code AS category, count(*) AS cases,
-       count(*) FILTER (WHERE reappeared) AS reappeared,
-       array_agg(recent.code ORDER BY created_at) AS codes, max(created_at) AS last_at
-FROM recent JOIN categories k ON k.id = recent.category_id
-GROUP BY grid_code, k.code
-HAVING count(*) >= :min_cases OR count(*) FILTER (WHERE reappeared) > 0
-ORDER BY count(*) DESC, grid_code, k.code
+SELECT r.grid_code, k.code AS category, count(*) AS cases,
+       count(back.id) AS reappeared,
+       array_agg(r.code ORDER BY r.created_at) AS codes, max(r.created_at) AS last_at
+FROM recent r JOIN categories k ON k.id = r.category_id
+LEFT JOIN back ON back.id = r.id
+GROUP BY r.grid_code, k.code
+HAVING count(*) >= :min_cases OR count(back.id) > 0
+ORDER BY count(*) DESC, r.grid_code, k.code
 """)
 
 
