@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Response, jsonify, redirect, render_template, request, url_for
+from flask import Response, current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext, refresh
 
 from gridmgr.errors import DomainError
@@ -46,7 +46,21 @@ def wall():
         viewer = current_viewer()
     except TokenError:
         return redirect(url_for("maps.login", next=request.full_path.rstrip("?")))
-    return Response(wall_html(viewer), mimetype="text/html", headers=NO_STORE)
+    return Response(wall_html(viewer), mimetype="text/html",
+                    headers={**NO_STORE, "Content-Security-Policy": _wall_policy()})
+
+
+def _wall_policy() -> str:
+    """The browser itself refuses anything from another host (folium's map script is inline);
+    a configured absolute base-map URL is the one exception, for its images."""
+    images = "'self' data: blob:"
+    basemap = urlsplit(current_app.config.get("GRIDMGR_BASEMAP_URL") or "")
+    if basemap.scheme in ("http", "https") and basemap.netloc:
+        host = basemap.netloc.replace("{s}", "*")
+        images += f" {basemap.scheme}://{host}"
+    return ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
+            "style-src 'self' 'unsafe-inline'; font-src 'self'; "
+            f"img-src {images}; connect-src 'self'; frame-ancestors 'self'")
 
 
 @bp.route("/wall/login", methods=["GET", "POST"])

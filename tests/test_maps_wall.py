@@ -122,10 +122,19 @@ def test_chinese_by_default_english_by_a_switch(client, chief):
 
 def test_the_base_map_is_configurable_and_absent_by_default(app, client, chief, monkeypatch):
     sign_in(client, chief)
-    assert "L.tileLayer(" not in client.get("/wall").text
+    page = client.get("/wall")
+    assert "L.tileLayer(" not in page.text
+    # The browser itself is told to fetch nothing from another host.
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "connect-src 'self'" in policy
+    assert "img-src 'self' data: blob:;" in policy
     monkeypatch.setitem(app.config, "GRIDMGR_BASEMAP_URL", "/basemap/{z}/{x}/{y}.png")
     page = client.get("/wall").text
     assert "L.tileLayer(" in page and "/basemap/{z}/{x}/{y}.png" in page
+    monkeypatch.setitem(app.config, "GRIDMGR_BASEMAP_URL",
+                        "http://tiles.city.internal/{z}/{x}/{y}.png")
+    policy = client.get("/wall").headers["Content-Security-Policy"]
+    assert "img-src 'self' data: blob: http://tiles.city.internal;" in policy
 
 
 def test_counters_overdue_list_and_tops_follow_the_cases(client, city, chief, make_user):

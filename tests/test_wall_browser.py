@@ -52,6 +52,16 @@ def browser():
         chromium.close()
 
 
+def wait_until(page, expression: str, timeout: float) -> None:
+    """Poll ``expression`` in the page until it is true (ms timeout). Playwright's own
+    wait_for_function evaluates strings with eval, which the wall's CSP forbids."""
+    end = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > end:
+            raise AssertionError(f"still false after {timeout} ms: {expression}")
+        time.sleep(0.01)
+
+
 def database_counters() -> dict:
     """Today's counters and open clocks straight from the tables (Asia/Shanghai days)."""
     today = "(date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai') AT TIME ZONE 'Asia/Shanghai')"
@@ -126,8 +136,8 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         except PlaywrightTimeout:
             loaded = page.evaluate("window.gridWall && JSON.stringify(gridWall.loaded)")
             pytest.fail(f"the wall did not finish its first render: {loaded}; {problems}")
-        page.wait_for_function("document.getElementById('live-dot').className.includes('on')",
-                               timeout=10_000)
+        wait_until(page, "document.getElementById('live-dot').className.includes('on')",
+                               10_000)
         first_render = time.monotonic() - started
 
         assert page_counters(page) == {k: expected[k] for k in page_counters(page)}
@@ -145,10 +155,10 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         sent = time.monotonic()
         created = post_report(server.url, inspector, lon, lat)
         case_id = created["case"]["id"]
-        page.wait_for_function(
+        wait_until(page,
             f"gridWall.markers[{case_id}] !== undefined && "
             f"document.getElementById('c-reported').textContent === '{before + 1}'",
-            timeout=2_000)
+            2_000)
         delay = time.monotonic() - sent
         assert int(page.text_content("#c-waiting")) == expected["waiting"] + 1
 
@@ -156,9 +166,9 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         assert page.evaluate(f"gridWall.workers[{inspector.id}] !== undefined")
         lon, lat = city.grid_centre(STREET_A, 2, 1, 1)
         record_position(inspector, lon, lat, at=datetime.now(UTC) + timedelta(minutes=1))
-        page.wait_for_function(
+        wait_until(page,
             f"Math.abs(gridWall.workers[{inspector.id}].getLatLng().lat - {lat}) < 1e-6",
-            timeout=2_000)
+            2_000)
 
         # The network drops; a report arrives meanwhile; back on line the wall catches up
         # from its last sequence number (no reload, no new feed query for markers).
@@ -168,10 +178,10 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         page.wait_for_timeout(500)
         assert page.evaluate(f"gridWall.markers[{missed_id}] === undefined")
         page.evaluate("gridWall.socket.connect()")
-        page.wait_for_function(f"gridWall.markers[{missed_id}] !== undefined", timeout=3_000)
-        page.wait_for_function(
+        wait_until(page, f"gridWall.markers[{missed_id}] !== undefined", 3_000)
+        wait_until(page,
             f"document.getElementById('c-reported').textContent === '{before + 2}'",
-            timeout=2_000)
+            2_000)
 
         # The dispatcher dispatches a filed case from its card.
         page.evaluate(f"gridWall.openCard({cases[3]})")
@@ -180,17 +190,17 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
                            str(city.department.id))
         dispatched = int(page.text_content("#c-dispatched"))
         page.click("#dispatch-form button")
-        page.wait_for_function(
+        wait_until(page,
             f"document.getElementById('c-dispatched').textContent === '{dispatched + 1}'",
-            timeout=3_000)
+            3_000)
         state = db.session.scalar(text("SELECT state FROM cases WHERE id = :id"),
                                   {"id": cases[3]})
         assert state == "dispatched"
         # The overdue list: a click flies to the case and opens its card.
         page.click(f"#overdue-list a[data-id='{cases[0]}']")
-        page.wait_for_function(
+        wait_until(page,
             f"document.getElementById('case-card').dataset.caseId === '{cases[0]}' && "
-            "gridWall.map.getZoom() === 18", timeout=3_000)
+            "gridWall.map.getZoom() === 18", 3_000)
         assert page.locator("#case-card .timeline li").count() == 3
 
         # Back to the whole city; switch on the heat of recent reports and shade the grids
@@ -202,7 +212,7 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         with page.expect_response(lambda r: "measure=overdue" in r.url) as shaded:
             page.select_option("#measure", "overdue")
         assert shaded.value.status == 200
-        page.wait_for_function("gridWall.gridsShownBy === 'overdue'", timeout=5_000)
+        wait_until(page, "gridWall.gridsShownBy === 'overdue'", 5_000)
 
         ARTIFACTS.mkdir(exist_ok=True)
         page.wait_for_timeout(1_000)  # Leaflet fades new tiles in
