@@ -5,7 +5,7 @@ numbers (the same as ``test_evaluation_month.py`` works out by hand)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from evaluation_world import GRIDS, STREET_A, STREET_B, build_month
@@ -15,9 +15,10 @@ from gridmgr.reports.cli import report_command
 from gridmgr.reports.monthly import monthly_report
 from gridmgr.reports.rendering import render_html, write
 
-SECTIONS_ZH = ("一、总体情况", "二、区域综合评价排名", "三、网格案件分布", "四、专业部门综合评价排名",
-               "五、监督员综合评价排名", "六、案件趋势", "七、超期未办结案件", "附：指标与等级说明")
-AFTER = datetime(2027, 1, 1, tzinfo=timezone.utc)
+SECTIONS_ZH = ("一、总体情况", "二、区域综合评价排名", "三、网格案件分布",
+               "四、专业部门综合评价排名", "五、监督员综合评价排名", "六、案件趋势",
+               "七、超期未办结案件", "附：指标与等级说明")
+AFTER = datetime(2027, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import geopandas
 import matplotlib
-from matplotlib import font_manager
+from matplotlib import font_manager, patheffects
 from matplotlib.figure import Figure
 
 matplotlib.use("Agg")
@@ -31,11 +31,6 @@ def font_family() -> list[str]:
     return [name for name in CJK_FONTS if name in installed][:1] + ["DejaVu Sans"]
 
 
-def _figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), layout="constrained")
-    return figure
-
-
 def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})
@@ -51,8 +46,9 @@ def _style():
 def choropleth(grids: list[dict], outlines: list[dict], value: str, legend: str) -> str:
     """Each grid shaded by ``grids[i][value]`` (0 is the palest), with the ranked regions'
     outlines and names over them."""
+    shapes = [item["shape"] for item in grids or outlines]
     with _style():
-        figure = _figure(7.2, 5.6)
+        figure = Figure(layout="constrained", figsize=(7.2, _map_height(shapes)))
         axes = figure.add_subplot()
         axes.set_axis_off()
         if grids:
@@ -62,7 +58,8 @@ def choropleth(grids: list[dict], outlines: list[dict], value: str, legend: str)
             top = max(1, int(frame["value"].max()))
             frame.plot(column="value", cmap="OrRd", vmin=0, vmax=top, ax=axes,
                        edgecolor="#ffffff", linewidth=0.15, legend=True,
-                       legend_kwds={"label": legend, "shrink": 0.7})
+                       legend_kwds={"label": legend, "shrink": 0.6, "format": "%d",
+                                    "ticks": _integer_ticks(top)})
         if outlines:
             borders = geopandas.GeoDataFrame(
                 {"name": [o["name"] for o in outlines]},
@@ -72,17 +69,31 @@ def choropleth(grids: list[dict], outlines: list[dict], value: str, legend: str)
                 for name, point in zip(borders["name"],
                                        borders.geometry.representative_point(), strict=True):
                     axes.annotate(name, (point.x, point.y), ha="center", va="center",
-                                  fontsize=6.5, color="#1a202c")
-        if grids or outlines:
-            latitude = (grids or outlines)[0]["shape"].centroid.y
-            axes.set_aspect(1 / math.cos(math.radians(latitude)))
+                                  fontsize=6.5, color="#1a202c", path_effects=[
+                                      patheffects.withStroke(linewidth=2, foreground="white")])
+        if shapes:
+            axes.set_aspect(1 / math.cos(math.radians(shapes[0].centroid.y)))
         return _svg(figure)
+
+
+def _map_height(shapes: list) -> float:
+    """Inches for a 7.2 in wide map of ``shapes`` (with room for the colour bar), 3 to 8."""
+    if not shapes:
+        return 3.0
+    west, south, east, north = geopandas.GeoSeries(shapes).total_bounds
+    wide = (east - west) * math.cos(math.radians((south + north) / 2)) or 1e-9
+    return min(8.0, max(3.0, 6.2 * (north - south) / wide + 0.3))
+
+
+def _integer_ticks(top: int) -> list[int]:
+    step = max(1, math.ceil(top / 6))
+    return list(range(0, top + 1, step))
 
 
 def daily_flow(days: list, reported: list[int], closed: list[int], labels: dict) -> str:
     """Bars of cases reported per day, a line of cases closed per day."""
     with _style():
-        figure = _figure(7.2, 2.6)
+        figure = Figure(layout="constrained", figsize=(7.2, 2.6))
         axes = figure.add_subplot()
         positions = range(len(days))
         axes.bar(positions, reported, color=COLOURS["reported"], alpha=0.75,
@@ -100,7 +111,7 @@ def monthly_rates(months: list[str], series: dict[str, list[float | None]],
                   reported: list[int], labels: dict) -> str:
     """Each month's rates (%) as lines over its reported cases as grey bars."""
     with _style():
-        figure = _figure(7.2, 2.8)
+        figure = Figure(layout="constrained", figsize=(7.2, 2.8))
         bars = figure.add_subplot()
         positions = range(len(months))
         bars.bar(positions, reported, color="#cbd5e0", label=labels["reported"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from itertools import zip_longest
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -217,21 +218,22 @@ def number_text(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def _summary_rows(report: MonthlyReport, words: dict) -> list[tuple[str, str, str, str]]:
+def _summary_rows(report: MonthlyReport, words: dict) -> list[tuple]:
+    """(count row, rate row) pairs: name, this month, last month, change."""
     now, before = report.totals, report.previous_totals
-    rows = []
+    counts, rates = [], []
     for name in SUMMARY_COUNTS:
         value = now["counts"][name]
         old = before["counts"][name] if before else None
-        rows.append((words["counts"][name], str(value), "—" if old is None else str(old),
-                     "—" if old is None else f"{value - old:+d}"))
+        counts.append((words["counts"][name], str(value), "—" if old is None else str(old),
+                       "—" if old is None else f"{value - old:+d}"))
     for name in SUMMARY_RATES:
         value = now["rates"][name]
         old = before["rates"][name] if before else None
         change = "—" if value is None or old is None else \
             f"{100 * (value - old):+.1f} {words['points']}"
-        rows.append((words["rates"][name], percent(value), percent(old), change))
-    return rows
+        rates.append((words["rates"][name], percent(value), percent(old), change))
+    return list(zip_longest(counts, rates))
 
 
 def _sentence(report: MonthlyReport, words: dict) -> str:
