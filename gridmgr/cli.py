@@ -93,6 +93,7 @@ def _register_domain_commands() -> None:
     main.add_command(__import__("gridmgr.demo.cli", fromlist=["demo"]).demo)
     main.add_command(__import__("gridmgr.evaluation.cli", fromlist=["x"]).stats_command)
     main.add_command(__import__("gridmgr.legacy.cli", fromlist=["cases"]).cases)
+    main.add_command(__import__("gridmgr.reports.cli", fromlist=["x"]).report_command)
 
 
 _register_domain_commands()

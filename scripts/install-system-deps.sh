@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages gridmgr needs from Debian: PostGIS for the local PostgreSQL (and, with
+# System packages gridmgr needs from Debian: PostGIS for the local PostgreSQL, Pango and a CJK
+# font for the PDF report (and, with
 # --browser, Chromium and its driver for the browser tests). Idempotent; needs root or sudo.
 set -euo pipefail
 
@@ -10,6 +11,10 @@ if [ -z "$pg_version" ]; then
 elif [ ! -f "/usr/share/postgresql/$pg_version/extension/postgis.control" ]; then
   want+=("postgresql-$pg_version-postgis-3")
 fi
+# The PDF report (gridmgr report): WeasyPrint's Pango, and a CJK font for the Chinese text.
+for package in libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk; do
+  dpkg -s "$package" >/dev/null 2>&1 || want+=("$package")
+done
 if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null || want+=(chromium)
   command -v chromedriver >/dev/null || want+=(chromium-driver)
