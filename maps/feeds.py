@@ -7,6 +7,7 @@ row limit, so the page stays small at 50,000 unit grids and 100,000 open cases.
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
@@ -156,8 +157,11 @@ def heat(viewer: Viewer, bbox) -> list[list[float]]:
 
 def counters(viewer: Viewer, lang: str = "zh") -> dict:
     """Today's figures in the city's time zone, the overdue list, tops and reports per hour."""
-    p = _params(viewer, tz=viewer.timezone, limit=OVERDUE_LIST)
-    today = "(date_trunc('day', now() AT TIME ZONE :tz) AT TIME ZONE :tz)"
+    # Midnight in the city, computed once (as an SQL expression it is re-evaluated per row).
+    midnight = datetime.now(ZoneInfo(viewer.timezone)).replace(hour=0, minute=0, second=0,
+                                                                microsecond=0)
+    p = _params(viewer, tz=viewer.timezone, limit=OVERDUE_LIST, today=midnight)
+    today = ":today"
     steps = db.session.execute(text(f"""
         SELECT h.to_state, count(DISTINCT h.case_id)
         FROM case_history h JOIN cases c ON c.id = h.case_id
