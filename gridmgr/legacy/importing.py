@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from gridmgr.calendar.deadlines import Calendar, add_limit, calendar_for_city, resume
-from gridmgr.cases.models import CHANNELS
+from gridmgr.cases.models import CHANNELS, Case, CaseHistory, Report
 from gridmgr.cases.workflow import STEPS as WORKFLOW_STEPS
 from gridmgr.cases.workflow import _yellow_at
 from gridmgr.categories.models import Category
@@ -51,6 +51,7 @@ REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,19}$")
 # today or later could meet a number gridmgr hands out.
 OWN_CODE = re.compile(r"^(\d{8})\d{6}$")
 MAX_PROBLEMS = 1000
+WRITE_BATCH = 2000  # cases per round of INSERTs
 
 
 class InvalidHistory(DomainError):
@@ -131,8 +132,9 @@ def import_history(path: str | Path, now: datetime | None = None) -> ImportResul
         problems.sort(key=lambda p: p["row"])
         raise InvalidHistory(str(path), problems)
     result = ImportResult(skipped=sorted(skipped))
+    for first in range(0, len(planned), WRITE_BATCH):
+        _write(planned[first:first + WRITE_BATCH])
     for case in planned:
-        _write(case)
         result.cases += 1
         result.steps += len(case.history)
         result.references.append(case.reference)
@@ -294,6 +296,7 @@ class _Context:
     departments: dict[str, Department]
     users: dict[str, User]
     calendars: dict[int, Calendar] = field(default_factory=dict)
+    departments_at: dict[tuple, Department | None] = field(default_factory=dict)
 
     @classmethod
     def load(cls, rows: list[_Row]) -> _Context:
@@ -308,6 +311,15 @@ class _Context:
         users = {u.username: u for u in db.session.scalars(select(User).where(
             User.username.in_(names)))}
         return cls(categories, departments, users)
+
+    def responsible(self, category: Category, grid_code: str, city_id: int) -> Department | None:
+        """The category's responsible department at the grid (asked once per pair)."""
+        from gridmgr.categories.operations import responsible_department
+
+        key = (category.id, grid_code, city_id)
+        if key not in self.departments_at:
+            self.departments_at[key] = responsible_department(category, grid_code, city_id)
+        return self.departments_at[key]
 
     def calendar(self, city_id: int) -> Calendar:
         if city_id not in self.calendars:
@@ -405,6 +417,9 @@ class _Replayer:
                 self.problems.add(row, "bad_step_order", f"case {self.reference} is reported "
                                   "twice.")
                 return False
+            if role is not None and "case.report" not in ROLE_ACTIONS[role]:
+                self.problems.add(row, "role_not_allowed", f"a {role} may not report a case.")
+                return False
             return True
         step = WORKFLOW_STEPS[row.step]
         if self.state not in step.sources:
@@ -478,10 +493,8 @@ class _Replayer:
     def _dispatch(self, row, actor):
         department = self.context.departments.get(row.department) if row.department else None
         if department is None:
-            from gridmgr.categories.operations import responsible_department
-
-            department = responsible_department(self.category, self.v["grid_code"],
-                                                self.v["city_id"])
+            department = self.context.responsible(self.category, self.v["grid_code"],
+                                                  self.v["city_id"])
         if department is None:
             self.problems.add(row, "receiver_required", "name the department the case was "
                               "dispatched to (no department is responsible for its category).")
@@ -567,51 +580,34 @@ class _Replayer:
 
 # -- writing ---------------------------------------------------------------------------------
 
-_INSERT_CASE = text("""
-INSERT INTO cases (code, city_id, state, source, channel, category_id, region_id, grid_code,
-                   location, description, reporter_id, verified_by_id, department_id,
-                   worker_id, handler_id, deadlines, dispatched_at, clock_unit, deadline,
-                   yellow_at, paused_at, paused_seconds, shelved_from, accepted_at, handled_at,
-                   closed_at, extension_count, rework_count, return_count, version, created_at,
-                   updated_at)
-VALUES (:code, :city_id, :state, :source, :channel, :category_id, :region_id, :grid_code,
-        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
-        :verified_by_id, :department_id, :worker_id, :handler_id, CAST(:deadlines AS jsonb),
-        :dispatched_at, :clock_unit, :deadline, :yellow_at, :paused_at, :paused_seconds,
-        :shelved_from, :accepted_at, :handled_at, :closed_at, :extension_count, :rework_count,
-        :return_count, :version, :created_at, :updated_at)
-RETURNING id, category_id
-""")
-
-_INSERT_HISTORY = text("""
-INSERT INTO case_history (case_id, actor_id, actor_role, action, from_state, to_state, at,
-                          location, note, details)
-VALUES (:case_id, :actor_id, :actor_role, :action, :from_state, :to_state, :at,
-        CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
-             ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
-        :note, CAST(:details AS jsonb))
-""")
-
-_INSERT_REPORT = text("""
-INSERT INTO reports (reporter_key, client_id, reporter_id, channel, location, coord_sys,
-                     description, category_id, case_id, created_at)
-VALUES (:reporter_key, :client_id, :reporter_id, :channel,
-        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'wgs84', :description, :category_id,
-        :case_id, :at)
-""")
+def _point(lon: float | None, lat: float | None) -> str | None:
+    return None if lon is None else f"SRID=4326;POINT({lon!r} {lat!r})"
 
 
-def _write(case: _Case) -> None:
-    values = {**case.values, "deadlines": json.dumps(case.values["deadlines"])}
-    row = db.session.execute(_INSERT_CASE, values).one()
-    db.session.execute(_INSERT_HISTORY, [
-        {**h, "case_id": row.id, "details": json.dumps(h["details"], ensure_ascii=False,
-                                                       default=str)}
-        for h in case.history])
-    reporter = case.report["reporter_id"]
-    db.session.execute(_INSERT_REPORT, {
-        "reporter_key": f"u{reporter}" if reporter else "anon",
-        "client_id": f"import:{case.reference}", "reporter_id": reporter,
-        "channel": case.report["channel"], "lon": values["lon"], "lat": values["lat"],
+def _json(value: dict) -> dict:
+    """JSON-ready details, datetimes as the workflow writes them (``str``)."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _write(batch: list[_Case]) -> None:
+    """Cases, then their history and first reports, each as multi-row INSERTs."""
+    case_columns = set(Case.__table__.columns.keys())
+    case_ids = db.session.scalars(
+        insert(Case.__table__).returning(Case.__table__.c.id, sort_by_parameter_order=True),
+        [{**{k: v for k, v in case.values.items() if k in case_columns},
+          "location": _point(case.values["lon"], case.values["lat"])} for case in batch]).all()
+    db.session.execute(insert(CaseHistory.__table__), [
+        {"case_id": case_id, "actor_id": h["actor_id"], "actor_role": h["actor_role"],
+         "action": h["action"], "from_state": h["from_state"], "to_state": h["to_state"],
+         "at": h["at"], "location": _point(h["lon"], h["lat"]), "note": h["note"],
+         "details": _json(h["details"])}
+        for case, case_id in zip(batch, case_ids, strict=True) for h in case.history])
+    db.session.execute(insert(Report.__table__), [{
+        "reporter_key": f"u{case.report['reporter_id']}" if case.report["reporter_id"]
+        else "anon",
+        "client_id": f"import:{case.reference}", "reporter_id": case.report["reporter_id"],
+        "channel": case.report["channel"],
+        "location": _point(case.values["lon"], case.values["lat"]), "coord_sys": "wgs84",
         "description": case.report["description"], "category_id": case.report["category_id"],
-        "case_id": row.id, "at": case.report["at"]})
+        "case_id": case_id, "created_at": case.report["at"]}
+        for case, case_id in zip(batch, case_ids, strict=True)])
