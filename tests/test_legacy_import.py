@@ -238,3 +238,19 @@ def test_the_example_files_describe_the_same_cases():
         from_jsonl = [{k: str(v) for k, v in json.loads(line).items() if v not in ("", None)}
                       for line in f if line.strip()]
     assert from_csv == from_jsonl
+
+
+def test_imported_history_counts_in_the_evaluation(city, make_user, tmp_path):
+    from gridmgr.evaluation.operations import city_table
+
+    make_user("inspector", "insp", region_code="110105001001")
+    import_history(_write(tmp_path, FULL_TIMELINE))
+    table = city_table("regions", city.city_id, period="2025-03", level="grid")
+    (row,) = table["rows"]
+    assert row["key"] == "110105001001001"
+    counts = row["counts"]
+    assert (counts["reported"], counts["valid"], counts["verified"], counts["filed"],
+            counts["dispatched"], counts["handled"], counts["reworked"], counts["checked"],
+            counts["closed"]) == (1, 1, 1, 1, 1, 1, 1, 1, 1)
+    # filed at 10:05 against 10:10, handled at 16:40 against 10:00 the next day
+    assert (counts["filed_on_time"], counts["handled_on_time"]) == (1, 1)
