@@ -11,6 +11,7 @@ from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, re
 from PIL import Image
 
 import maps.feeds
+from gridmgr.cases.workflow import StepInput, take_step
 from gridmgr.extensions import db
 from gridmgr.grids.models import City
 from gridmgr.people.tokens import encode_token
@@ -204,6 +205,18 @@ def test_a_dispatcher_gets_receivers_an_operator_does_not(client, city, chief, m
         session.clear()
     sign_in(client, operator)
     assert client.get("/maps/feeds/departments").status_code == 403
+
+
+def test_a_case_that_leaves_the_open_states_leaves_the_map(client, city, chief, make_user):
+    inspector = make_user("inspector", region_code=STREET_A + "001001")
+    case_id = report(inspector, *city.grid_centre(STREET_A, 1, 2, 0))
+    sign_in(client, chief)
+    marker = client.get(f"/maps/feeds/cases/{case_id}?marker=1").json["marker"]
+    assert marker["clock"] == "waiting" and marker["kind"] == "component"
+    take_step(case_id, "cancel", chief, StepInput(note="重复上报"))
+    assert client.get(f"/maps/feeds/cases/{case_id}?marker=1").json == {"marker": None}
+    assert client.get(f"/maps/feeds/cases?bbox={WHOLE_CITY}").json["cases"] == []
+    assert client.get(f"/maps/feeds/cases/{case_id}").json["state"] == "cancelled"
 
 
 def test_too_many_markers_become_clusters(client, city, chief, make_user, monkeypatch):
