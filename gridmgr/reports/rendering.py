@@ -231,7 +231,7 @@ def _summary_rows(report: MonthlyReport, words: dict) -> list[tuple]:
         value = now["rates"][name]
         old = before["rates"][name] if before else None
         change = "—" if value is None or old is None else \
-            f"{100 * (value - old):+.1f} {words['points']}"
+            f"{round(100 * (value - old), 1) + 0.0:+.1f} {words['points']}"  # no "-0.0"
         rates.append((words["rates"][name], percent(value), percent(old), change))
     return list(zip_longest(counts, rates))
 
@@ -253,7 +253,7 @@ def _best_worst(rows: list[dict], what: str, words: dict) -> str | None:
         return None
     best, worst = scored[0], scored[-1]
     return words["best_worst"].format(
-        what=what, best=_name(best), best_score=number_text(best["score"]),
+        what=what.lower(), best=_name(best), best_score=number_text(best["score"]),
         best_grade=best["grade"], worst=_name(worst),
         worst_score=number_text(worst["score"]), worst_grade=worst["grade"])
 
