@@ -61,12 +61,12 @@ def _build() -> dict:
     return {"city_id": city.id, "grids": grids, "categories": categories, "ids": ids}
 
 
-def _cases(world: dict, rows: list[tuple]) -> None:
+def _cases(world: dict, rows: list[tuple], prefix: str = "T") -> None:
     """rows: (grid code, category code, created, state, closed_at or None)."""
     params = []
     for number, (grid, category, created, state, closed) in enumerate(rows, start=1):
         lon, lat = world["grids"][grid]
-        params.append({"code": f"T{number:08d}", "city": world["city_id"], "state": state,
+        params.append({"code": f"{prefix}{number:08d}", "city": world["city_id"], "state": state,
                        "category": world["categories"][category],
                        "region": world["ids"][grid], "grid": grid, "lon": lon, "lat": lat,
                        "created": created, "closed": closed})
@@ -175,3 +175,25 @@ def test_a_street_director_reads_the_forecast_and_hotspots_of_the_street_only(
     worker = make_user("department", "w1")
     assert client.get("/api/v1/forecast", headers=auth_headers(worker)).status_code == 403
     assert client.get("/api/v1/forecast").status_code == 401
+
+
+def test_the_forecast_follows_new_cases(app_ctx):
+    from zoneinfo import ZoneInfo
+
+    from gridmgr.prevention.forecast import next_week_forecast
+
+    world = _build()
+    _cases(world, _weeks_of_ordinary_life(world, weeks=30))
+    spot = f"{STREET_B}001003"
+
+    def expected() -> float:
+        answer = next_week_forecast(world["city_id"], ZoneInfo("Asia/Shanghai"), STREET_B,
+                                    END.date())
+        return next(g["expected"] for g in answer["grids"] if g["grid_code"] == spot)
+
+    before = expected()
+    assert expected() == before  # asked again: the same answer
+    monday = END - timedelta(days=7)
+    _cases(world, [(spot, "E0101", monday + timedelta(days=d % 5, hours=9), "reported", None)
+                   for d in range(10)], prefix="N")
+    assert expected() > before + 0.5

@@ -23,6 +23,8 @@ Cancelled reports (invalid, 作废) are not problems and are not counted.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -174,57 +176,93 @@ GROUP BY 1, 2
 """)
 
 
+@dataclass(frozen=True)
+class _CityModel:
+    """What a week's forecast needs from the whole city, whatever the scope asked."""
+
+    patterns: CategoryPatterns
+    index: dict[int, int]  # category id -> row of the patterns
+    codes: dict[int, str]  # category id -> code
+    city_weighted: np.ndarray  # (C,)
+    series: list[tuple[str, int, float]]  # (grid code, category id, weighted count)
+    grid_share: dict[str, float]
+
+
+_MODELS: OrderedDict[tuple, _CityModel | None] = OrderedDict()
+_MODELS_LOCK = threading.Lock()
+_MODELS_KEPT = 16
+
+# Any new case or step raises one of these (both read from an index): the cache key.
+_FINGERPRINT = text("SELECT (SELECT max(id) FROM cases), (SELECT max(updated_at) FROM cases)")
+
+
 def next_week_forecast(city_id: int, tz: ZoneInfo, prefix: str | None = None,
                        week_start: date | None = None) -> dict:
     """The forecast for the week from ``week_start`` (default: next Monday, local) for the
-    grids under ``prefix``: per grid the expected total and interval, and per category."""
+    grids under ``prefix``: per grid the expected total and interval, and per category.
+    The city-wide part is kept per process until a case changes."""
     today = datetime.now(tz).date()
     week_start = week_start or today + timedelta(days=7 - today.weekday())
+    weeks = {"start": week_start.isoformat(),
+             "end": (week_start + timedelta(days=7)).isoformat()}
+    key = (str(db.engine.url), city_id, tz.key, week_start,
+           *db.session.execute(_FINGERPRINT).one())
+    with _MODELS_LOCK:
+        model = _MODELS.get(key, False)
+    if model is False:
+        model = _city_model(city_id, tz, week_start)
+        with _MODELS_LOCK:
+            _MODELS[key] = model
+            while len(_MODELS) > _MODELS_KEPT:
+                _MODELS.popitem(last=False)
+    mine = [r for r in (model.series if model else ())
+            if prefix is None or r[0].startswith(prefix)]
+    if not mine:
+        return {"week": weeks, "grids": []}
+    result = forecast_week(
+        model.patterns, week_start, np.array([model.index[r[1]] for r in mine]),
+        np.array([r[2] for r in mine]), model.city_weighted,
+        np.array([model.grid_share[r[0]] for r in mine]))
+    return {"week": weeks, "grids": _by_grid(mine, result, model.codes)}
+
+
+def _city_model(city_id: int, tz: ZoneInfo, week_start: date) -> _CityModel | None:
     until = datetime.combine(week_start, time(0), tz).astimezone(UTC)
     first_day = week_start - timedelta(days=HISTORY_DAYS)
     rows = db.session.execute(_CITY_DAILY, {
         "tz": tz.key, "city_id": city_id, "until": until,
         "since": datetime.combine(first_day, time(0), tz).astimezone(UTC)}).all()
-    category_ids = sorted({r.category_id for r in rows})
-    weeks = {"start": week_start.isoformat(),
-             "end": (week_start + timedelta(days=7)).isoformat()}
     if not rows:
-        return {"week": weeks, "grids": []}
+        return None
+    category_ids = sorted({r.category_id for r in rows})
     # history starts with the city's first case
     first_day = max(first_day, min(r.day for r in rows))
     index = {c: i for i, c in enumerate(category_ids)}
     daily = np.zeros((len(category_ids), (week_start - first_day).days))
     for r in rows:
         daily[index[r.category_id], (r.day - first_day).days] = r.n
-    patterns = fit_patterns(daily, first_day)
-    weighted = db.session.execute(_WEIGHTED, {
+    weighted = [(r.grid_code, r.category_id, r.w) for r in db.session.execute(_WEIGHTED, {
         "city_id": city_id, "until": until, "half_life": HALF_LIFE_DAYS,
-        "lookback": until - timedelta(days=LOOKBACK_DAYS)}).all()
-    weighted = [r for r in weighted if r.category_id in index]
+        "lookback": until - timedelta(days=LOOKBACK_DAYS)}) if r.category_id in index]
     if not weighted:
-        return {"week": weeks, "grids": []}
+        return None
     city = np.zeros(len(category_ids))
     grid_total: dict[str, float] = {}
-    for r in weighted:
-        city[index[r.category_id]] += r.w
-        grid_total[r.grid_code] = grid_total.get(r.grid_code, 0.0) + r.w
+    for grid_code, category_id, w in weighted:
+        city[index[category_id]] += w
+        grid_total[grid_code] = grid_total.get(grid_code, 0.0) + w
     everything = sum(grid_total.values())
-    mine = [r for r in weighted if prefix is None or r.grid_code.startswith(prefix)]
-    if not mine:
-        return {"week": weeks, "grids": []}
-    result = forecast_week(
-        patterns, week_start, np.array([index[r.category_id] for r in mine]),
-        np.array([r.w for r in mine]), city,
-        np.array([grid_total[r.grid_code] / everything for r in mine]))
     codes = dict(db.session.execute(text("SELECT id, code FROM categories WHERE id = ANY(:ids)"),
                                     {"ids": category_ids}).all())
-    return {"week": weeks, "grids": _by_grid(mine, result, codes)}
+    return _CityModel(fit_patterns(daily, first_day), index, codes, city, weighted,
+                      {g: w / everything for g, w in grid_total.items()})
 
 
-def _by_grid(series, result: WeekForecast, codes: dict[int, str]) -> list[dict]:
+def _by_grid(series: list[tuple[str, int, float]], result: WeekForecast,
+             codes: dict[int, str]) -> list[dict]:
     grids: dict[str, list[int]] = {}
-    for i, r in enumerate(series):
-        grids.setdefault(r.grid_code, []).append(i)
+    for i, (grid_code, _, _) in enumerate(series):
+        grids.setdefault(grid_code, []).append(i)
     order = sorted(grids)
     members = [grids[g] for g in order]
     variance = result.mean + result.mean ** 2 / result.size
@@ -235,7 +273,7 @@ def _by_grid(series, result: WeekForecast, codes: dict[int, str]) -> list[dict]:
     out = []
     for k, grid_code in enumerate(order):
         categories = sorted((
-            {"category": codes[series[i].category_id], "expected": round(float(result.mean[i]), 3),
+            {"category": codes[series[i][1]], "expected": round(float(result.mean[i]), 3),
              "low": int(result.low[i]), "high": int(result.high[i]),
              "by_day": [round(float(v), 3) for v in result.daily[i]]} for i in members[k]),
             key=lambda c: -c["expected"])
