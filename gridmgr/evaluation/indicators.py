@@ -28,8 +28,9 @@ Counts (key, what is counted, who the "person" of it is):
   period; on time when the case's final handling met its deadline and, when the case has
   ``deadlines['close']``, the close step met that too (the handler).
 - ``overdue``: cases whose state at the period's end (the last step before it) was
-  ``dispatched`` or ``accepted`` and whose handling deadline had passed (the worker or
-  handler). A case shelved at the end is not overdue: shelving pauses the clock.
+  ``dispatched`` or ``accepted`` and whose handling deadline had passed by then (by now,
+  while the period is still running) (the worker or handler). A case shelved at the end
+  is not overdue: shelving pauses the clock.
 - ``due_handling``: cases handled in the period or overdue at its end, each once.
   ``due_closing``: cases handled or closed in the period or overdue at its end, each once.
 
@@ -162,7 +163,8 @@ closes AS (
 overdue AS (
     SELECT c.id AS case_id FROM cases c
     WHERE c.city_id = :city_id AND c.grid_code LIKE :prefix
-      AND c.deadline < :end AND c.created_at < :end
+      -- overdue by the period's end, or by now while the period is still running
+      AND c.deadline < LEAST(:end, now()) AND c.created_at < :end
       -- open now, or changed since the period's end (both indexed)
       AND (c.state IN ('dispatched', 'accepted') OR c.updated_at >= :end)
       -- untouched since the period's end: its state then is its state now
