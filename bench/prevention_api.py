@@ -5,8 +5,9 @@ lattice of 0.001° cells, so each grid has up to 8 touching neighbours; 20 categ
 ``--cases`` cases over the three years before 2026-11-23 (Asia/Shanghai), grids and
 categories drawn unevenly, a tenth cancelled. Then ``find_hotspots``, ``recurring_problems``
 and ``next_week_forecast`` run ``--runs`` times for the whole city and for one street, and
-p50/p95 are printed. The data is synthetic; only the timings mean something here (the quality
-of the figures is measured by bench/forecast.py).
+p50/p95 are printed; the forecast both computed (its per-process cache emptied) and kept.
+The data is synthetic; only the timings mean something here (the quality of the figures is
+measured by bench/forecast.py).
 
 Database: ``gridmgr_bench_prevention`` on the PostgreSQL at 127.0.0.1:5432 (user postgres),
 dropped and created afresh. Writes ``bench/results/prevention_api.json``.
@@ -35,6 +36,7 @@ from flask_migrate import upgrade  # noqa: E402
 
 from gridmgr import create_app  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
+from gridmgr.prevention import forecast  # noqa: E402
 from gridmgr.prevention.forecast import next_week_forecast  # noqa: E402
 from gridmgr.prevention.hotspots import find_hotspots, recurring_problems  # noqa: E402
 
@@ -117,6 +119,12 @@ def build(total: int, batch: int = 200_000) -> float:
     return time.perf_counter() - started
 
 
+def _cold(call):
+    """Run ``call`` with the forecast's per-process model cache emptied first."""
+    forecast._MODELS.clear()
+    return call()
+
+
 def _percentile(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -142,9 +150,13 @@ def main() -> dict:
             "hotspots, one street": lambda: len(find_hotspots(1, "110105001", END)["hotspots"]),
             "recurring, city": lambda: len(recurring_problems(1, None, END)),
             "recurring, one street": lambda: len(recurring_problems(1, "110105001", END)),
-            "forecast, city": lambda: len(next_week_forecast(1, tz, None, date(2026, 11, 23))[
-                "grids"]),
-            "forecast, one street": lambda: len(next_week_forecast(
+            "forecast, city, computed": lambda: _cold(lambda: len(next_week_forecast(
+                1, tz, None, date(2026, 11, 23))["grids"])),
+            "forecast, one street, computed": lambda: _cold(lambda: len(next_week_forecast(
+                1, tz, "110105001", date(2026, 11, 23))["grids"])),
+            "forecast, city, kept": lambda: len(next_week_forecast(
+                1, tz, None, date(2026, 11, 23))["grids"]),
+            "forecast, one street, kept": lambda: len(next_week_forecast(
                 1, tz, "110105001", date(2026, 11, 23))["grids"]),
         }
         figures = {}
