@@ -192,7 +192,7 @@ def test_the_forecast_follows_new_cases(app_ctx):
         return next(g["expected"] for g in answer["grids"] if g["grid_code"] == spot)
 
     before = expected()
-    assert expected() == before  # asked again: the same answer
+    assert expected() == before  # asked again: the same answer (kept)
     monday = END - timedelta(days=7)
     _cases(world, [(spot, "E0101", monday + timedelta(days=d % 5, hours=9), "reported", None)
                    for d in range(10)], prefix="N")

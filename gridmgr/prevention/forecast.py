@@ -192,15 +192,17 @@ _MODELS: OrderedDict[tuple, _CityModel | None] = OrderedDict()
 _MODELS_LOCK = threading.Lock()
 _MODELS_KEPT = 16
 
-# Any new case or step raises one of these (both read from an index): the cache key.
-_FINGERPRINT = text("SELECT (SELECT max(id) FROM cases), (SELECT max(updated_at) FROM cases)")
+# A new case raises max(id) (read from the primary key); a TRUNCATE gives the table a new
+# file. Steps do not count: they change the forecast only by cancelling a report, which shows
+# with the next new case (in a city that reports all day, minutes later).
+_FINGERPRINT = text("SELECT pg_relation_filenode('cases'), (SELECT max(id) FROM cases)")
 
 
 def next_week_forecast(city_id: int, tz: ZoneInfo, prefix: str | None = None,
                        week_start: date | None = None) -> dict:
     """The forecast for the week from ``week_start`` (default: next Monday, local) for the
     grids under ``prefix``: per grid the expected total and interval, and per category.
-    The city-wide part is kept per process until a case changes."""
+    The city-wide part is kept per process until a new case arrives."""
     today = datetime.now(tz).date()
     week_start = week_start or today + timedelta(days=7 - today.weekday())
     weeks = {"start": week_start.isoformat(),
