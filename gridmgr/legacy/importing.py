@@ -27,13 +27,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from gridmgr.calendar.deadlines import Calendar, add_limit, calendar_for_city, resume
 from gridmgr.cases.models import CHANNELS, Case, CaseHistory, Report
 from gridmgr.cases.workflow import STEPS as WORKFLOW_STEPS
 from gridmgr.cases.workflow import _yellow_at
 from gridmgr.categories.models import Category
-from gridmgr.errors import DomainError, InvalidInput
+from gridmgr.errors import Conflict, DomainError, InvalidInput
 from gridmgr.extensions import db
 from gridmgr.geo.coords import COORD_SYSTEMS, to_wgs84
 from gridmgr.grids.locating import OutsideCity, locate
@@ -132,8 +133,14 @@ def import_history(path: str | Path, now: datetime | None = None) -> ImportResul
         problems.sort(key=lambda p: p["row"])
         raise InvalidHistory(str(path), problems)
     result = ImportResult(skipped=sorted(skipped))
-    for first in range(0, len(planned), WRITE_BATCH):
-        _write(planned[first:first + WRITE_BATCH])
+    try:
+        for first in range(0, len(planned), WRITE_BATCH):
+            _write(planned[first:first + WRITE_BATCH])
+    except IntegrityError as exc:  # the same references loaded meanwhile by another import
+        db.session.rollback()
+        raise Conflict("Some of these references were imported meanwhile by another run; "
+                       "nothing was changed: import the file again to load the rest.",
+                       code="conflict") from exc
     for case in planned:
         result.cases += 1
         result.steps += len(case.history)
