@@ -1,0 +1,435 @@
+"""Benchmark: ``POST /api/v1/reports`` served by gunicorn, against the minimal ceiling.
+
+Builds (once) a benchmark city in its own database (``BENCH_CASES_DATABASE_URL``, else
+``gridmgr_bench_cases`` on 127.0.0.1:5432): 50,000 unit grids of about 100 m × 100 m in 100
+communities, the default catalogue, and ``--cases`` existing cases with a report and history
+each. Then, in one run, on this machine:
+
+1. the ceiling: ``bench/minimal_app.py`` (locate + insert only) under gunicorn, saturated by wrk;
+2. gridmgr's intake (validation, locate, classify, duplicate check, case + report + history +
+   live event in one transaction) under the same gunicorn settings, saturated by wrk;
+3. gridmgr's intake at a fixed offered rate (``--rate``, default 500 reports/s) for latency;
+
+and checks that every 201 became exactly one stored report (and one case). Prints the figures
+and writes ``bench/results/intake.json``.
+
+    .venv/bin/python bench/intake.py --cases 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/gridmgr_bench_cases"
+GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+
+# The lattice: 10 × 10 communities of 25 × 20 unit grids of DX × DY degrees (~100 m).
+WEST, SOUTH, DX, DY = 116.20, 39.80, 0.00117, 0.0009
+COLS, ROWS, CCOLS, CROWS = 25, 20, 10, 10
+EAST, NORTH = WEST + DX * COLS * CCOLS, SOUTH + DY * ROWS * CROWS
+DISTRICT = "110105"
+CATEGORIES = ("C0101", "C0102", "E0101", "E0102", "E0501")
+
+WRK_SCRIPT = r"""
+local counter = 0
+local thread_id = 0
+statuses = {}
+local threads = {}
+math.randomseed(os.time())
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  thread_id = tid
+  prefix = args[1] or "run"
+  delay_ms = tonumber(args[2] or "0")
+end
+
+function delay()
+  return delay_ms
+end
+
+local categories = {%(categories)s}
+
+function request()
+  counter = counter + 1
+  local lon = %(west)f + math.random() * %(width)f
+  local lat = %(south)f + math.random() * %(height)f
+  local body = string.format(
+    '{"lon": %%.6f, "lat": %%.6f, "category": "%%s", "channel": "app", ' ..
+    '"client_id": "%%s-%%d-%%d", "description": "bench"}',
+    lon, lat, categories[math.random(#categories)], prefix, thread_id, counter)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local counts = {}
+  for _, thread in ipairs(threads) do
+    local s = thread:get("statuses")
+    for code, n in pairs(s) do counts[tostring(code)] = (counts[tostring(code)] or 0) + n end
+  end
+  local parts = {}
+  for code, n in pairs(counts) do table.insert(parts, string.format('"%%s": %%d', code, n)) end
+  io.write(string.format(
+    'WRKJSON {"requests": %%d, "seconds": %%.3f, "p50_ms": %%.2f, "p90_ms": %%.2f, ' ..
+    '"p99_ms": %%.2f, "max_ms": %%.2f, "errors": %%d, "statuses": {%%s}}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout + summary.errors.status, table.concat(parts, ", ")))
+end
+"""
+
+
+def database_url() -> str:
+    return os.environ.get("BENCH_CASES_DATABASE_URL", DEFAULT_URL)
+
+
+def plain(url: str) -> str:
+    return url.replace("postgresql+psycopg2://", "postgresql://")
+
+
+def ensure_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    admin = psycopg2.connect(plain(url).rsplit("/", 1)[0] + "/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cur.fetchone() is None:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+def bench_app(url: str, home: Path):
+    from gridmgr import create_app
+
+    return create_app({"DATABASE_URL": url, "SQLALCHEMY_DATABASE_URI": url,
+                       "GRIDMGR_HOME": str(home), "RATELIMIT_ENABLED": False,
+                       "SECRET_KEY": "bench-secret-key-of-sufficient-length-0123456789"})
+
+
+GRID_CODE_SQL = f"""'{DISTRICT}'
+    || lpad((floor((lat - {SOUTH}) / {DY * ROWS})::int + 1)::text, 3, '0')
+    || lpad((floor((lon - {WEST}) / {DX * COLS})::int + 1)::text, 3, '0')
+    || lpad(((({ROWS} - 1) - mod(floor((lat - {SOUTH}) / {DY})::int, {ROWS})) * {COLS}
+             + mod(floor((lon - {WEST}) / {DX})::int, {COLS}) + 1)::text, 3, '0')"""
+
+
+def build_city(conn) -> None:
+    """City, district, 10 streets (rows), 100 communities and 50,000 unit grids, by SQL."""
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE cities, categories, category_classes, departments, users "
+                    "RESTART IDENTITY CASCADE")
+        cur.execute("INSERT INTO cities (slug, name, timezone) "
+                    "VALUES ('bench-cases', '基准市', 'Asia/Shanghai') RETURNING id")
+        city = cur.fetchone()[0]
+        box = "ST_Multi(ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
+        cur.execute(f"""INSERT INTO regions (city_id, level, code, name, geom, area_m2)
+            VALUES (%s, 'district', %s, '基准区', {box}, 0) RETURNING id""",
+                    (city, DISTRICT, WEST, SOUTH, EAST, NORTH))
+        district = cur.fetchone()[0]
+        cur.execute(f"""
+            INSERT INTO regions (city_id, level, code, name, parent_id, geom, area_m2)
+            SELECT %(city)s, 'street', '{DISTRICT}' || lpad((s + 1)::text, 3, '0'),
+                   '街道' || (s + 1), %(district)s,
+                   ST_Multi(ST_MakeEnvelope({WEST}, {SOUTH} + s * {DY * ROWS}, {EAST},
+                                            {SOUTH} + (s + 1) * {DY * ROWS}, 4326)), 0
+            FROM generate_series(0, {CROWS - 1}) s""", {"city": city, "district": district})
+        cur.execute(f"""
+            INSERT INTO regions (city_id, level, code, name, parent_id, geom, area_m2)
+            SELECT %(city)s, 'community', p.code || lpad((c + 1)::text, 3, '0'),
+                   '社区' || p.code || '-' || (c + 1), p.id,
+                   ST_Multi(ST_MakeEnvelope({WEST} + c * {DX * COLS}, ST_YMin(p.geom),
+                                            {WEST} + (c + 1) * {DX * COLS}, ST_YMax(p.geom),
+                                            4326)), 0
+            FROM regions p, generate_series(0, {CCOLS - 1}) c
+            WHERE p.level = 'street'""", {"city": city})
+        cur.execute(f"""
+            INSERT INTO regions (city_id, level, code, name, parent_id, geom, area_m2)
+            SELECT %(city)s, 'grid',
+                   p.code || lpad(((({ROWS} - 1) - r) * {COLS} + c + 1)::text, 3, '0'),
+                   '网格', p.id,
+                   ST_Multi(ST_MakeEnvelope(ST_XMin(p.geom) + c * {DX},
+                                            ST_YMin(p.geom) + r * {DY},
+                                            ST_XMin(p.geom) + (c + 1) * {DX},
+                                            ST_YMin(p.geom) + (r + 1) * {DY}, 4326)), 0
+            FROM regions p, generate_series(0, {COLS - 1}) c, generate_series(0, {ROWS - 1}) r
+            WHERE p.level = 'community'""", {"city": city})
+        cur.execute("UPDATE regions SET area_m2 = ST_Area(geom::geography)")
+    conn.commit()
+
+
+def seed_cases(conn, total: int, batch: int = 100_000) -> float:
+    """``total`` existing cases over the last year, each with its report and history rows."""
+    started = time.perf_counter()
+    states = ("reported", "filed", "dispatched", "accepted", "handled", "closed", "closed",
+              "closed", "closed", "cancelled")
+    with conn.cursor() as cur:
+        cur.execute("SELECT coalesce(max(id), 0) FROM cases")
+        start = cur.fetchone()[0]
+        for first in range(start + 1, start + total + 1, batch):
+            last = min(first + batch - 1, start + total)
+            cur.execute(f"""
+            WITH p AS (
+                SELECT i, {WEST} + random() * {EAST - WEST} AS lon,
+                       {SOUTH} + random() * {NORTH - SOUTH} AS lat,
+                       (ARRAY{list(states)})[1 + floor(random() * {len(states)})::int] AS state,
+                       now() - random() * interval '365 days' AS at,
+                       (SELECT array_agg(id ORDER BY id) FROM categories) AS cats
+                FROM generate_series(%(first)s, %(last)s) i
+            ), q AS (
+                SELECT p.*, {GRID_CODE_SQL} AS grid_code,
+                       cats[1 + floor(random() * array_length(cats, 1))::int] AS category_id
+                FROM p
+            )
+            INSERT INTO cases (id, code, city_id, state, source, channel, category_id,
+                               region_id, grid_code, location, description, department_id,
+                               dispatched_at, deadline, yellow_at, clock_unit, handled_at,
+                               closed_at, created_at, updated_at, deadlines)
+            SELECT q.i, to_char(q.at, 'YYYYMMDD') || lpad(q.i::text, 6, '0'), r.city_id,
+                   q.state, 'citizen', 'app', q.category_id, r.id, q.grid_code,
+                   ST_SetSRID(ST_MakePoint(q.lon, q.lat), 4326), 'seeded',
+                   CASE WHEN q.state IN ('dispatched', 'accepted', 'handled', 'closed')
+                        THEN (SELECT department_id FROM categories WHERE id = q.category_id)
+                   END,
+                   CASE WHEN q.state IN ('dispatched', 'accepted', 'handled', 'closed')
+                        THEN q.at + interval '2 hours' END,
+                   CASE WHEN q.state IN ('dispatched', 'accepted', 'handled', 'closed')
+                        THEN q.at + interval '2 days' END,
+                   CASE WHEN q.state IN ('dispatched', 'accepted', 'handled', 'closed')
+                        THEN q.at + interval '1 day 12 hours' END,
+                   CASE WHEN q.state IN ('dispatched', 'accepted', 'handled', 'closed')
+                        THEN 'working_days' END,
+                   CASE WHEN q.state IN ('handled', 'closed') THEN q.at + interval '1 day'
+                   END,
+                   CASE WHEN q.state IN ('closed', 'cancelled') THEN q.at + interval '3 days'
+                   END,
+                   q.at, q.at + interval '1 hour', '{{}}'
+            FROM q JOIN regions r ON r.code = q.grid_code""", {"first": first, "last": last})
+            cur.execute("""
+            INSERT INTO reports (reporter_key, client_id, channel, location, coord_sys,
+                                 description, category_id, case_id, created_at)
+            SELECT 'anon', 'seed-' || id, 'app', location, 'wgs84', description, category_id,
+                   id, created_at
+            FROM cases WHERE id BETWEEN %(first)s AND %(last)s""",
+                        {"first": first, "last": last})
+            cur.execute("""
+            INSERT INTO case_history (case_id, action, from_state, to_state, at, location)
+            SELECT id, 'report', NULL, 'reported', created_at, location
+            FROM cases WHERE id BETWEEN %(first)s AND %(last)s
+            UNION ALL
+            SELECT id, 'file', 'reported', 'filed', created_at + interval '30 minutes', NULL
+            FROM cases WHERE id BETWEEN %(first)s AND %(last)s AND state <> 'reported'
+            UNION ALL
+            SELECT id, 'dispatch', 'filed', 'dispatched', dispatched_at, NULL
+            FROM cases WHERE id BETWEEN %(first)s AND %(last)s AND dispatched_at IS NOT NULL
+            UNION ALL
+            SELECT id, 'close', 'checked', 'closed', closed_at, NULL
+            FROM cases WHERE id BETWEEN %(first)s AND %(last)s AND state = 'closed'
+            ORDER BY 1, 5""", {"first": first, "last": last})
+            conn.commit()
+            print(f"  seeded cases {first:,}–{last:,} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+        cur.execute("SELECT setval(pg_get_serial_sequence('cases', 'id'), "
+                    "(SELECT max(id) FROM cases))")
+        conn.commit()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE cases")
+        cur.execute("VACUUM ANALYZE reports")
+        cur.execute("VACUUM ANALYZE case_history")
+        cur.execute("VACUUM ANALYZE regions")
+    conn.autocommit = False
+    return time.perf_counter() - started
+
+
+def prepare(url: str, cases: int) -> dict:
+    """The benchmark database at 50,000 grids and at least ``cases`` cases."""
+    ensure_database(url)
+    home = Path(tempfile.mkdtemp(prefix="gridmgr-bench-intake-"))
+    app = bench_app(url, home)
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        from gridmgr.categories.operations import load_default_catalogue
+        from gridmgr.extensions import db
+
+        upgrade()
+        grids = db.session.execute(db.text(
+            "SELECT count(*) FROM regions WHERE level = 'grid'")).scalar()
+        db.session.commit()
+        conn = psycopg2.connect(plain(url))
+        if grids != COLS * ROWS * CCOLS * CROWS:
+            print("building the city (50,000 unit grids)…", flush=True)
+            build_city(conn)
+            load_default_catalogue()
+            db.session.commit()
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM cases")
+            existing = cur.fetchone()[0]
+        seeded = 0.0
+        if existing < cases:
+            print(f"seeding {cases - existing:,} cases…", flush=True)
+            seeded = seed_cases(conn, cases - existing)
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM regions WHERE level = 'grid'")
+            grids = cur.fetchone()[0]
+            cur.execute("SELECT count(*) FROM cases")
+            existing = cur.fetchone()[0]
+        conn.close()
+    return {"grids": grids, "cases_before": existing, "seed_seconds": round(seeded, 1),
+            "home": str(home)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(target: str, url: str, home: str, workers: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    Path(home, "config.py").write_text(
+        "RATELIMIT_ENABLED = True\nGRIDMGR_INTAKE_RATE_LIMIT = '1000000 per second'\n"
+        "SECRET_KEY = 'bench-secret-key-of-sufficient-length-0123456789'\n")
+    env = {**os.environ, "DATABASE_URL": url, "GRIDMGR_HOME": home, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [GUNICORN, "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
+         "--log-level", "warning", "--backlog", "2048", target],
+        env=env, cwd=str(ROOT), start_new_session=True)
+    # The master listens before its workers have imported the app: wait for real answers.
+    deadline, answered = time.time() + 120, 0
+    while time.time() < deadline and answered < 3 * workers:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(b"GET /ready HTTP/1.0\r\n\r\n")
+                if s.recv(12).startswith(b"HTTP/1."):
+                    answered += 1
+        except OSError:
+            time.sleep(0.3)
+    if answered < 3 * workers:
+        stop(proc)
+        raise RuntimeError(f"{target} did not start")
+    return proc, port
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(30)
+
+
+def wrk(port: int, path: str, seconds: int, connections: int, prefix: str,
+        delay_ms: float = 0.0, warmup: bool = True) -> dict:
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(WRK_SCRIPT % {
+        "categories": ", ".join(f'"{c}"' for c in CATEGORIES), "west": WEST, "south": SOUTH,
+        "width": EAST - WEST, "height": NORTH - SOUTH})
+    url = f"http://127.0.0.1:{port}{path}"
+    if warmup:
+        subprocess.run(["wrk", "-t2", f"-c{connections}", "-d5s", "-s", str(script), url,
+                        "--", f"{prefix}-warm", "0"], capture_output=True, check=True)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+         url, "--", prefix, str(int(delay_ms))], capture_output=True, text=True, check=True)
+    found = re.search(r"WRKJSON (\{.*\})", out.stdout)
+    result = json.loads(found.group(1))
+    result["rate"] = round(result["requests"] / result["seconds"], 1)
+    return result
+
+
+def count(url: str, sql: str, params: tuple = ()) -> int:
+    with psycopg2.connect(plain(url)) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()[0]
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rate", type=int, default=500)
+    args = parser.parse_args()
+    url = database_url()
+    setup = prepare(url, args.cases)
+    print(f"database: {setup['grids']:,} unit grids, {setup['cases_before']:,} cases")
+    run = f"r{int(time.time())}"
+
+    proc, port = serve("bench.minimal_app:create_app()", url, setup["home"], args.workers)
+    try:
+        ceiling = wrk(port, "/report", args.seconds, args.connections, f"{run}m")
+    finally:
+        stop(proc)
+
+    reports_before = count(url, "SELECT count(*) FROM reports")
+    cases_before = count(url, "SELECT count(*) FROM cases")
+    proc, port = serve("gridmgr:create_app()", url, setup["home"], args.workers)
+    try:
+        saturated = wrk(port, "/api/v1/reports", args.seconds, args.connections, f"{run}s")
+        delay = 1000.0 * args.connections / args.rate
+        paced = wrk(port, "/api/v1/reports", args.seconds, args.connections, f"{run}p",
+                    delay_ms=delay, warmup=False)
+    finally:
+        stop(proc)
+
+    created = sum(r["statuses"].get("201", 0) for r in (saturated, paced))
+    warm_created = count(url, "SELECT count(*) FROM reports WHERE client_id LIKE %s",
+                         (f"{run}s-warm-%",))
+    stored = count(url, "SELECT count(*) FROM reports WHERE client_id LIKE %s "
+                        "AND client_id NOT LIKE %s", (f"{run}%", f"{run}s-warm-%"))
+    new_reports = count(url, "SELECT count(*) FROM reports") - reports_before
+    new_cases = count(url, "SELECT count(*) FROM cases") - cases_before
+    check = {"answered_201": created, "stored_reports": stored,
+             "warmup_reports": warm_created, "new_reports_total": new_reports,
+             "new_cases_total": new_cases,
+             "every_201_one_report": created == stored and new_reports == new_cases
+             == stored + warm_created,
+             "server_errors": sum(n for r in (saturated, paced)
+                                  for code, n in r["statuses"].items() if code >= "500")}
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "setup": {k: v for k, v in setup.items() if k != "home"},
+        "server": f"gunicorn -w {args.workers} -k sync", "load": f"wrk -t2 -c{args.connections}",
+        "ceiling_minimal_locate_insert": ceiling, "gridmgr_saturated": saturated,
+        "gridmgr_paced": {**paced, "offered_rate": args.rate},
+        "ratio_to_ceiling": round(saturated["rate"] / ceiling["rate"], 3),
+        "check": check,
+    }
+    print(json.dumps(result, indent=2))
+    print(f"\nceiling {ceiling['rate']:.0f}/s · gridmgr {saturated['rate']:.0f}/s "
+          f"(p50 {saturated['p50_ms']:.1f} ms, p99 {saturated['p99_ms']:.1f} ms) · ratio "
+          f"{result['ratio_to_ceiling']:.0%} · at {paced['rate']:.0f}/s offered "
+          f"{args.rate}/s: p99 {paced['p99_ms']:.1f} ms · every 201 one report: "
+          f"{check['every_201_one_report']}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "intake.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
