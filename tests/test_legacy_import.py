@@ -179,6 +179,9 @@ def test_json_lines_and_a_second_import_skips_what_is_there(city, runner, tmp_pa
              "actor_role": "inspector", "actor": "巡查员甲", "note": "当场清理"}]
     path = _write(tmp_path, "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
                   "history.jsonl")
+    checked = runner.invoke(main, args=["cases", "import", "--dry-run", str(path)])
+    assert "would import 1 cases with 2 steps" in checked.output
+    assert db.session.scalar(text("SELECT count(*) FROM cases")) == 0
     first = runner.invoke(main, args=["cases", "import", str(path)])
     assert first.exit_code == 0, first.output
     assert "imported 1 cases with 2 steps; skipped 0" in first.output

@@ -109,9 +109,11 @@ class _Problems(list):
                      "message": f"row {number}: {message}"})
 
 
-def import_history(path: str | Path, now: datetime | None = None) -> ImportResult:
+def import_history(path: str | Path, now: datetime | None = None,
+                   dry_run: bool = False) -> ImportResult:
     """Load the past cases in ``path`` (.csv or .jsonl) with their timelines, all or nothing;
-    422 ``invalid_history`` naming every bad row. References already imported are skipped."""
+    422 ``invalid_history`` naming every bad row. References already imported are skipped.
+    ``dry_run`` checks everything and writes nothing."""
     path = Path(path)
     now = now or datetime.now(UTC)
     problems = _Problems()
@@ -133,6 +135,11 @@ def import_history(path: str | Path, now: datetime | None = None) -> ImportResul
         problems.sort(key=lambda p: p["row"])
         raise InvalidHistory(str(path), problems)
     result = ImportResult(skipped=sorted(skipped))
+    if dry_run:
+        planned_only = ImportResult(len(planned), sum(len(c.history) for c in planned),
+                                    [c.reference for c in planned], result.skipped)
+        db.session.rollback()
+        return planned_only
     try:
         for first in range(0, len(planned), WRITE_BATCH):
             _write(planned[first:first + WRITE_BATCH])
