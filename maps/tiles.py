@@ -14,6 +14,7 @@ from sqlalchemy import text
 from gridmgr.cases.models import OPEN_STATES
 from gridmgr.errors import DomainError
 from gridmgr.extensions import db
+from maps.prevention import forecast_for_grids
 from maps.viewer import Viewer
 
 MAX_ZOOM = 22
@@ -22,7 +23,7 @@ MIN_GRID_ZOOM = 12
 MAX_FEATURES = 12_000
 EXTENT = 4096
 BUFFER = 64
-MEASURES = ("open", "overdue", "reports7d")
+MEASURES = ("open", "overdue", "reports7d", "forecast")
 MVT_MIME = "application/vnd.mapbox-vector-tile"
 
 _OPEN = ", ".join(f"'{s}'" for s in OPEN_STATES)
@@ -70,6 +71,38 @@ SELECT ST_AsMVT(grids.*, 'grids', :extent, 'geom') FROM grids WHERE geom IS NOT 
 """
 
 
+# Next week's forecast: the tile's grids are looked up in the city's forecast (kept per
+# process, maps/prevention.py) and joined as arrays; ``value`` is the expected count (float),
+# ``low``/``high`` the 90 % interval, ``top`` the top categories in the viewer's language.
+_TILE_CODES_SQL = """
+SELECT r.code FROM regions r
+WHERE r.level = 'grid' AND r.city_id = :city AND r.code LIKE :like
+  AND r.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326)
+ORDER BY r.code LIMIT :limit
+"""
+_FORECAST_TILE_SQL = """
+WITH bounds AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS env
+),
+tile_grids AS (
+    SELECT r.code, r.name, r.geom FROM regions r
+    WHERE r.level = 'grid' AND r.city_id = :city AND r.code = ANY(CAST(:codes AS text[]))
+),
+forecast AS (
+    SELECT * FROM unnest(CAST(:f_codes AS text[]), CAST(:f_values AS float8[]),
+                         CAST(:f_low AS int[]), CAST(:f_high AS int[]), CAST(:f_top AS text[]))
+        AS f(grid_code, value, low, high, top)
+),
+grids AS (
+    SELECT g.code, g.name, coalesce(f.value, 0)::float8 AS value,
+           coalesce(f.low, 0) AS low, coalesce(f.high, 0) AS high, coalesce(f.top, '') AS top,
+           ST_AsMVTGeom(ST_Transform(g.geom, 3857), bounds.env, :extent, :buffer, true) AS geom
+    FROM tile_grids g CROSS JOIN bounds LEFT JOIN forecast f ON f.grid_code = g.code
+)
+SELECT ST_AsMVT(grids.*, 'grids', :extent, 'geom') FROM grids WHERE geom IS NOT NULL
+"""
+
+
 class BadTile(DomainError):
     """A tile address or measure that does not exist: 400 with a precise code."""
 
@@ -94,15 +127,35 @@ def check_measure(measure: str) -> str:
     return measure
 
 
-def grid_tile(viewer: Viewer, z: int, x: int, y: int, measure: str = "open") -> bytes:
-    """The MVT bytes of tile z/x/y: layer ``grids`` with ``code``, ``name``, ``value``."""
+def grid_tile(viewer: Viewer, z: int, x: int, y: int, measure: str = "open",
+              lang: str = "zh") -> bytes:
+    """The MVT bytes of tile z/x/y: layer ``grids`` with ``code``, ``name``, ``value`` (and
+    ``low``, ``high``, ``top`` for the forecast)."""
     check_tile(z, x, y)
     check_measure(measure)
     if z < MIN_GRID_ZOOM:
         return b""
+    if measure == "forecast":
+        return _forecast_tile(viewer, z, x, y, lang)
     sql = text(_TILE_SQL.format(measure=_MEASURE_SQL[measure]))
     data = db.session.execute(sql, {
         "z": z, "x": x, "y": y, "city": viewer.city_id, "like": viewer.like,
         "extent": EXTENT, "buffer": BUFFER, "limit": MAX_FEATURES,
+    }).scalar()
+    return bytes(data or b"")
+
+
+def _forecast_tile(viewer: Viewer, z: int, x: int, y: int, lang: str) -> bytes:
+    tile = {"z": z, "x": x, "y": y, "city": viewer.city_id}
+    codes = db.session.scalars(text(_TILE_CODES_SQL), {
+        **tile, "like": viewer.like, "limit": MAX_FEATURES}).all()
+    if not codes:
+        return b""
+    rows = forecast_for_grids(viewer, codes, lang)
+    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
+    data = db.session.execute(text(_FORECAST_TILE_SQL), {
+        **tile, "codes": codes, "extent": EXTENT, "buffer": BUFFER,
+        **{name: list(values) for name, values in zip(
+            ("f_codes", "f_values", "f_low", "f_high", "f_top"), columns, strict=True)},
     }).scalar()
     return bytes(data or b"")

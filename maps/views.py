@@ -11,7 +11,7 @@ from gridmgr.errors import DomainError
 from gridmgr.extensions import limiter
 from gridmgr.people.policy import authorize
 from gridmgr.people.tokens import TokenError
-from maps import bp, feeds, tiles
+from maps import bp, feeds, prevention, tiles
 from maps.page import wall_html
 from maps.viewer import access_token, current_viewer, sign_in, sign_out
 
@@ -109,7 +109,7 @@ def grid_tile(z: str, x: str, y: str):
     zoom, col, row = (_tile_number(v, n) for v, n in ((z, "z"), (x, "x"), (y, "y")))
     tiles.check_tile(zoom, col, row)
     measure = tiles.check_measure(request.args.get("measure", "open"))
-    data = tiles.grid_tile(current_viewer(), zoom, col, row, measure)
+    data = tiles.grid_tile(current_viewer(), zoom, col, row, measure, _lang())
     return Response(data, mimetype=tiles.MVT_MIME,
                     headers={"Cache-Control": "private, max-age=30"})
 
@@ -158,6 +158,14 @@ def stats_feed():
     """Today's counters, the overdue list, tops and reports per hour."""
     viewer = current_viewer()
     return jsonify(feeds.counters(viewer, _lang())), 200, NO_STORE
+
+
+@bp.get("/maps/feeds/hotspots")
+def hotspots_feed():
+    """GeoJSON of the scope's hotspot and recurring-problem grids (this week)."""
+    viewer = current_viewer()
+    return jsonify(prevention.hotspots(viewer, _lang())), 200, {
+        "Cache-Control": "private, max-age=60"}
 
 
 @bp.get("/maps/feeds/departments")
