@@ -210,7 +210,8 @@ def seed_cases(conn, total: int, batch: int = 100_000) -> float:
                                region_id, grid_code, location, description, department_id,
                                dispatched_at, deadline, yellow_at, clock_unit, handled_at,
                                closed_at, created_at, updated_at, deadlines)
-            SELECT q.i, to_char(q.at, 'YYYYMMDD') || lpad(q.i::text, 6, '0'), r.city_id,
+            SELECT q.i, to_char(q.at, 'YYYYMMDD')
+                        || lpad(q.i::text, greatest(6, length(q.i::text)), '0'), r.city_id,
                    q.state, 'citizen', 'app', q.category_id, r.id, q.grid_code,
                    ST_SetSRID(ST_MakePoint(q.lon, q.lat), 4326), 'seeded',
                    CASE WHEN q.state IN ('dispatched', 'accepted', 'handled', 'closed')

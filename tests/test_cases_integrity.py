@@ -93,3 +93,14 @@ def test_the_database_refuses_to_change_history(client, city, make_user, auth_he
     db.session.rollback()
     row = db.session.execute(text("SELECT note, to_state FROM case_history")).one()
     assert (row.note, row.to_state) == (None, "reported")
+
+
+def test_case_codes_stay_unique_past_a_million_cases(client, city, make_user, auth_headers):
+    citizen = make_user("citizen")
+    db.session.execute(text("SELECT setval(pg_get_serial_sequence('cases', 'id'), 999998)"))
+    db.session.commit()
+    lon, lat = city.centre(0)
+    codes = [client.post("/api/v1/reports", headers=auth_headers(citizen), json={
+        "lon": lon, "lat": lat, "category": "C0101", "client_id": f"m-{n}"}
+    ).get_json()["case"]["code"] for n in range(3)]
+    assert [code[8:] for code in codes] == ["999999", "1000000", "1000001"]

@@ -246,7 +246,8 @@ WITH n AS (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id),
 c AS (
     INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
                        grid_code, location, description, reporter_id, deadlines)
-    SELECT n.id, to_char(now() AT TIME ZONE :tz, 'YYYYMMDD') || lpad(n.id::text, 6, '0'),
+    SELECT n.id, to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
+                 || lpad(n.id::text, greatest(6, length(n.id::text)), '0'),
            :city_id, 'reported', :source, :channel, :category_id, :region_id, :grid_code,
            ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
            CAST(:deadlines AS jsonb)
