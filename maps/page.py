@@ -87,6 +87,7 @@ def wall_html(viewer: Viewer) -> str:
             "heat": url_for("maps.heat_feed"),
             "workers": url_for("maps.workers_feed"),
             "stats": url_for("maps.stats_feed"),
+            "hotspots": url_for("maps.hotspots_feed"),
             "departments": url_for("maps.departments_feed"),
             "dispatch": "/api/v1/cases/{id}/dispatch",
             "live": "/live",

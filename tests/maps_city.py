@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
 
@@ -106,3 +107,35 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     x = int((lon + 180) / 360 * n)
     y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     return x, y
+
+
+def insert_history(city: WallCity, rows: list[tuple]) -> None:
+    """Past cases straight into the table, as a city's history would be: rows of (grid code,
+    category code, created); each closed five hours later."""
+    db.session.execute(text("""
+        INSERT INTO cases (code, city_id, state, source, channel, category_id, region_id,
+                           grid_code, location, created_at, updated_at, closed_at)
+        SELECT :code, :city, 'closed', 'inspector', 'patrol', k.id, g.id, g.code,
+               ST_PointOnSurface(g.geom), :created, :created, :created + interval '5 hours'
+        FROM regions g, categories k WHERE g.city_id = :city AND g.code = :grid
+          AND k.code = :category"""),
+        [{"code": f"H{n:08d}", "city": city.city.id, "grid": grid, "category": category,
+          "created": created} for n, (grid, category, created) in enumerate(rows, start=1)])
+    db.session.commit()
+
+
+def twelve_weeks(city: WallCity, busy: list[str], quiet: list[str]) -> None:
+    """Twelve weeks of history: each busy grid two cases a week (C0101, E0101), each quiet one
+    every other week; in the last three days a burst of ten E0101 in each busy grid."""
+    now = datetime.now(UTC)
+    rows = []
+    for week in range(1, 13):
+        monday = now - timedelta(days=7 * week + 4)
+        for grid in busy:
+            rows += [(grid, "C0101", monday + timedelta(days=1, hours=2)),
+                     (grid, "E0101", monday + timedelta(days=3, hours=5))]
+        if week % 2:
+            rows += [(grid, "C0101", monday + timedelta(days=2, hours=3)) for grid in quiet]
+    for grid in busy:
+        rows += [(grid, "E0101", now - timedelta(days=3, hours=k)) for k in range(10)]
+    insert_history(city, rows)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import mapbox_vector_tile
 import pytest
-from maps_city import STREET_A, STREET_B, build_city, tile_of
+from maps_city import STREET_A, STREET_B, build_city, tile_of, twelve_weeks
 from sqlalchemy import text
 
 from gridmgr.extensions import db
@@ -24,38 +24,12 @@ def bearer(user) -> dict:
     return {"Authorization": f"Bearer {encode_token(user, 'access')}"}
 
 
-def insert_cases(city, rows: list[tuple[str, str, datetime]]) -> None:
-    """rows: (grid code, category code, created); closed cases put straight into the table,
-    as a city's history would be."""
-    db.session.execute(text("""
-        INSERT INTO cases (code, city_id, state, source, channel, category_id, region_id,
-                           grid_code, location, created_at, updated_at, closed_at)
-        SELECT :code, :city, 'closed', 'inspector', 'patrol', k.id, g.id, g.code,
-               ST_PointOnSurface(g.geom), :created, :created, :created + interval '5 hours'
-        FROM regions g, categories k WHERE g.city_id = :city AND g.code = :grid
-          AND k.code = :category"""),
-        [{"code": f"H{n:08d}", "city": city.city.id, "grid": grid, "category": category,
-          "created": created} for n, (grid, category, created) in enumerate(rows, start=1)])
-    db.session.commit()
-
-
 @pytest.fixture
 def history(app_ctx):
-    """Twelve weeks of history: the busy grids two cases a week, the quiet one every other
-    week; this week each street's busy grid has a burst of ten."""
+    """Twelve weeks of history (maps_city.twelve_weeks): each street's busy grid two cases a
+    week and a burst of ten this week; street A's quiet grid a case every other week."""
     city = build_city()
-    now = datetime.now(UTC)
-    rows = []
-    for week in range(1, 13):
-        monday = now - timedelta(days=7 * week + 4)
-        for grid in (BUSY_A, BUSY_B):
-            rows += [(grid, "C0101", monday + timedelta(days=1, hours=2)),
-                     (grid, "E0101", monday + timedelta(days=3, hours=5))]
-        if week % 2:
-            rows.append((QUIET_A, "C0101", monday + timedelta(days=2, hours=3)))
-    for grid in (BUSY_A, BUSY_B):
-        rows += [(grid, "E0101", now - timedelta(days=3, hours=k)) for k in range(10)]
-    insert_cases(city, rows)
+    twelve_weeks(city, busy=[BUSY_A, BUSY_B], quiet=[QUIET_A])
     return city
 
 

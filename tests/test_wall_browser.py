@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import mapbox_vector_tile
 import pytest
 from live_server import running_server
-from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, report
+from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, report, twelve_weeks
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 from sqlalchemy import text
@@ -224,3 +224,74 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
                if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != host]
     assert foreign == []
     print(f"first full render {first_render:.2f} s; report to marker {delay * 1000:.0f} ms")
+
+
+def test_the_prevention_layers_switch_on_and_off(app_ctx, app, tmp_path, browser, make_user):
+    """A street's centre switches on next week's forecast and this week's hotspots, reads them,
+    switches them off, and changes the language: no error, no other host, no other street."""
+    city = build_city()
+    busy_a, busy_b = STREET_A + "001013", STREET_B + "001013"
+    twelve_weeks(city, busy=[busy_a, busy_b], quiet=[STREET_A + "001014"])
+    make_user("duty_chief", username="street", region_code=STREET_A, password=PASSWORD)
+
+    with running_server(app, tmp_path / "server") as server:
+        host = urlsplit(server.url).netloc
+        context = browser.new_context(viewport={"width": 1600, "height": 900},
+                                      locale="zh-CN", timezone_id="UTC")
+        page = context.new_page()
+        requests, problems, forecast_tiles = [], [], []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
+        page.on("response", lambda r: "measure=forecast" in r.url and forecast_tiles.append(r))
+        page.goto(server.url + "/wall/login")
+        page.fill("input[name=username]", "street")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-wall-ready='1']", state="attached", timeout=15_000)
+        assert forecast_tiles == []  # off until switched on
+        lon, lat = city.grid_centre(STREET_A, 1, 0, 0)
+        page.evaluate(f"void gridWall.map.setView([{lat}, {lon}], 15, {{animate: false}})")
+
+        page.get_by_label("下周预测").check()
+        wait_until(page, "gridWall.forecastShown === true", 5_000)
+        assert page.is_visible("#forecast-legend")
+        assert forecast_tiles and all(r.status == 200 for r in forecast_tiles)
+        bodies = [base64.b64decode(b) for b in
+                  page.evaluate(FETCH_BASE64, [r.url for r in forecast_tiles])]
+        shaded = {f["properties"]["code"]: f["properties"]["value"]
+                  for b in bodies if b for f in mapbox_vector_tile.decode(b)["grids"]["features"]}
+        assert shaded[busy_a] > 0 and all(code.startswith(STREET_A) for code in shaded)
+
+        with page.expect_response(lambda r: "/maps/feeds/hotspots" in r.url) as answer:
+            page.get_by_label("热点", exact=True).check()
+        codes = {f["properties"]["code"] for f in answer.value.json()["features"]}
+        assert busy_a in codes and busy_b not in codes
+        wait_until(page, "gridWall.hotspotsShown >= 1", 3_000)
+        flag = page.locator(f".hotspot-flag[title='{busy_a}']")
+        flag.click()
+        page.wait_for_selector(".leaflet-popup .prevention-tip", timeout=3_000)
+        tip = page.text_content(".leaflet-popup .prevention-tip")
+        assert "热点" in tip and "q值" in tip and "近7天案件 10" in tip
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "wall-prevention.png"))
+        page.get_by_label("下周预测").uncheck()
+        page.get_by_label("热点", exact=True).uncheck()
+        assert page.is_hidden("#forecast-legend")
+        assert page.locator(".hotspot-flag").count() == 0
+
+        page.goto(server.url + "/wall?lang=en")
+        page.wait_for_selector("body[data-wall-ready='1']", state="attached", timeout=15_000)
+        with page.expect_response(lambda r: "/maps/feeds/hotspots" in r.url):
+            page.get_by_label("Hotspots").check()
+        page.get_by_label("Next-week forecast").check()
+        page.wait_for_timeout(500)
+        context.close()
+
+    assert problems == []
+    foreign = [url for url in requests
+               if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != host]
+    assert foreign == []

@@ -97,12 +97,15 @@
     map.createPane("grids").style.zIndex = 390;
     map.createPane("boundaries").style.zIndex = 405;
     map.createPane("heat").style.zIndex = 420;
+    map.createPane("forecast").style.zIndex = 395;
 
     buildBoundaries();
     buildGrids();
     buildCases();
     buildHeat();
     buildWorkers();
+    buildForecast();
+    buildHotspots();
     buildControls();
     startClock();
     setInterval(function () { freshToken().catch(function () {}); }, 120000);
@@ -227,6 +230,111 @@
     $("legend").innerHTML = SHADES[measure].map(function (s) {
       return '<span><i style="background:' + s[1] + '"></i>≥' + s[0] + "</span>";
     }).join("");
+  }
+
+  // --- prevention: next week's forecast and this week's hotspots -------------------------------
+  // The forecast is the grid tiles' "forecast" measure (the server keeps the city's forecast
+  // until a new case); the hotspots a small feed of a few grids. Both are re-read every few
+  // minutes while shown, never on map moves.
+  var FORECAST_SHADES = [[0.5, "#efe3f5"], [1, "#d9c1ea"], [2, "#b98fd6"], [4, "#9360bf"], [8, "#6a329f"]];
+  var FORECAST_EVERY = 600000, HOTSPOTS_EVERY = 300000;
+  var forecastLayer, hotspotLayer, preventionTip, forecastVersion = 0;
+  function forecastUrl() {
+    return cfg.urls.tiles + "?measure=forecast&lang=" + cfg.lang + "&v=" + forecastVersion;
+  }
+  function forecastStyle(props) {
+    var colour = null;
+    FORECAST_SHADES.forEach(function (step) { if ((props.value || 0) >= step[0]) { colour = step[1]; } });
+    return {
+      weight: 0.6, color: "#6a329f", opacity: 0.5,
+      fill: true, fillColor: colour || "#ffffff", fillOpacity: colour ? 0.6 : 0.02,
+    };
+  }
+  function fmtNumber(v, digits) { return Number(v || 0).toFixed(digits); }
+  function forecastText(p) {
+    return '<div class="prevention-tip"><b>' + esc(p.name) + "</b> <small>" + esc(p.code) + "</small><br>" +
+      esc(t("expected_next_week")) + ": <b>" + fmtNumber(p.value, 1) + "</b><br>" +
+      esc(t("interval")) + ": " + esc(p.low) + "–" + esc(p.high) +
+      (p.top ? "<br>" + esc(t("top_forecast")) + ": " + esc(p.top) : "") + "</div>";
+  }
+  function showTip(html, latlng) {
+    preventionTip.setContent(html).setLatLng(latlng);
+    map.openTooltip(preventionTip);
+  }
+  function buildForecast() {
+    preventionTip = L.tooltip({ direction: "top", offset: [0, -6], opacity: 0.95 });
+    forecastLayer = L.vectorGrid.protobuf(forecastUrl(), {
+      pane: "forecast", minZoom: 13, maxNativeZoom: 18, maxZoom: 22,
+      rendererFactory: L.canvas.tile, interactive: true,
+      vectorTileLayerStyles: { grids: forecastStyle },
+      getFeatureId: function (f) { return f.properties.code; },
+      fetchOptions: { credentials: "same-origin" },
+    });
+    forecastLayer.on("mouseover", function (e) { showTip(forecastText(e.layer.properties), e.latlng); });
+    forecastLayer.on("mouseout", function () { map.closeTooltip(preventionTip); });
+    forecastLayer.on("click", function (e) {
+      L.popup().setLatLng(e.latlng).setContent(forecastText(e.layer.properties)).openOn(map);
+    });
+    forecastLayer.on("load", function () { wall.forecastShown = true; });
+    $("forecast-scale").innerHTML = FORECAST_SHADES.map(function (s) {
+      return '<span><i style="background:' + s[1] + '"></i>≥' + s[0] + "</span>";
+    }).join("");
+    setInterval(function () {
+      if (!map.hasLayer(forecastLayer)) { return; }
+      forecastVersion += 1;
+      forecastLayer.setUrl(forecastUrl());
+    }, FORECAST_EVERY);
+  }
+  function hotspotText(p) {
+    var rows = p.hotspots.map(function (h) {
+      return "<li><b>" + esc(t("hotspot")) + "</b> " + esc(h.name || t("all_categories")) +
+        (h.category ? " <small>" + esc(h.category) + "</small>" : "") + "<br>" +
+        esc(t("count_7d")) + " " + esc(h.count) + " · " + esc(t("expected_usual")) + " " + fmtNumber(h.expected, 1) +
+        " · " + esc(t("q_value")) + " " + (h.q < 0.001 ? "&lt;0.001" : fmtNumber(h.q, 3)) + "</li>";
+    }).concat(p.recurring.map(function (r) {
+      return "<li><b>" + esc(t("recurring")) + "</b> " + esc(r.name) + " <small>" + esc(r.category) + "</small><br>" +
+        esc(t("recurring_cases")) + " " + esc(r.cases) +
+        (r.reappeared ? " · " + esc(t("reappeared")) + " " + esc(r.reappeared) : "") + "</li>";
+    }));
+    return '<div class="prevention-tip"><b>' + esc(p.name) + "</b> <small>" + esc(p.code) + "</small><ul>" +
+      rows.join("") + "</ul></div>";
+  }
+  function buildHotspots() {
+    hotspotLayer = L.layerGroup();
+    var outlines = L.geoJSON(null, {
+      style: function (f) {
+        var hot = f.properties.hotspots.length > 0;
+        return hot ? { color: "#d93025", weight: 3, fillColor: "#d93025", fillOpacity: 0.15 }
+          : { color: "#8e44ad", weight: 2, dashArray: "5 3", fillColor: "#8e44ad", fillOpacity: 0.08 };
+      },
+      onEachFeature: function (f, layer) {
+        layer.on("mouseover", function (e) { showTip(hotspotText(f.properties), e.latlng); });
+        layer.on("mouseout", function () { map.closeTooltip(preventionTip); });
+      },
+    }).addTo(hotspotLayer);
+    var flags = L.layerGroup().addTo(hotspotLayer);
+    hotspotLayer.outlines = outlines;
+    hotspotLayer.flags = flags;
+    setInterval(function () { if (map.hasLayer(hotspotLayer)) { refreshHotspots(); } }, HOTSPOTS_EVERY);
+  }
+  function refreshHotspots() {
+    return getJSON(cfg.urls.hotspots).then(function (fc) {
+      hotspotLayer.outlines.clearLayers();
+      hotspotLayer.outlines.addData(fc);
+      hotspotLayer.flags.clearLayers();
+      fc.features.forEach(function (f) {
+        var p = f.properties, hot = p.hotspots.length > 0;
+        var count = hot ? Math.max.apply(null, p.hotspots.map(function (h) { return h.count; })) : null;
+        hotspotLayer.flags.addLayer(L.marker(p.label, {
+          keyboard: false, zIndexOffset: 500, title: p.code,
+          icon: L.divIcon({ className: "hotspot-flag" + (hot ? "" : " recurring"),
+            html: "<span>" + (hot ? esc(count) : "↻") + "</span>", iconSize: [24, 20], iconAnchor: [12, 10] }),
+        }).on("click", function (e) {
+          L.popup().setLatLng(e.latlng).setContent(hotspotText(p)).openOn(map);
+        }));
+      });
+      wall.hotspotsShown = fc.features.length;
+    }).catch(function (err) { console.warn(err.message); });
   }
 
   // --- open cases ------------------------------------------------------------------------------
@@ -366,9 +474,17 @@
     overlays[t("cases")] = caseLayer;
     overlays[t("workers")] = workerLayer;
     overlays[t("heat")] = heatLayer;
+    overlays[t("forecast")] = forecastLayer;
+    overlays[t("hotspots")] = hotspotLayer;
     L.control.layers(null, overlays, { collapsed: false, position: "topleft" }).addTo(map);
     map.on("overlayadd", function (e) {
       if (e.layer === heatLayer) { refreshHeat(); }
+      if (e.layer === forecastLayer) { $("forecast-legend").hidden = false; }
+      if (e.layer === hotspotLayer) { refreshHotspots(); }
+    });
+    map.on("overlayremove", function (e) {
+      if (e.layer === forecastLayer) { $("forecast-legend").hidden = true; map.closeTooltip(preventionTip); }
+      if (e.layer === hotspotLayer) { map.closeTooltip(preventionTip); }
       if (Object.values(boundaryLayers).indexOf(e.layer) >= 0) { refreshBoundaries(); }
     });
     var MeasureControl = L.Control.extend({
