@@ -66,6 +66,7 @@ def _import_models() -> None:
     import gridmgr.cases.models  # noqa: F401
     import gridmgr.categories.models  # noqa: F401
     import gridmgr.dispatch.models  # noqa: F401
+    import gridmgr.evaluation.models  # noqa: F401
     import gridmgr.grids.models  # noqa: F401
     import gridmgr.live.outbox  # noqa: F401
     import gridmgr.open311.models  # noqa: F401

@@ -1,8 +1,10 @@
 """Counts and rates for a period, grouped by region, department, category or person.
 
-Everything is counted in PostgreSQL in one statement over ``case_history`` (the steps) and
-``cases`` (their region, category, department and clocks); Python only divides. A period is
-``[start, end)``; a step belongs to it when its ``at`` does.
+Everything is counted in PostgreSQL: the steps in one pass over ``evaluation_facts`` (one
+narrow row per counted step of ``case_history`` and per case's report, with its case's region,
+category, department and deadline checks, kept by triggers: ``models.py``, migration 0007),
+and overdue cases from ``cases``; Python only adds and divides. A period is ``[start, end)``;
+a step belongs to it when its ``at`` does.
 
 Counts (key, what is counted, who the "person" of it is):
 
@@ -89,79 +91,52 @@ _KEY = {
 }
 
 
-def _on_time(metric: str) -> str:
-    """SQL: ``metric`` when the step met its stage deadline (see ``steps.on_time``)."""
-    return f"CASE WHEN s.on_time THEN '{metric}' END"
+_PERSON = ("CASE WHEN kind = 'close' AND handle_at >= :start AND handle_at < :end "
+           "THEN handle_person_id ELSE person_id END::text")
+_KEY_OF_FACT = {**_KEY, "person": _PERSON}
+_KEY_OF_OVERDUE = {**_KEY, "region": "left(o.grid_code, :level)",
+                   "department": "o.department_id::text", "category": "o.category_id::text",
+                   "person": "COALESCE(hd.person_id, o.handler_id, o.worker_id)::text"}
+_HANDLING = "kind IN ('handle', 'self_handle')"
+_CLOSING = "kind IN ('close', 'self_handle')"
+_LAST_HANDLING = f"{_HANDLING} AND (next_at IS NULL OR next_at >= :end)"
+_CHECK = "kind = 'check'"  # failed checks included (models.py)
 
+# The period's steps from ``evaluation_facts`` (see models.py): one pass, one row per group.
+_STEPS_SQL = f"""
+SELECT {{key}} AS key,
+       count(*) FILTER (WHERE kind = 'reported') AS reported,
+       count(*) FILTER (WHERE kind = 'reported' AND valid_at < :end) AS valid,
+       count(*) FILTER (WHERE kind = 'verify') AS verified,
+       count(*) FILTER (WHERE kind = 'verify' AND on_time) AS verified_on_time,
+       count(*) FILTER (WHERE kind = 'file') AS filed,
+       count(*) FILTER (WHERE kind = 'file' AND on_time) AS filed_on_time,
+       count(*) FILTER (WHERE kind = 'dispatch') AS dispatched,
+       count(*) FILTER (WHERE kind = 'return') AS returned,
+       count(*) FILTER (WHERE {_CHECK}) AS checked,
+       count(*) FILTER (WHERE {_CHECK} AND on_time) AS checked_on_time,
+       count(*) FILTER (WHERE kind = 'rework') AS reworked,
+       count(*) FILTER (WHERE kind = 'extend') AS extended,
+       count(*) FILTER (WHERE kind = 'shelve') AS shelved,
+       -- a case's last handling in the period is the one whose next is not in it
+       count(*) FILTER (WHERE {_LAST_HANDLING}) AS handled,
+       count(*) FILTER (WHERE {_LAST_HANDLING} AND on_time) AS handled_on_time,
+       count(*) FILTER (WHERE {_CLOSING}) AS closed,
+       count(*) FILTER (WHERE {_CLOSING} AND closed_on_time) AS closed_on_time,
+       -- closed cases also handled in the period (a close is final: its handling came before)
+       count(*) FILTER (WHERE {_CLOSING} AND handle_at >= :start AND handle_at < :end)
+           AS handled_and_closed
+FROM evaluation_facts
+WHERE city_id = :city_id AND at >= :start AND at < :end AND grid_code LIKE :prefix
+GROUP BY 1
+"""
 
-_FACTS_SQL = f"""
-WITH steps AS (
-    -- narrow rows: the deadline checks are made here, not carried along as JSON
-    SELECT h.id AS step_id, h.case_id, h.action, h.at, h.actor_id,
-           COALESCE(NULLIF(h.details->>'department_id', '')::bigint, c.department_id)
-               AS department_id,
-           c.grid_code, c.category_id,
-           h.action = 'rework' AND h.details->>'passed' = 'false' AS failed_check,
-           (h.at <= (c.deadlines->>(CASE h.action WHEN 'verify' THEN 'verify'
-                                                  WHEN 'file' THEN 'file'
-                                                  ELSE 'check' END))::timestamptz)
-               IS NOT FALSE AS on_time
-    FROM case_history h JOIN cases c ON c.id = h.case_id
-    WHERE h.at >= :start AND h.at < :end
-      AND h.action IN ('verify', 'file', 'dispatch', 'return', 'check', 'rework', 'extend',
-                       'shelve', 'handle', 'self_handle', 'close')
-      AND c.city_id = :city_id AND c.grid_code LIKE :prefix
-),
-reported AS (
-    SELECT c.id AS case_id, c.grid_code, c.department_id, c.category_id,
-           c.reporter_id AS person_id,
-           -- only filed (or self-handled) cases get past these states; look at the history
-           -- only when the state may have been reached after the period
-           CASE WHEN c.state IN ('reported', 'verified') THEN false
-                WHEN c.state <> 'cancelled' AND c.updated_at < :end THEN true
-                ELSE (SELECT true FROM case_history v
-                      WHERE v.case_id = c.id AND v.action IN ('file', 'self_handle')
-                        AND v.at < :end LIMIT 1) IS NOT NULL END AS valid
+# Overdue at the period's end is a state, not a step: read from ``cases``.
+_OVERDUE_SQL = """
+WITH overdue AS (
+    SELECT c.id, c.grid_code, c.department_id, c.category_id, c.handler_id, c.worker_id,
+           c.rework_count
     FROM cases c
-    WHERE c.created_at >= :start AND c.created_at < :end
-      AND c.city_id = :city_id AND c.grid_code LIKE :prefix
-),
-step_facts AS (
-    SELECT s.grid_code, s.department_id, s.category_id,
-           CASE WHEN m.metric = 'reworked' THEN (
-               -- a rework counts for the person whose handling was sent back
-               SELECT p.actor_id FROM case_history p
-               WHERE p.case_id = s.case_id AND p.action = 'handle' AND p.at <= s.at
-               ORDER BY p.at DESC, p.id DESC LIMIT 1)
-           ELSE s.actor_id END AS person_id,
-           m.metric
-    FROM steps s
-    CROSS JOIN LATERAL unnest(CASE s.action
-        WHEN 'verify' THEN ARRAY['verified', {_on_time('verified_on_time')}]
-        WHEN 'file' THEN ARRAY['filed', {_on_time('filed_on_time')}]
-        WHEN 'dispatch' THEN ARRAY['dispatched']
-        WHEN 'return' THEN ARRAY['returned']
-        WHEN 'check' THEN ARRAY['checked', {_on_time('checked_on_time')}]
-        WHEN 'rework' THEN CASE WHEN s.failed_check
-            THEN ARRAY['reworked', 'checked', {_on_time('checked_on_time')}]
-            ELSE ARRAY['reworked'] END
-        WHEN 'extend' THEN ARRAY['extended']
-        WHEN 'shelve' THEN ARRAY['shelved']
-        ELSE ARRAY[]::text[] END) AS m(metric)
-    WHERE m.metric IS NOT NULL
-),
-handles AS (
-    SELECT DISTINCT ON (case_id) case_id, at, actor_id FROM steps
-    WHERE action IN ('handle', 'self_handle')
-    ORDER BY case_id, at DESC, step_id DESC
-),
-closes AS (
-    SELECT DISTINCT ON (case_id) case_id, at FROM steps
-    WHERE action IN ('close', 'self_handle')
-    ORDER BY case_id, at DESC, step_id DESC
-),
-overdue AS (
-    SELECT c.id AS case_id FROM cases c
     WHERE c.city_id = :city_id AND c.grid_code LIKE :prefix
       -- overdue by the period's end, or by now while the period is still running
       AND c.deadline < LEAST(:end, now()) AND c.created_at < :end
@@ -173,47 +148,17 @@ overdue AS (
                      WHERE h.case_id = c.id AND h.at < :end
                      ORDER BY h.at DESC, h.id DESC LIMIT 1) END
           IN ('dispatched', 'accepted')
-),
-disposal AS (
-    SELECT c.grid_code, c.department_id, c.category_id,
-           COALESCE(hd.actor_id, c.handler_id, c.worker_id) AS person_id,
-           hd.case_id IS NOT NULL AS handled,
-           hd.case_id IS NOT NULL AND (c.deadline IS NULL OR hd.at <= c.deadline)
-               AS handled_on_time,
-           cl.case_id IS NOT NULL AS closed,
-           cl.case_id IS NOT NULL AND (c.deadline IS NULL OR c.handled_at <= c.deadline)
-               AND (cl.at <= (c.deadlines->>'close')::timestamptz) IS NOT FALSE
-               AS closed_on_time,
-           od.case_id IS NOT NULL AS overdue
-    FROM (SELECT case_id FROM handles UNION SELECT case_id FROM closes
-          UNION SELECT case_id FROM overdue) k
-    JOIN cases c ON c.id = k.case_id
-    LEFT JOIN handles hd ON hd.case_id = k.case_id
-    LEFT JOIN closes cl ON cl.case_id = k.case_id
-    LEFT JOIN overdue od ON od.case_id = k.case_id
-),
-facts AS (
-    SELECT grid_code, department_id, category_id, person_id, 'reported' AS metric
-    FROM reported
-    UNION ALL
-    SELECT grid_code, department_id, category_id, person_id, 'valid' FROM reported WHERE valid
-    UNION ALL
-    SELECT grid_code, department_id, category_id, person_id, metric FROM step_facts
-    UNION ALL
-    SELECT d.grid_code, d.department_id, d.category_id, d.person_id, m.metric
-    FROM disposal d CROSS JOIN LATERAL unnest(ARRAY[
-        CASE WHEN d.handled THEN 'handled' END,
-        CASE WHEN d.handled_on_time THEN 'handled_on_time' END,
-        CASE WHEN d.closed THEN 'closed' END,
-        CASE WHEN d.closed_on_time THEN 'closed_on_time' END,
-        CASE WHEN d.overdue THEN 'overdue' END,
-        CASE WHEN d.handled OR d.overdue THEN 'due_handling' END,
-        CASE WHEN d.handled OR d.closed OR d.overdue THEN 'due_closing' END]) AS m(metric)
-    WHERE m.metric IS NOT NULL
 )
-SELECT {{key}} AS key, metric, count(*) AS n
-FROM facts
-GROUP BY 1, 2
+SELECT {key} AS key, count(*) AS overdue, count(hd.found) AS overdue_handled
+FROM overdue o
+-- handled in the period and open again at its end: only after a rework
+LEFT JOIN LATERAL (SELECT true AS found, f.person_id FROM evaluation_facts f
+                   WHERE o.rework_count > 0 AND f.case_id = o.id
+                     AND f.kind IN ('handle', 'self_handle')
+                     AND f.at >= :start AND f.at < :end
+                     AND (f.next_at IS NULL OR f.next_at >= :end)
+                   LIMIT 1) hd ON true
+GROUP BY 1
 """
 
 
@@ -253,13 +198,25 @@ def compute(by: str, period: Period, city_id: int, *, level: int = 15,
     if level not in LEVELS:
         raise InvalidInput("level is a region code length: 6, 9, 12 or 15.", code="bad_level")
     level = max(level, len(prefix or ""))  # never group above the scope: no foreign totals
-    # JIT compiling this statement costs more than it saves at every size measured.
+    # JIT compiling these statements costs more than it saves at every size measured.
     db.session.execute(text("SET LOCAL jit = off"))
-    rows = db.session.execute(text(_FACTS_SQL.replace("{key}", _KEY[by])), {
-        "city_id": city_id, "prefix": (prefix or "") + "%", "start": period.start,
-        "end": period.end, "level": level}).all()
+    params = {"city_id": city_id, "prefix": (prefix or "") + "%", "start": period.start,
+              "end": period.end, "level": level}
     grouped: dict[str | None, dict[str, int]] = {}
-    for key, metric, number in rows:  # one row per group and count, not per case
-        grouped.setdefault(key, dict.fromkeys(COUNTS, 0))[metric] = int(number)
+    for row in db.session.execute(text(_STEPS_SQL.replace("{key}", _KEY_OF_FACT[by])),
+                                  params).mappings():
+        counts = grouped.setdefault(row["key"], dict.fromkeys(COUNTS, 0))
+        for name in COUNTS:
+            counts[name] = int(row.get(name) or 0)
+        counts["due_handling"] = counts["handled"]
+        counts["due_closing"] = (counts["handled"] + counts["closed"]
+                                 - int(row["handled_and_closed"]))
+    for key, overdue, both in db.session.execute(
+            text(_OVERDUE_SQL.replace("{key}", _KEY_OF_OVERDUE[by])), params):
+        counts = grouped.setdefault(key, dict.fromkeys(COUNTS, 0))
+        counts["overdue"] = int(overdue)
+        counts["due_handling"] += int(overdue) - int(both)
+        counts["due_closing"] += int(overdue) - int(both)
     return [IndicatorRow(key, counts, rates_of(counts))
-            for key, counts in sorted(grouped.items(), key=lambda kv: (kv[0] is None, kv[0]))]
+            for key, counts in sorted(grouped.items(), key=lambda kv: (kv[0] is None, kv[0]))
+            if any(counts.values())]  # a group with only uncounted steps is no group
