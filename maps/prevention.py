@@ -2,13 +2,17 @@
 and recurring problems (the models are in ``gridmgr.prevention``; docs/prevention.md).
 
 - **Forecast**: the grid tiles' ``forecast`` measure. The city's whole forecast is computed
-  once per process and kept until a new case arrives or the week changes (the same
-  fingerprint as the model's: the ``cases`` table's file node and its largest id); a tile only
-  looks up its own grids in it. A viewer's tiles hold only the grids of their scope.
+  once per process and kept :data:`FORECAST_SECONDS` (then renewed when a case arrived since,
+  or at once when the week changes); a tile only looks up its own grids in it. A viewer's
+  tiles hold only the grids of their scope.
 - **Hotspots**: a small GeoJSON feed of the hotspot and recurring-problem grids of the
-  viewer's scope (at most :data:`MAX_HOTSPOT_GRIDS`), kept per process for
-  :data:`HOTSPOT_SECONDS` (and renewed sooner by a new case). The page reads it once and
-  again every few minutes, not on every map move.
+  viewer's scope (at most :data:`MAX_HOTSPOT_GRIDS`), kept per process and scope
+  :data:`HOTSPOT_SECONDS`. The page reads it once and again every few minutes, not on every
+  map move.
+
+A busy city reports every few seconds: renewing on every new case would recompute all the
+time (seconds each at 50,000 grids, bench/tiles.py), so the wall's copies live for minutes;
+one request computes while the others wait for its answer.
 """
 
 from __future__ import annotations
@@ -29,12 +33,16 @@ from maps.viewer import Viewer
 TOP_CATEGORIES = 3
 MAX_HOTSPOT_GRIDS = 500
 HOTSPOT_SECONDS = 300
+FORECAST_SECONDS = 600
 _KEPT = 8
 
+# The table's file node changes when it is emptied (TRUNCATE); max(id) when a case arrives.
 _FINGERPRINT = text("SELECT pg_relation_filenode('cases'), (SELECT max(id) FROM cases)")
-_forecasts: OrderedDict[tuple, dict[str, dict]] = OrderedDict()
-_hotspots: OrderedDict[tuple, tuple[float, dict]] = OrderedDict()
+# key -> (computed at, max case id then, value)
+_forecasts: OrderedDict[tuple, tuple[float, int | None, dict]] = OrderedDict()
+_hotspots: OrderedDict[tuple, tuple[float, int | None, dict]] = OrderedDict()
 _lock = threading.Lock()
+_computing = {"forecast": threading.Lock(), "hotspots": threading.Lock()}
 
 
 def _remember(store: OrderedDict, key: tuple, value) -> None:
@@ -44,8 +52,28 @@ def _remember(store: OrderedDict, key: tuple, value) -> None:
             store.popitem(last=False)
 
 
-def _fingerprint() -> tuple:
-    return (str(db.engine.url), *db.session.execute(_FINGERPRINT).one())
+def _kept(store: OrderedDict, kind: str, key: tuple, seconds: float, compute) -> dict:
+    """The kept value of ``key``, or a fresh one when it is older than ``seconds`` and a case
+    arrived since (one computation at a time; the others then find it kept)."""
+    filenode, last_id = db.session.execute(_FINGERPRINT).one()
+    key = (str(db.engine.url), filenode, *key)
+
+    def fresh(entry) -> bool:
+        return entry is not None and (entry[1] == last_id
+                                      or time.monotonic() - entry[0] < seconds)
+
+    with _lock:
+        entry = store.get(key)
+    if fresh(entry):
+        return entry[2]
+    with _computing[kind]:
+        with _lock:
+            entry = store.get(key)
+        if fresh(entry):
+            return entry[2]
+        entry = (time.monotonic(), last_id, compute())
+        _remember(store, key, entry)
+    return entry[2]
 
 
 def _next_monday(tz) -> date:
@@ -63,13 +91,13 @@ def city_forecast(viewer: Viewer) -> tuple[dict, dict[str, dict]]:
     (callers keep to the viewer's scope); computed once per new case and week."""
     tz = calendar_for_city(viewer.city_id).tz
     week_start = _next_monday(tz)
-    key = (*_fingerprint(), viewer.city_id, tz.key, week_start)
-    with _lock:
-        kept = _forecasts.get(key)
-    if kept is None:
+
+    def compute() -> dict:
         body = next_week_forecast(viewer.city_id, tz, None, week_start)
-        kept = {"week": body["week"], "grids": {g["grid_code"]: g for g in body["grids"]}}
-        _remember(_forecasts, key, kept)
+        return {"week": body["week"], "grids": {g["grid_code"]: g for g in body["grids"]}}
+
+    kept = _kept(_forecasts, "forecast", (viewer.city_id, tz.key, week_start),
+                 FORECAST_SECONDS, compute)
     return kept["week"], kept["grids"]
 
 
@@ -93,17 +121,14 @@ def forecast_for_grids(viewer: Viewer, codes: list[str], lang: str) -> list[tupl
 
 def hotspots(viewer: Viewer, lang: str) -> dict:
     """GeoJSON of the scope's hotspot and recurring-problem grids, with what made them so."""
-    key = (*_fingerprint(), viewer.city_id, viewer.prefix)
-    now = time.monotonic()
-    with _lock:
-        kept = _hotspots.get(key)
-    if kept is None or now - kept[0] > HOTSPOT_SECONDS:
+    def compute() -> dict:
         prefix = viewer.prefix or None
         found = find_hotspots(viewer.city_id, prefix)
         found["recurring"] = recurring_problems(viewer.city_id, prefix)
-        kept = (now, found)
-        _remember(_hotspots, key, kept)
-    found = kept[1]
+        return found
+
+    found = _kept(_hotspots, "hotspots", (viewer.city_id, viewer.prefix), HOTSPOT_SECONDS,
+                  compute)
     names = _category_names(lang)
     by_grid: dict[str, dict] = {}
 

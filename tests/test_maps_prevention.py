@@ -10,6 +10,7 @@ import pytest
 from maps_city import STREET_A, STREET_B, build_city, tile_of, twelve_weeks
 from sqlalchemy import text
 
+import maps.prevention
 from gridmgr.extensions import db
 from gridmgr.people.tokens import encode_token
 from gridmgr.prevention.operations import forecast_for
@@ -71,7 +72,9 @@ def test_next_weeks_forecast_shades_the_grids_by_expected_cases(client, history,
     assert props[BUSY_A]["top"].startswith(english_name)
 
 
-def test_a_new_case_moves_the_forecast_on_the_wall(client, history, make_user):
+def test_a_new_case_moves_the_forecast_on_the_wall(client, history, make_user, monkeypatch):
+    """The wall keeps the city's forecast for minutes (FORECAST_SECONDS); past that, a new
+    case since renews it."""
     chief = make_user("duty_chief", city_id=history.city.id)
     lon, lat = history.grid_centre(STREET_A, 1, 0, 0)
     before = forecast_values(client, bearer(chief), 15, lon, lat)[QUIET_A]["value"]
@@ -86,6 +89,9 @@ def test_a_new_case_moves_the_forecast_on_the_wall(client, history, make_user):
         [{"code": f"N{n:08d}", "city": history.city.id, "grid": g, "category": c,
           "created": t} for n, (g, c, t) in enumerate(rows)])
     db.session.commit()
+    kept = forecast_values(client, bearer(chief), 15, lon, lat)[QUIET_A]["value"]
+    assert kept == before  # within FORECAST_SECONDS the wall keeps its forecast
+    monkeypatch.setattr(maps.prevention, "FORECAST_SECONDS", 0)
     after = forecast_values(client, bearer(chief), 15, lon, lat)[QUIET_A]["value"]
     assert after > before
 
