@@ -6,10 +6,9 @@ before 2026-12-01 (Asia/Shanghai), each with a full history written by ``generat
 a tenth cancelled at verification, six tenths through the whole loop (some handled late), a
 tenth still open past its deadline, a tenth reworked once, a tenth handled on the spot. Then
 each table (regions by street, departments, categories, people; and the city total) for
-November 2026 is computed ``--runs`` times and p50/p95 printed.
-
-``--proposed-indexes`` adds ``case_history (at)`` and ``cases (city_id, created_at)``, which
-the migrations lack, and writes ``bench/results/indicators_indexed.json`` instead.
+November 2026 is computed ``--runs`` times and p50/p95 printed. The triggers of migration
+0007 fill ``evaluation_facts`` while the cases and histories are inserted (the build time
+includes them); the tables read those facts.
 
 Database: ``gridmgr_bench_indicators`` on the PostgreSQL at 127.0.0.1:5432 (user postgres),
 dropped and created afresh. Prints the figures and writes ``bench/results/indicators.json``.
@@ -133,12 +132,6 @@ ACTORS = {"i": "1 + (n % 1000) / 10", "w": "101 + n % 10", "o": "111", "d": "112
           "r": "CASE WHEN n % 10 IN (0, 3) THEN 114 ELSE 1 + (n % 1000) / 10 END"}
 
 
-PROPOSED_INDEXES = """
-CREATE INDEX bench_case_history_at ON case_history (at);
-CREATE INDEX bench_cases_city_created ON cases (city_id, created_at);
-"""
-
-
 def history_sql() -> str:
     """One INSERT ... SELECT per profile step, over the cases of that profile."""
     parts = []
@@ -201,9 +194,6 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--proposed-indexes", action="store_true",
-                        help="also create case_history(at) and cases(city_id, created_at), "
-                             "which the migrations do not have (yet), and measure with them")
     args = parser.parse_args()
     url = _database()
     app = create_app({"DATABASE_URL": url, "SQLALCHEMY_DATABASE_URI": url,
@@ -214,11 +204,8 @@ def main() -> dict:
         upgrade(directory=str(ROOT / "migrations"))
         print(f"building {args.cases:,} cases with their histories ...", flush=True)
         seconds = build(args.cases)
-        if args.proposed_indexes:
-            db.session.execute(text(PROPOSED_INDEXES))
-            db.session.execute(text("ANALYZE"))
-            db.session.commit()
         history_rows = db.session.scalar(text("SELECT count(*) FROM case_history"))
+        fact_rows = db.session.scalar(text("SELECT count(*) FROM evaluation_facts"))
         month = periods.month("2026-11", ZoneInfo("Asia/Shanghai"))
         in_month = db.session.scalar(text(
             "SELECT count(*) FROM cases WHERE created_at >= :s AND created_at < :e"),
@@ -243,14 +230,14 @@ def main() -> dict:
             print(f"{name:>22}: {len(rows):4d} rows  p50 {figures[name]['p50_ms']:8.1f} ms  "
                   f"p95 {figures[name]['p95_ms']:8.1f} ms", flush=True)
         [city] = indicators.compute("city", month, 1)
-    results = {"cases": args.cases, "proposed_indexes": args.proposed_indexes,
-               "load_average_1m": round(os.getloadavg()[0], 1), "history_rows": history_rows,
+    results = {"cases": args.cases, "load_average_1m": round(os.getloadavg()[0], 1),
+               "history_rows": history_rows, "fact_rows": fact_rows,
                "cases_in_month": in_month,
                "build_seconds": round(seconds, 1), "runs": args.runs, "tables": figures,
                "city_counts": city.counts, "python": platform.python_version(),
                "machine": platform.machine()}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "indicators_indexed.json" if args.proposed_indexes else "indicators.json"
+    name = "indicators.json"
     (RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
     print(f"{history_rows:,} history rows, {in_month:,} cases created in 2026-11; "
           f"built in {seconds:.0f} s; load average {results['load_average_1m']}; "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -236,6 +238,50 @@ def test_facts_follow_later_changes_to_cases(month):
     assert by_category == {str(month["categories"]["X"]): 4,  # K1, K2, K5, K6
                            str(month["categories"]["Y"]): 5}  # K3, K4, K7, K9, K10
     assert_same_as_reference(city)
+
+
+def test_two_steps_written_at_once_to_one_case_leave_one_row_each(month):
+    """The second writer's refresh waits for the first's to commit, then rewrites the case."""
+    case = month["cases"]["K4"]
+    insert = text("""
+        INSERT INTO case_history (case_id, actor_id, action, to_state, at)
+        VALUES (:case, :actor, :action, 'accepted', :at)""")
+    engine = db.engine  # the thread below has no application context
+    first = engine.connect()
+    first.begin()
+    first.execute(insert, {"case": case, "actor": month["users"]["chief"], "action": "extend",
+                           "at": datetime(2026, 11, 21, 9, tzinfo=CST)})
+    failures: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with engine.begin() as connection:
+                connection.execute(insert, {
+                    "case": case, "actor": month["users"]["chief"], "action": "extend",
+                    "at": datetime(2026, 11, 22, 9, tzinfo=CST)})
+        except BaseException as error:  # reported below, in the test's thread
+            failures.append(error)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    waited = 0.0
+    with db.engine.connect() as watcher:  # until the second writer waits for the first
+        while waited < 10 and not watcher.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%INSERT INTO case_history%'")):
+            time.sleep(0.05)
+            waited += 0.05
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert not failures and not thread.is_alive()
+    db.session.commit()
+    rows = db.session.execute(text("""
+        SELECT count(*), count(DISTINCT step_id) FILTER (WHERE kind = 'extend')
+        FROM evaluation_facts WHERE case_id = :case"""), {"case": case}).one()
+    # report + file, dispatch, handle (12-02) + the two extensions; accept is not counted
+    assert tuple(rows) == (6, 2)
+    assert_same_as_reference(month["city_id"])
 
 
 # The case workflow (gridmgr/cases/workflow.py): action -> (from states, to state)

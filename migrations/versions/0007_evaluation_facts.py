@@ -24,6 +24,8 @@ COUNTED = ("'verify', 'file', 'dispatch', 'return', 'check', 'rework', 'extend',
 
 REFRESH = f"""
 CREATE FUNCTION evaluation_refresh_facts(ids bigint[]) RETURNS void LANGUAGE sql AS $$
+-- one refresh of a case at a time: a concurrent one waits, then sees these rows to delete
+SELECT 1 FROM cases WHERE id IN (SELECT unnest(ids)) ORDER BY id FOR NO KEY UPDATE;
 DELETE FROM evaluation_facts WHERE case_id IN (SELECT unnest(ids));
 INSERT INTO evaluation_facts (case_id, step_id, kind, city_id, grid_code, category_id,
                               department_id, person_id, handle_person_id, handle_at, at,
