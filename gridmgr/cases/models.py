@@ -52,7 +52,12 @@ class Case(db.Model):
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="ck_cases_rating"),
         Index("ix_cases_grid_code_pattern", "grid_code", postgresql_ops={
             "grid_code": "text_pattern_ops"}),
-        Index("ix_cases_city_state", "city_id", "state"),
+        Index("ix_cases_city_state", "city_id", "state", "id"),
+        Index("ix_cases_pending_request", "id",
+              postgresql_where=text("pending_request IS NOT NULL")),
+        # The filing queue: verified citizen reports and inspectors' own reports.
+        Index("ix_cases_to_file", "id", postgresql_where=text(
+            "state = 'verified' OR (state = 'reported' AND source = 'inspector')")),
         Index("ix_cases_category_created", "category_id", "created_at"),
         Index("ix_cases_updated", "updated_at", "id"),
     )

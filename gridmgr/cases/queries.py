@@ -28,6 +28,7 @@ SUMMARY_SQL = f"""c.id, c.code, c.state, c.source, c.channel, cat.code AS catego
     c.pending_request IS NOT NULL AS has_request, c.created_at, c.updated_at, c.version"""
 
 MAX_PAGE = 200
+TASKS_PER_ACTION = 50  # the oldest cases per kind of task; the rest come as they are done
 
 
 def summary(row) -> dict:
@@ -152,7 +153,8 @@ def case_detail(case_id: int, user: User) -> dict:
 
 
 def tasks_for(user: User) -> dict:
-    """What the caller must do now, by role: each item names the action and the case."""
+    """What the caller must do now, by role, oldest case first: each item names the action and
+    the case."""
     wanted = {
         "inspector": [("verify", "c.state = 'reported' AND c.source = 'citizen'"),
                       ("check", "c.state = 'handled' AND c.handler_id IS DISTINCT FROM :me"),
@@ -174,12 +176,11 @@ def tasks_for(user: User) -> dict:
     wanted["admin"] = wanted["duty_chief"]
     items = []
     for action, condition in wanted.get(user.role, []):
-        params = {"me": user.id, "limit": MAX_PAGE}
+        params = {"me": user.id, "limit": TASKS_PER_ACTION}
         scope = scope_where(user, params)
         rows = db.session.execute(text(f"""
             SELECT {SUMMARY_SQL} FROM cases c JOIN categories cat ON cat.id = c.category_id
-            WHERE {scope} AND {condition} ORDER BY c.deadline NULLS LAST, c.id
-            LIMIT :limit"""), params).all()
+            WHERE {scope} AND {condition} ORDER BY c.id LIMIT :limit"""), params).all()
         items += [{"action": action, "case": summary(r)} for r in rows]
     return {"items": items}
 

@@ -84,7 +84,11 @@ def upgrade():
     )
     op.create_geospatial_index('idx_cases_location', 'cases', ['location'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index('ix_cases_category_created', 'cases', ['category_id', 'created_at'], unique=False)
-    op.create_index('ix_cases_city_state', 'cases', ['city_id', 'state'], unique=False)
+    op.create_index('ix_cases_city_state', 'cases', ['city_id', 'state', 'id'], unique=False)
+    op.create_index('ix_cases_pending_request', 'cases', ['id'], unique=False,
+                    postgresql_where=sa.text('pending_request IS NOT NULL'))
+    op.create_index('ix_cases_to_file', 'cases', ['id'], unique=False, postgresql_where=sa.text(
+        "state = 'verified' OR (state = 'reported' AND source = 'inspector')"))
     op.create_index(op.f('ix_cases_department_id'), 'cases', ['department_id'], unique=False)
     op.create_index('ix_cases_grid_code_pattern', 'cases', ['grid_code'], unique=False, postgresql_ops={'grid_code': 'text_pattern_ops'})
     op.create_index(op.f('ix_cases_region_id'), 'cases', ['region_id'], unique=False)
@@ -181,6 +185,10 @@ def downgrade():
     op.drop_index(op.f('ix_cases_region_id'), table_name='cases')
     op.drop_index('ix_cases_grid_code_pattern', table_name='cases', postgresql_ops={'grid_code': 'text_pattern_ops'})
     op.drop_index(op.f('ix_cases_department_id'), table_name='cases')
+    op.drop_index('ix_cases_to_file', table_name='cases', postgresql_where=sa.text(
+        "state = 'verified' OR (state = 'reported' AND source = 'inspector')"))
+    op.drop_index('ix_cases_pending_request', table_name='cases',
+                  postgresql_where=sa.text('pending_request IS NOT NULL'))
     op.drop_index('ix_cases_city_state', table_name='cases')
     op.drop_index('ix_cases_category_created', table_name='cases')
     op.drop_geospatial_index('idx_cases_location', table_name='cases', postgresql_using='gist', column_name='location')
