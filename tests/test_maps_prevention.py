@@ -139,3 +139,12 @@ def test_a_street_never_sees_another_streets_forecast_or_hotspots(client, histor
     api = {g["grid_code"]: g["expected"] for g in forecast_for(street_chief)["grids"]}
     assert set(api) <= {code for code in seen}
     assert seen[BUSY_A]["value"] == pytest.approx(api[BUSY_A], abs=0.01)
+
+
+def test_before_any_history_the_forecast_layer_shows_the_grids_unshaded(client, app_ctx,
+                                                                        make_user):
+    city = build_city()
+    chief = make_user("duty_chief", city_id=city.city.id)
+    grids = forecast_values(client, bearer(chief), 15, *city.grid_centre(STREET_A, 1, 0, 0))
+    assert grids and all(p["value"] == 0 and p["top"] == "" for p in grids.values())
+    assert client.get("/maps/feeds/hotspots", headers=bearer(chief)).json["features"] == []
