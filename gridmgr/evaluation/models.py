@@ -54,3 +54,4 @@ class EvaluationFact(db.Model):
     next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # reported: the case's first file or self_handle (valid when before the period's end)
     valid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str | None] = mapped_column(String(12))  # reported: citizen, inspector, ...

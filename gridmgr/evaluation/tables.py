@@ -23,22 +23,17 @@ _GROUPING = {"regions": "region", "departments": "department", "categories": "ca
              "people": "person"}
 
 _MISSED_SQL = text("""
-SELECT a.code,
-       count(*) FILTER (WHERE x.valid) AS problems,
-       count(*) FILTER (WHERE x.valid AND x.missed) AS missed
-FROM unnest(CAST(:codes AS text[])) AS a(code)
-JOIN LATERAL (
-    SELECT EXISTS (SELECT 1 FROM case_history v
-                   WHERE v.case_id = c.id AND v.action IN ('file', 'self_handle')
-                     AND v.at < :end) AS valid,
-           c.source = 'citizen' AND NOT EXISTS (
-               SELECT 1 FROM reports r JOIN users u ON u.id = r.reporter_id
-               WHERE (r.case_id = c.id OR r.duplicate_of = c.id) AND u.role = 'inspector')
-               AS missed
-    FROM cases c
-    WHERE c.city_id = :city_id AND c.grid_code LIKE a.code || '%'
-      AND c.created_at >= :start AND c.created_at < :end
-) x ON true
+SELECT a.code, count(*) AS problems,
+       count(*) FILTER (WHERE CASE WHEN f.source = 'citizen' THEN NOT EXISTS (
+           SELECT 1 FROM reports r JOIN users u ON u.id = r.reporter_id
+           WHERE (r.case_id = f.case_id OR r.duplicate_of = f.case_id)
+             AND u.role = 'inspector') ELSE false END) AS missed
+FROM evaluation_facts f
+-- an area is a code prefix: join on the grid code cut to each area code's length
+JOIN unnest(CAST(:lengths AS int[])) AS l(n) ON true
+JOIN unnest(CAST(:codes AS text[])) AS a(code) ON a.code = left(f.grid_code, l.n)
+WHERE f.city_id = :city_id AND f.kind = 'reported' AND f.at >= :start AND f.at < :end
+  AND f.valid_at < :end
 GROUP BY a.code
 """)
 
@@ -56,12 +51,13 @@ def evaluate(table: str, period: Period, city_id: int, *, level: int = 15,
 def missed_rates(area_codes: list[str], period: Period, city_id: int) -> dict[str, float | None]:
     """漏报率 per area (an inspector's region code): of the valid problems reported in the
     period in the area, the share that came from the public with no inspector's report
-    joined to them."""
+    joined to them. Cases and their validity come from ``evaluation_facts``."""
     if not area_codes:
         return {}
     found = {row.code: indicators.rate(row.missed, row.problems)
              for row in db.session.execute(_MISSED_SQL, {
                  "codes": sorted(set(area_codes)), "city_id": city_id,
+                 "lengths": sorted({len(code) for code in area_codes}),
                  "start": period.start, "end": period.end})}
     return {code: found.get(code) for code in area_codes}
 

@@ -29,11 +29,12 @@ SELECT 1 FROM cases WHERE id IN (SELECT unnest(ids)) ORDER BY id FOR NO KEY UPDA
 DELETE FROM evaluation_facts WHERE case_id IN (SELECT unnest(ids));
 INSERT INTO evaluation_facts (case_id, step_id, kind, city_id, grid_code, category_id,
                               department_id, person_id, handle_person_id, handle_at, at,
-                              on_time, closed_on_time, next_at, valid_at)
+                              on_time, closed_on_time, next_at, valid_at, source)
 SELECT c.id, NULL, 'reported', c.city_id, c.grid_code, c.category_id, c.department_id,
        c.reporter_id, NULL, NULL, c.created_at, NULL, NULL, NULL,
        (SELECT min(v.at) FROM case_history v
-        WHERE v.case_id = c.id AND v.action IN ('file', 'self_handle'))
+        WHERE v.case_id = c.id AND v.action IN ('file', 'self_handle')),
+       c.source
 FROM cases c
 WHERE c.id IN (SELECT unnest(ids))
 UNION ALL
@@ -65,6 +66,7 @@ SELECT s.case_id, s.id, k.kind, c.city_id, c.grid_code, c.category_id,
                 THEN (c.deadline IS NULL OR c.handled_at <= c.deadline)
                      AND (s.at <= (c.deadlines->>'close')::timestamptz) IS NOT FALSE END,
        s.next_at,
+       NULL,
        NULL
 FROM (SELECT h.id, h.case_id, h.action, h.at, h.actor_id, h.details,
              CASE WHEN h.action IN ('handle', 'self_handle') THEN lead(h.at) OVER (
@@ -108,11 +110,12 @@ BEGIN
     PERFORM evaluation_refresh_facts(ARRAY(
         SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
         WHERE (o.city_id, o.grid_code, o.category_id, o.department_id, o.reporter_id,
-               o.handler_id, o.worker_id, o.deadline, o.deadlines, o.handled_at, o.created_at)
+               o.handler_id, o.worker_id, o.deadline, o.deadlines, o.handled_at, o.created_at,
+               o.source)
               IS DISTINCT FROM
               (n.city_id, n.grid_code, n.category_id, n.department_id, n.reporter_id,
                n.handler_id, n.worker_id, n.deadline, n.deadlines, n.handled_at,
-               n.created_at)));
+               n.created_at, n.source)));
     RETURN NULL;
 END $$;
 CREATE TRIGGER cases_evaluation_facts_update AFTER UPDATE ON cases
@@ -139,6 +142,7 @@ def upgrade():
     sa.Column('closed_on_time', sa.Boolean(), nullable=True),
     sa.Column('next_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('valid_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('source', sa.String(length=12), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
