@@ -170,3 +170,37 @@ def test_bad_steps_change_nothing(client, city, make_user, auth_headers):
     refused(client.post("/api/v1/cases/987654/verify", headers=auth_headers(inspector),
                         json={"lon": lon, "lat": lat}), 404, "case_not_found")
     assert counts() == before
+
+
+LIMITED_INTAKE = """
+import json, sys, tempfile
+from gridmgr import create_app
+url, lon, lat = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+app = create_app({"TESTING": True, "DATABASE_URL": url, "SQLALCHEMY_DATABASE_URI": url,
+                  "GRIDMGR_HOME": tempfile.mkdtemp(), "RATELIMIT_ENABLED": True,
+                  "SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs256",
+                  "GRIDMGR_INTAKE_RATE_LIMIT": "2 per minute"})
+client = app.test_client()
+answers = []
+for n in range(3):
+    r = client.post("/api/v1/reports", json={"lon": lon, "lat": lat, "category": "C0101",
+                    "client_id": f"flood-{n}"}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    answers.append([r.status_code, (r.get_json() or {}).get("error", {}).get("code")])
+print(json.dumps(answers))
+"""
+
+
+def test_public_intake_is_rate_limited(database_url, city):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lon, lat = city.centre(0)
+    done = subprocess.run([sys.executable, "-c", LIMITED_INTAKE, database_url, str(lon),
+                           str(lat)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answers == [[201, None], [201, None], [429, "too_many_requests"]]
+    assert db.session.scalar(text("SELECT count(*) FROM reports")) == 2
