@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridmgr.extensions import db
@@ -27,7 +27,13 @@ class EvaluationFact(db.Model):
     """A counted step (or a case's report) with its grouping keys and on-time flags."""
 
     __tablename__ = "evaluation_facts"
-    __table_args__ = (Index("ix_evaluation_facts_city_at", "city_id", "at"),)
+    __table_args__ = (
+        Index("ix_evaluation_facts_city_at", "city_id", "at"),
+        # the period's reports alone, for 漏报率 (tables.missed_rates)
+        Index("ix_evaluation_facts_reported", "city_id", "at",
+              postgresql_include=["grid_code", "valid_at", "source", "case_id"],
+              postgresql_where=text("kind = 'reported'")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id", ondelete="CASCADE"),

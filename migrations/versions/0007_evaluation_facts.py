@@ -150,6 +150,10 @@ def upgrade():
                     unique=False)
     op.create_index('ix_evaluation_facts_city_at', 'evaluation_facts', ['city_id', 'at'],
                     unique=False)
+    op.create_index('ix_evaluation_facts_reported', 'evaluation_facts', ['city_id', 'at'],
+                    unique=False,
+                    postgresql_include=['grid_code', 'valid_at', 'source', 'case_id'],
+                    postgresql_where=sa.text("kind = 'reported'"))
     op.execute(REFRESH)
     op.execute(TRIGGERS)
     op.execute("SELECT evaluation_refresh_facts(ARRAY(SELECT id FROM cases))")
@@ -163,6 +167,8 @@ def downgrade():
     op.execute("DROP FUNCTION evaluation_facts_after_case_insert()")
     op.execute("DROP FUNCTION evaluation_facts_after_history()")
     op.execute("DROP FUNCTION evaluation_refresh_facts(bigint[])")
+    op.drop_index('ix_evaluation_facts_reported', table_name='evaluation_facts',
+                  postgresql_where=sa.text("kind = 'reported'"))
     op.drop_index('ix_evaluation_facts_city_at', table_name='evaluation_facts')
     op.drop_index(op.f('ix_evaluation_facts_case_id'), table_name='evaluation_facts')
     op.drop_table('evaluation_facts')
