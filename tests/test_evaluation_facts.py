@@ -188,6 +188,18 @@ def test_the_hand_computed_month_matches_the_reference(month):
     assert assert_same_as_reference(month["city_id"]) > 100
 
 
+def test_the_backfill_rebuilds_the_facts_of_existing_cases(month):
+    """What migration 0007 runs for the cases that exist when it is applied."""
+    city = month["city_id"]
+    expected = from_facts("person", PERIODS[1], city)
+    db.session.execute(text("DELETE FROM evaluation_facts"))
+    assert from_facts("person", PERIODS[1], city) != expected
+    db.session.execute(text("SELECT evaluation_refresh_facts(ARRAY(SELECT id FROM cases))"))
+    db.session.commit()
+    assert from_facts("person", PERIODS[1], city) == expected
+    assert_same_as_reference(city)
+
+
 def test_facts_follow_later_changes_to_cases(month):
     city, cases, users = month["city_id"], month["cases"], month["users"]
     november = periods.month("2026-11", TZ)
