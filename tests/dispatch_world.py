@@ -71,7 +71,8 @@ def build_city(*, auto_dispatch: bool = True, limits: dict | None = None) -> dic
 
 
 def report_and_file(reporter, operator, point=POINT_A) -> int:
-    """An inspector reports at ``point`` and an operator files it: the case id (filed)."""
+    """An inspector reports at ``point`` and an operator files it: the case id (filed, and
+    dispatched by the rules at once when the category has ``auto_dispatch``)."""
     result = submit_report(ReportInput(lon=point[0], lat=point[1], category=CATEGORY,
                                        description="垃圾堆放"), reporter)
     take_step(result.case_id, "file", operator, StepInput())

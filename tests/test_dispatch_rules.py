@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dispatch_world import (
+    CATEGORY,
     GRID_A,
     GRID_B,
     OTHER_GRID,
@@ -16,6 +17,8 @@ from dispatch_world import (
     report_and_file,
 )
 
+from gridmgr.cases.intake import ReportInput, submit_report
+from gridmgr.cases.workflow import StepInput, take_step
 from gridmgr.dispatch.assign import auto_dispatch
 from gridmgr.dispatch.rosters import add_roster_entry
 
@@ -29,12 +32,10 @@ def test_a_filed_case_goes_to_the_on_duty_worker_rostered_on_its_grid(app_ctx, m
     go_on_duty(rostered)
     reporter = make_user("inspector", region_code=GRID_B)
     operator = make_user("operator")
-    case_id = report_and_file(reporter, operator)
-
-    result = auto_dispatch(case_id)
+    case_id = report_and_file(reporter, operator)  # filing dispatches at once
 
     row = case_row(case_id)
-    assert result["worker_id"] == rostered.id != off_duty.id
+    assert row.worker_id == rostered.id != off_duty.id
     assert (row.state, row.worker_id, row.department_id) == (
         "dispatched", rostered.id, world["department_id"])
     step = history(case_id, "dispatch")[0]
@@ -58,8 +59,6 @@ def test_a_shift_outside_the_current_time_does_not_count(app_ctx, make_user):
     go_on_duty(worker)
     case_id = report_and_file(make_user("inspector"), make_user("operator"))
 
-    auto_dispatch(case_id)
-
     assert case_row(case_id).worker_id is None
 
 
@@ -74,8 +73,6 @@ def test_nobody_on_duty_in_the_grid_sends_the_nearest_worker_of_the_same_street(
     go_on_duty(stranger, (POINT_A[0] + 0.0001, POINT_A[1]))  # closest, but another street
     case_id = report_and_file(make_user("inspector"), make_user("operator"))
 
-    auto_dispatch(case_id)
-
     assert case_row(case_id).worker_id == near.id != stranger.id != far.id
     details = history(case_id, "dispatch")[0].details
     assert details["rule"] == "nearest" and 150 < details["distance_m"] < 200
@@ -84,8 +81,6 @@ def test_nobody_on_duty_in_the_grid_sends_the_nearest_worker_of_the_same_street(
 def test_with_nobody_on_duty_the_case_goes_to_the_department_alone(app_ctx, make_user):
     world = build_city()
     case_id = report_and_file(make_user("inspector"), make_user("operator"), POINT_OTHER)
-
-    auto_dispatch(case_id)
 
     row = case_row(case_id)
     assert (row.state, row.worker_id, row.department_id) == (
@@ -101,3 +96,19 @@ def test_a_category_without_auto_dispatch_waits_for_a_dispatcher(app_ctx, make_u
 
     assert auto_dispatch(case_id) is None
     assert case_row(case_id).state == "filed"
+
+
+def test_the_operator_filing_a_case_is_answered_with_its_automatic_dispatch(app_ctx, make_user):
+    world = build_city()
+    worker = make_user("inspector", username="w", region_code=GRID_A)
+    add_roster_entry("w", GRID_A)
+    go_on_duty(worker)
+    report = submit_report(ReportInput(lon=POINT_A[0], lat=POINT_A[1], category=CATEGORY,
+                                       description="垃圾堆放"), make_user("inspector"))
+
+    answer = take_step(report.case_id, "file", make_user("operator"), StepInput())
+
+    assert (answer["state"], answer["worker_id"], answer["department_id"]) == (
+        "dispatched", worker.id, world["department_id"])
+    assert answer["deadline"] is not None
+    assert [h.action for h in history(report.case_id)][-2:] == ["file", "dispatch"]

@@ -15,7 +15,6 @@ from live_server import LiveClient, PrivateRedis, running_server, wait_for
 from redis import Redis
 
 from gridmgr.cases.workflow import StepInput, take_step
-from gridmgr.dispatch.assign import auto_dispatch
 from gridmgr.dispatch.rosters import add_roster_entry
 from gridmgr.people.tokens import encode_token
 
@@ -39,8 +38,8 @@ def post_report(server, reporter, point=POINT_A) -> dict:
 
 
 def file_and_dispatch(case_id: int, operator) -> dict:
-    take_step(case_id, "file", operator, StepInput())
-    return auto_dispatch(case_id)
+    """Filing a case of an auto-dispatch category dispatches it by the rules at once."""
+    return take_step(case_id, "file", operator, StepInput())
 
 
 def case_ids(client: LiveClient, event: str) -> list[int]:

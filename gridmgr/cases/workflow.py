@@ -32,7 +32,7 @@ from gridmgr.calendar.deadlines import (
 from gridmgr.cases.events import CASE_RETURNING, record_step
 from gridmgr.cases.models import Case
 from gridmgr.cases.photos import StoredPhoto, attach_photos
-from gridmgr.errors import Conflict, InvalidInput, NotFound
+from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
 from gridmgr.people.models import Department, User
@@ -147,9 +147,26 @@ def take_step(case_id: int, action: str, actor: User | None, data: StepInput) ->
                       stage="after" if action in ("handle", "self_handle") else "before",
                       uploaded_by=actor.id if actor else None)
     db.session.commit()
-    return {"id": row.id, "code": row.code, "state": row.state, "action": plan.action,
-            "history_id": history_id, "version": row.version,
-            "deadline": row.deadline.isoformat() if row.deadline else None}
+    result = {"id": row.id, "code": row.code, "state": row.state, "action": plan.action,
+              "history_id": history_id, "version": row.version,
+              "deadline": row.deadline.isoformat() if row.deadline else None}
+    if plan.target == "filed":
+        _dispatch_by_rules_now(row.id, result)
+    return result
+
+
+def _dispatch_by_rules_now(case_id: int, result: dict) -> None:
+    """A filed case of an auto-dispatch category goes out at once; if that fails, the
+    background worker's ``auto_dispatch`` job picks it up (the filing stands either way)."""
+    from gridmgr.dispatch.assign import auto_dispatch  # dispatch builds on the workflow
+
+    try:
+        dispatched = auto_dispatch(case_id)
+    except DomainError:
+        db.session.rollback()
+        return
+    if dispatched:
+        result.update({key: value for key, value in dispatched.items() if key != "id"})
 
 
 def handle_radius_m() -> float:
@@ -218,7 +235,7 @@ def _plan_dispatch(case, actor, data, now):
                            "responsible for this category here).", code="receiver_required")
     values = {"department_id": department.id if department else None,
               "worker_id": worker.id if worker else None}
-    values.update(_start_clock(case, now))
+    values.update(start_clock(case, now))
     return _Plan("dispatched", values, "dispatch",
                  {"department_id": values["department_id"], "worker_id": values["worker_id"],
                   "deadline": values["deadline"]})
@@ -257,7 +274,7 @@ def _plan_close(case, actor, data, now):
 def _plan_rework(case, actor, data, now):
     values = {"handler_id": None, "handled_at": None, "accepted_at": None,
               "rework_count": case.rework_count + 1}
-    values.update(_start_clock(case, now))
+    values.update(start_clock(case, now))
     return _Plan("dispatched", values, "rework",
                  {"department_id": case.department_id, "rework": case.rework_count + 1})
 
@@ -272,7 +289,7 @@ def _plan_extend(case, actor, data, now):
                            code="bad_extension")
     values = {"deadline": new_deadline, "extension_count": case.extension_count + 1,
               "pending_request": None,
-              "yellow_at": _yellow_at(case.dispatched_at, new_deadline, case.clock_unit,
+              "yellow_at": yellow_at(case.dispatched_at, new_deadline, case.clock_unit,
                                       case.paused_seconds, cal)}
     return _Plan(case.state, values, "extend",
                  {"deadline": new_deadline.isoformat(), "previous": case.deadline.isoformat()})
@@ -290,7 +307,7 @@ def _plan_resume(case, actor, data, now):
     return _Plan(case.shelved_from, {
         "deadline": deadline, "paused_at": None, "shelved_from": None,
         "paused_seconds": paused,
-        "yellow_at": _yellow_at(case.dispatched_at, deadline, case.clock_unit, paused, cal)},
+        "yellow_at": yellow_at(case.dispatched_at, deadline, case.clock_unit, paused, cal)},
         "resume", {"paused_seconds": took.total_seconds()})
 
 
@@ -381,7 +398,7 @@ def _with_deadline(case: Case, stage: str, now: datetime, category=None) -> dict
     return deadlines
 
 
-def _start_clock(case: Case, now: datetime) -> dict:
+def start_clock(case: Case, now: datetime) -> dict:
     """Dispatch starts the handling clock from the category's ``handle`` limit."""
     limit = (case.category.limits or {}).get("handle")
     values = {"dispatched_at": now, "paused_seconds": 0, "paused_at": None,
@@ -390,15 +407,15 @@ def _start_clock(case: Case, now: datetime) -> dict:
         cal = calendar_for_city(case.city_id)
         deadline = add_limit(now, limit["amount"], limit["unit"], cal)
         values.update(deadline=deadline, clock_unit=limit["unit"],
-                      yellow_at=_yellow_at(now, deadline, limit["unit"], 0, cal))
+                      yellow_at=yellow_at(now, deadline, limit["unit"], 0, cal))
         deadlines = dict(case.deadlines or {})
         deadlines["handle"] = deadline.isoformat()
         values["deadlines"] = deadlines
     return values
 
 
-def _yellow_at(start: datetime, deadline: datetime, unit: str, paused_seconds: float,
-               cal) -> datetime:
+def yellow_at(start: datetime, deadline: datetime, unit: str, paused_seconds: float,
+              cal) -> datetime:
     """The moment 80 % of the limit (not counting shelved time) is used."""
     paused = timedelta(seconds=paused_seconds)
     limit = working_elapsed(start, deadline, unit, cal) - paused

@@ -32,7 +32,7 @@ def accept_deadline(case: Case, start: datetime) -> datetime:
 def dispatch_by_rules(case: Case, now: datetime | None = None):
     """Dispatch a filed case to the receiver the rules choose; the new row, or None when the
     case is no longer filed or nobody can receive it. The caller commits."""
-    from gridmgr.cases.workflow import _start_clock
+    from gridmgr.cases.workflow import start_clock
 
     if case.state != "filed":
         return None
@@ -40,7 +40,7 @@ def dispatch_by_rules(case: Case, now: datetime | None = None):
     if receiver.department_id is None and receiver.worker_id is None:
         return None
     values = {"department_id": receiver.department_id, "worker_id": receiver.worker_id,
-              **_start_clock(case, now or datetime.now(UTC))}
+              **start_clock(case, now or datetime.now(UTC))}
     row = _update(case, "dispatched", values)
     if row is not None:
         record_step(row, action="dispatch", from_state="filed", note="按派遣规则自动派遣",
@@ -105,5 +105,6 @@ def auto_dispatch(case_id: int) -> dict | None:
     db.session.commit()
     if row is None:
         return None
-    return {"id": row.id, "code": row.code, "state": row.state,
-            "department_id": row.department_id, "worker_id": row.worker_id}
+    return {"id": row.id, "code": row.code, "state": row.state, "version": row.version,
+            "department_id": row.department_id, "worker_id": row.worker_id,
+            "deadline": row.deadline.isoformat() if row.deadline else None}

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from gridmgr.calendar.deadlines import Calendar, add_limit, calendar_for_city, resume
 from gridmgr.cases.models import CHANNELS, Case, CaseHistory, Report
 from gridmgr.cases.workflow import STEPS as WORKFLOW_STEPS
-from gridmgr.cases.workflow import _yellow_at
+from gridmgr.cases.workflow import yellow_at
 from gridmgr.categories.models import Category
 from gridmgr.errors import Conflict, DomainError, InvalidInput
 from gridmgr.extensions import db
@@ -464,7 +464,7 @@ class _Replayer:
         if limit:
             deadline = add_limit(at, limit["amount"], limit["unit"], self.cal)
             self.v.update(deadline=deadline, clock_unit=limit["unit"],
-                          yellow_at=_yellow_at(at, deadline, limit["unit"], 0, self.cal))
+                          yellow_at=yellow_at(at, deadline, limit["unit"], 0, self.cal))
             self.v["deadlines"] = {**self.v["deadlines"], "handle": deadline.isoformat()}
 
     # one method per step: (target state, history action, history details) or None
@@ -559,7 +559,7 @@ class _Replayer:
                               f"{current.isoformat()}.")
             return None
         self.v.update(deadline=row.deadline, extension_count=self.v["extension_count"] + 1,
-                      yellow_at=_yellow_at(self.v["dispatched_at"], row.deadline,
+                      yellow_at=yellow_at(self.v["dispatched_at"], row.deadline,
                                            self.v["clock_unit"], self.v["paused_seconds"],
                                            self.cal))
         return self.state, "extend", {"deadline": row.deadline.isoformat(),
@@ -576,7 +576,7 @@ class _Replayer:
             deadline, took = resume(self.v["deadline"], self.v["paused_at"], row.at,
                                     self.v["clock_unit"], self.cal)
             paused = self.v["paused_seconds"] + took.total_seconds()
-            self.v.update(deadline=deadline, paused_seconds=paused, yellow_at=_yellow_at(
+            self.v.update(deadline=deadline, paused_seconds=paused, yellow_at=yellow_at(
                 self.v["dispatched_at"], deadline, self.v["clock_unit"], paused, self.cal))
         self.v.update(paused_at=None, shelved_from=None)
         return target, "resume", {"paused_seconds": took.total_seconds()}
