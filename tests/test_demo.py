@@ -54,3 +54,22 @@ def test_the_demo_brings_staff_to_try_it_with(app_ctx, runner):
         "WHERE u.username LIKE 'demo-%'")).all())
     assert {"demo-admin", "demo-operator", "demo-dispatcher", "demo-inspector"} <= set(users)
     assert users["demo-inspector"] == "500103002"  # 解放碑街道
+
+
+def test_the_demo_city_is_alive_with_cases_patrols_and_a_catalogue(app_ctx, runner):
+    assert runner.invoke(demo, ["load"]).exit_code == 0
+    states = dict(db.session.execute(text(
+        "SELECT state, count(*) FROM cases GROUP BY state")).all())
+    assert sum(states.values()) == 424  # 400 past cases and 24 reports of today
+    assert states["closed"] > 200 and states["reported"] >= 24
+    overdue = db.session.scalar(text(
+        "SELECT count(*) FROM cases WHERE state IN ('dispatched', 'accepted') "
+        "AND deadline < now()"))
+    assert overdue > 10  # the command centre has something to chase
+    assert db.session.scalar(text("SELECT count(*) FROM categories")) >= 40
+    on_duty = db.session.scalar(text(
+        "SELECT count(*) FROM worker_presence WHERE on_duty AND position IS NOT NULL"))
+    assert on_duty == 11  # one patrol inspector per street
+
+    assert runner.invoke(demo, ["load"]).exit_code == 0
+    assert db.session.scalar(text("SELECT count(*) FROM cases")) == 424

@@ -12,7 +12,8 @@ demo = AppGroup("demo", help="Demo data.")
 
 @demo.command("load")
 def load_command() -> None:
-    """Load the demo city (渝中区, Chongqing): streets, communities, unit grids, staff."""
+    """Load the demo city (渝中区, Chongqing): streets, communities, unit grids, the
+    catalogue, staff, patrol inspectors and four weeks of cases."""
     from gridmgr.demo.loading import DEMO_PASSWORD, load_demo
 
     try:
@@ -24,5 +25,8 @@ def load_command() -> None:
         ("district", "districts"), ("street", "streets"), ("community", "communities"),
         ("grid", "unit grids")))
     click.echo(f"demo city {result.city}: {counts} ({result.seconds:.1f} s)")
+    activity = result.activity
+    click.echo(f"{activity['past_cases']} past cases imported, {activity['fresh_reports']} "
+               f"reports of today, {activity['inspectors']} patrol inspectors on duty")
     if result.users:
         click.echo(f"demo staff created (password {DEMO_PASSWORD}): {', '.join(result.users)}")

@@ -3,8 +3,10 @@
 The district boundary is real (``gridmgr/data/demo``); its eleven streets carry the real
 street names of 渝中区 and are Voronoi cells around the streets' approximate centres;
 communities are Voronoi cells of evenly spread seeds inside each street; unit grids are
-generated inside the communities. Everything goes through the administrator's own paths
-(``import_regions``, ``generate_grids``), and loading twice changes nothing.
+generated inside the communities; the default catalogue, the 2026 holidays, staff, patrol
+inspectors and four weeks of cases come with it (``gridmgr.demo.activity``). Everything goes
+through the administrator's own paths (``import_regions``, ``generate_grids``, the history
+import, the intake), and loading twice changes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import shapely
 from shapely.geometry import mapping
 from sqlalchemy import select, text
 
+from gridmgr.calendar.operations import load_holidays
+from gridmgr.categories.operations import load_default_catalogue
+from gridmgr.demo.activity import load_activity
 from gridmgr.demo.layout import seeds_inside, voronoi_split
 from gridmgr.extensions import db
 from gridmgr.grids.generation import generate_grids
@@ -78,6 +83,7 @@ class DemoResult:
     city: str
     counts: dict[str, int] = field(default_factory=dict)
     users: list[str] = field(default_factory=list)
+    activity: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -117,7 +123,11 @@ def load_demo(progress: bool = False) -> DemoResult:
                        repair=True, progress=progress)
 
     generate_grids(within="community", city=CITY_SLUG)
+    load_default_catalogue()
+    load_holidays(db.session.scalar(select(City).where(City.slug == CITY_SLUG)))
+    db.session.commit()
     result = DemoResult(city=CITY_SLUG, users=_demo_users())
+    result.activity = load_activity(CITY_SLUG, DISTRICT_CODE, DEMO_PASSWORD)
     result.counts = dict(db.session.execute(text(
         "SELECT r.level, count(*) FROM regions r JOIN cities c ON c.id = r.city_id "
         "WHERE c.slug = :slug GROUP BY r.level"), {"slug": CITY_SLUG}).all())
