@@ -78,22 +78,22 @@ def serve(host: str, port: int) -> None:
 
 
 def _register_domain_commands() -> None:
+    """Each domain brings its own commands (``gridmgr/<domain>/cli.py``)."""
+    from gridmgr.calendar.cli import calendar
+    from gridmgr.categories.cli import categories
+    from gridmgr.demo.cli import demo
+    from gridmgr.dispatch.cli import roster, worker
+    from gridmgr.evaluation.cli import stats_command
     from gridmgr.grids.cli import grids
+    from gridmgr.legacy.cli import cases
     from gridmgr.open311.cli import open311
+    from gridmgr.opendata.cli import export_command
+    from gridmgr.people.cli import departments, users
+    from gridmgr.reports.cli import report_command
 
-    main.add_command(grids)
-    main.add_command(open311)
-    main.add_command(__import__("gridmgr.opendata.cli", fromlist=["export"]).export_command)
-    main.add_command(__import__("gridmgr.calendar.cli", fromlist=["calendar"]).calendar)
-    main.add_command(__import__("gridmgr.categories.cli", fromlist=["x"]).categories)
-    main.add_command(__import__("gridmgr.people.cli", fromlist=["users"]).users)
-    main.add_command(__import__("gridmgr.people.cli", fromlist=["departments"]).departments)
-    main.add_command(__import__("gridmgr.dispatch.cli", fromlist=["roster"]).roster)
-    main.add_command(__import__("gridmgr.dispatch.cli", fromlist=["worker"]).worker)
-    main.add_command(__import__("gridmgr.demo.cli", fromlist=["demo"]).demo)
-    main.add_command(__import__("gridmgr.evaluation.cli", fromlist=["x"]).stats_command)
-    main.add_command(__import__("gridmgr.legacy.cli", fromlist=["cases"]).cases)
-    main.add_command(__import__("gridmgr.reports.cli", fromlist=["x"]).report_command)
+    for command in (grids, demo, users, departments, categories, calendar, roster, worker,
+                    cases, stats_command, report_command, open311, export_command):
+        main.add_command(command)
 
 
 _register_domain_commands()

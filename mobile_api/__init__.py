@@ -31,19 +31,21 @@ def init_app(app: Flask) -> None:
     """Bind the API and register every domain's blueprint under ``/api/v1``."""
     api.init_app(app, spec_kwargs={"servers": [{"url": "/"}]})
     register_error_handlers(app)
-    from mobile_api import regions
-
-    api.register_blueprint(regions.blp, url_prefix="/api/v1")
-    from mobile_api import admin, auth
+    from mobile_api import (
+        admin,
+        auth,
+        cases,
+        categories,
+        dispatch,
+        docs,
+        prevention,
+        regions,
+        reports,
+        stats,
+    )
 
     auth.register_security_scheme(api)
-    api.register_blueprint(auth.blp, url_prefix="/api/v1")
-    api.register_blueprint(admin.blp, url_prefix="/api/v1")
-    api.register_blueprint(__import__("mobile_api.categories").categories.blp, url_prefix="/api/v1")
-    api.register_blueprint(__import__("mobile_api.dispatch").dispatch.blp, url_prefix="/api/v1")
-    api.register_blueprint(__import__("mobile_api.reports").reports.blp, url_prefix="/api/v1")
-    api.register_blueprint(__import__("mobile_api.cases").cases.blp, url_prefix="/api/v1")
-    api.register_blueprint(__import__("mobile_api.stats").stats.blp, url_prefix="/api/v1")
-    api.register_blueprint(__import__("mobile_api.prevention").prevention.blp,
-                           url_prefix="/api/v1")
-    app.register_blueprint(__import__("mobile_api.docs").docs.bp)
+    for module in (auth, admin, regions, categories, reports, cases, dispatch, stats,
+                   prevention):
+        api.register_blueprint(module.blp, url_prefix="/api/v1")
+    app.register_blueprint(docs.bp)
