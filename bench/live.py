@@ -14,6 +14,7 @@ Then the wall: ``--walls`` city-wide clients; an event to ``city:{id}`` every 0.
 commit to the last of them receiving it. Prints a table; writes ``bench/results/live.json``.
 
     .venv/bin/python bench/live.py [--clients 1000 5000] [--rate 50] [--seconds 20]
+                                   [--async-mode threading|gevent]
 
 Needs PostgreSQL with PostGIS (``--admin-url``, default postgresql://postgres@127.0.0.1:5432/
 postgres); a scratch database is created and dropped.
@@ -171,12 +172,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(database_url: str, home: Path) -> tuple[subprocess.Popen, str]:
+def start_server(database_url: str, home: Path,
+                 async_mode: str = "threading") -> tuple[subprocess.Popen, str]:
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.py").write_text("RATELIMIT_ENABLED = False\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update({"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "GRIDMGR_HOME": str(home)})
+    env.update({"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "GRIDMGR_HOME": str(home),
+                "GRIDMGR_ASYNC_MODE": async_mode})
     with open(home / "server.log", "wb") as log:
         process = subprocess.Popen([str(Path(sys.executable).parent / "gridmgr"), "serve",
                                     "--port", str(port)], env=env, stdout=log,
@@ -190,6 +193,19 @@ def start_server(database_url: str, home: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("server did not start; see " + str(home / "server.log"))
+
+
+def server_stats(pid: int) -> dict:
+    """Threads, resident memory (MB) and CPU seconds of the server process (Linux /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {"threads": int(fields["Threads"]), "rss_mb": int(fields["VmRSS"].split()[0]) // 1024,
+            "cpu_s": round((int(stat[11]) + int(stat[12])) / ticks, 1)}
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -380,8 +396,13 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=50)
     parser.add_argument("--admin-url", default=os.environ.get(
         "BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "live.json"))
+    parser.add_argument("--async-mode", choices=["threading", "gevent"], default="threading",
+                        help="the server's GRIDMGR_ASYNC_MODE")
+    parser.add_argument("--out", help="default bench/results/live.json (threading) or "
+                        "live_gevent.json")
     args = parser.parse_args()
+    args.out = args.out or str(ROOT / "bench" / "results" / (
+        "live.json" if args.async_mode == "threading" else f"live_{args.async_mode}.json"))
 
     database_url, drop = scratch_database(args.admin_url)
     home = Path(f"/tmp/gridmgr-bench-{uuid.uuid4().hex[:6]}")
@@ -389,7 +410,7 @@ def main() -> None:
                       "GRIDMGR_HOME": str(home), "SECRET_KEY": SECRET,
                       "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20, "max_overflow": 10}})
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                           "async_mode": "threading"},
+                           "async_mode": args.async_mode},
                "rate_per_s": args.rate, "seconds": args.seconds, "runs": []}
     server = None
     try:
@@ -402,8 +423,8 @@ def main() -> None:
             reporters = add_users(city["city_id"], "inspector", 20, "reporter")
             operator = add_users(city["city_id"], "operator", 1, "op")[0]
             walls = add_users(city["city_id"], "dispatcher", args.walls, "wall")
-        server, url = start_server(database_url, home)
-        print(f"server {url}; {grids} grids; {len(workers)} workers")
+        server, url = start_server(database_url, home, args.async_mode)
+        print(f"server {url} ({args.async_mode}); {grids} grids; {len(workers)} workers")
         swarm = ClientSwarm(url)
         connected = 0
         for count in sorted(args.clients):
@@ -415,14 +436,16 @@ def main() -> None:
                                  args.rate, args.seconds)
             run = {"clients": count, "connect": connecting, **measure_reports(swarm, sent),
                    "connected_at_end": swarm.connected,
-                   "load_average_1m": round(os.getloadavg()[0], 2)}
+                   "load_average_1m": round(os.getloadavg()[0], 2),
+                   "server": server_stats(server.pid)}
             results["runs"].append(run)
             print(f"{count:>6} clients: dispatched p50 {run['dispatched'].get('p50_ms')} ms "
                   f"p99 {run['dispatched'].get('p99_ms')} ms; created (from 201) p50 "
                   f"{run['created'].get('p50_ms')} ms p99 {run['created'].get('p99_ms')} ms; "
                   f"report→dispatched p99 {run['report_to_dispatched'].get('p99_ms')} ms; "
                   f"missing {run['missing_dispatched']}; connected at end "
-                  f"{run['connected_at_end']}")
+                  f"{run['connected_at_end']}; server {run['server']}; "
+                  f"load {run['load_average_1m']}")
             if count == min(args.clients):
                 swarm.connect(walls)
                 fan = wall_fanout(app, swarm, city["city_id"], args.walls, args.probes)

@@ -69,6 +69,14 @@ def serve(host: str, port: int) -> None:
 
     from gridmgr.extensions import socketio
 
+    if (os.environ.get("GRIDMGR_ASYNC_MODE")
+            or current_app.config.get("GRIDMGR_ASYNC_MODE")) == "gevent":
+        # gevent must patch the process before anything is imported: start afresh.
+        from gridmgr.live.gevent_server import command
+
+        os.environ["GRIDMGR_ASYNC_MODE"] = "gevent"
+        argv = command(host, port)
+        os.execv(argv[0], argv)
     click.echo(f"gridmgr serving on http://{host}:{port}")
     # Werkzeug's threaded server with simple-websocket; production: see docs/live.md.
     # Flask ignores app.run() under its CLI unless this marker is gone.

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask
 
 from gridmgr.live.outbox import LiveEvent, publish
 
-__all__ = ["LiveEvent", "init_app", "publish"]
+__all__ = ["ASYNC_MODES", "LiveEvent", "async_mode", "init_app", "publish"]
+
+# ``threading`` (default: no monkey patching) or ``gevent`` (``gridmgr serve`` patches the
+# process before anything else is imported; see docs/live.md).
+ASYNC_MODES = ("threading", "gevent")
+
+
+def async_mode(app: Flask | None = None) -> str:
+    """The configured Socket.IO async mode: ``GRIDMGR_ASYNC_MODE`` (app config, then env)."""
+    mode = (app.config.get("GRIDMGR_ASYNC_MODE") if app is not None else None) \
+        or os.environ.get("GRIDMGR_ASYNC_MODE") or "threading"
+    if mode not in ASYNC_MODES:
+        raise ValueError(f"GRIDMGR_ASYNC_MODE must be one of {', '.join(ASYNC_MODES)}, "
+                         f"not {mode!r}")
+    if mode == "gevent" and not _gevent_patched():
+        # Without the monkey patching (done only by the gevent entry point) psycopg2, the
+        # relay and the request threads would block the one gevent hub: stay in threading.
+        return "threading"
+    return mode
+
+
+def _gevent_patched() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return monkey.is_module_patched("socket") and monkey.is_module_patched("threading")
 
 
 def init_app(app: Flask) -> None:
-    """Bind Socket.IO (threading mode; Redis message queue when ``REDIS_URL`` is set)."""
+    """Bind Socket.IO (threading or gevent; Redis message queue when ``REDIS_URL`` is set)."""
     from gridmgr.extensions import socketio
     from gridmgr.live import channel
 
-    socketio.init_app(app, async_mode="threading", message_queue=app.config.get("REDIS_URL"),
+    socketio.init_app(app, async_mode=async_mode(app),
+                      message_queue=app.config.get("REDIS_URL"),
                       channel=app.config.get("GRIDMGR_SOCKETIO_CHANNEL", "gridmgr-socketio"))
     channel.register(socketio)
