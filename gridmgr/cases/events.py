@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from gridmgr.extensions import db
-from gridmgr.live.outbox import publish
+from gridmgr.live.outbox import OUTBOX_LOCK, _jsonable, publish
 
 # Columns every conditional UPDATE / INSERT returns, enough for history and the live payload.
 CASE_RETURNING = """
@@ -32,6 +32,27 @@ VALUES (:case_id, :actor_id, :actor_role, :action, :from_state, :to_state, now()
              ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
         :note, CAST(:details AS jsonb))
 RETURNING id
+""")
+
+
+# The same history row and, in the same statement, the outbox row under the outbox lock (what
+# ``publish`` does at flush): for a step whose transaction commits right after.
+_INSERT_HISTORY_AND_EVENT = text("""
+WITH h AS (
+    INSERT INTO case_history (case_id, actor_id, actor_role, action, from_state, to_state, at,
+                              location, note, details)
+    VALUES (:case_id, :actor_id, :actor_role, :action, :from_state, :to_state, now(),
+            CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
+                 ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
+            :note, CAST(:details AS jsonb))
+    RETURNING id
+), lock AS (
+    SELECT pg_advisory_xact_lock(:lock_key) FROM h
+), e AS (
+    INSERT INTO live_events (event, payload, rooms)
+    SELECT :event, CAST(:payload AS jsonb), CAST(:rooms AS text[]) FROM lock
+)
+SELECT id FROM h
 """)
 
 
@@ -76,10 +97,28 @@ def live_payload(row) -> dict:
 
 def record_step(row, *, action: str, from_state: str | None, actor=None, note: str | None = None,
                 lon: float | None = None, lat: float | None = None,
-                details: dict | None = None) -> int:
+                details: dict | None = None, last: bool = False) -> int:
     """Append the history row for a step already applied to ``row`` and publish its event:
-    ``case.created`` for a new case, ``case.dispatched`` for a dispatch, else ``case.updated``."""
+    ``case.created`` for a new case, ``case.dispatched`` for a dispatch, else ``case.updated``.
+
+    ``last``: the caller commits right after, so history and event go in one statement (the
+    outbox lock is then held only until that commit)."""
     event = EVENTS.get(action, "case.updated")
+    if last:
+        payload = live_payload(row)
+        payload["action"] = action
+        rooms = rooms_of(row)
+        if rooms:
+            return db.session.execute(_INSERT_HISTORY_AND_EVENT, {
+                "case_id": row.id, "actor_id": actor.id if actor else None,
+                "actor_role": actor.role if actor else None, "action": action,
+                "from_state": from_state, "to_state": row.state, "lon": lon, "lat": lat,
+                "note": note,
+                "details": json.dumps(details or {}, ensure_ascii=False, default=str),
+                "lock_key": OUTBOX_LOCK, "event": event,
+                "payload": json.dumps(payload, default=_jsonable),
+                "rooms": sorted(set(rooms)),
+            }).scalar_one()
 
     history_id = db.session.execute(_INSERT_HISTORY, {
         "case_id": row.id, "actor_id": actor.id if actor else None,
