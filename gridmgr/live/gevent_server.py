@@ -9,6 +9,7 @@ The relay's ``select()`` on its LISTEN connection and every query then yield to 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 BOOTSTRAP = ("from gevent import monkey; monkey.patch_all(); "
@@ -35,5 +36,16 @@ def main() -> None:
     app = create_app()
     if socketio.async_mode != "gevent":
         raise SystemExit(f"Socket.IO is in {socketio.async_mode} mode, expected gevent")
+    from gevent import pywsgi
+    from geventwebsocket.handler import WebSocketHandler
+
+    class Handler(WebSocketHandler):
+        """gevent-websocket's handler with Nagle's algorithm off: small frames go at once."""
+
+        def __init__(self, sock, *args, **kwargs):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().__init__(sock, *args, **kwargs)
+
     print(f"gridmgr serving on http://{host}:{port} (gevent)", flush=True)
-    socketio.run(app, host=host, port=port, use_reloader=False, log_output=False)
+    socketio.wsgi_server = pywsgi.WSGIServer((host, port), app, handler_class=Handler, log=None)
+    socketio.wsgi_server.serve_forever()
