@@ -23,9 +23,16 @@ COUNTED = ("'verify', 'file', 'dispatch', 'return', 'check', 'rework', 'extend',
            "'handle', 'self_handle', 'close'")
 
 REFRESH = f"""
-CREATE FUNCTION evaluation_refresh_facts(ids bigint[]) RETURNS void LANGUAGE sql AS $$
+-- a step refreshes one case: planning the statements afresh for each call would cost more
+-- than running them, so their generic plans are kept (index lookups by case id)
+CREATE FUNCTION evaluation_refresh_facts(ids bigint[]) RETURNS void LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+IF cardinality(ids) = 0 THEN
+    RETURN;
+END IF;
 -- one refresh of a case at a time: a concurrent one waits, then sees these rows to delete
-SELECT 1 FROM cases WHERE id IN (SELECT unnest(ids)) ORDER BY id FOR NO KEY UPDATE;
+PERFORM 1 FROM cases WHERE id IN (SELECT unnest(ids)) ORDER BY id FOR NO KEY UPDATE;
 DELETE FROM evaluation_facts WHERE case_id IN (SELECT unnest(ids));
 INSERT INTO evaluation_facts (case_id, step_id, kind, city_id, grid_code, category_id,
                               department_id, person_id, handle_person_id, handle_at, at,
@@ -82,7 +89,7 @@ LEFT JOIN LATERAL (SELECT p.at, p.actor_id FROM case_history p
                    WHERE k.kind = 'close' AND p.case_id = s.case_id
                      AND p.action IN ('handle', 'self_handle')
                    ORDER BY p.at DESC, p.id DESC LIMIT 1) lh ON true;
-$$
+END $$
 """
 
 TRIGGERS = f"""
