@@ -312,14 +312,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(target: str, url: str, home: str, workers: int) -> tuple[subprocess.Popen, int]:
+def serve(target: str, url: str, home: str, workers: int,
+          threads: int = 1) -> tuple[subprocess.Popen, int]:
     port = free_port()
     Path(home, "config.py").write_text(
         "RATELIMIT_ENABLED = True\nGRIDMGR_INTAKE_RATE_LIMIT = '1000000 per second'\n"
         "SECRET_KEY = 'bench-secret-key-of-sufficient-length-0123456789'\n")
     env = {**os.environ, "DATABASE_URL": url, "GRIDMGR_HOME": home, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [GUNICORN, "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
+        [GUNICORN, "-w", str(workers), *worker_class(threads), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", "--backlog", "2048", target],
         env=env, cwd=str(ROOT), start_new_session=True)
     # The master listens before its workers have imported the app: wait for real answers.
@@ -336,6 +337,11 @@ def serve(target: str, url: str, home: str, workers: int) -> tuple[subprocess.Po
         stop(proc)
         raise RuntimeError(f"{target} did not start")
     return proc, port
+
+
+def worker_class(threads: int) -> list[str]:
+    """gunicorn's sync workers, or gthread workers with ``threads`` threads each."""
+    return ["-k", "sync"] if threads <= 1 else ["-k", "gthread", "--threads", str(threads)]
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -374,7 +380,11 @@ def main() -> dict:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per worker (gthread) for both apps; 1: sync workers")
     parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--out", help="results name (default: intake or "
+                                      "intake-without-evaluation-triggers)")
     parser.add_argument("--without-evaluation-triggers", action="store_true",
                         help="measure intake alone: disable the evaluation-facts triggers "
                              "(migration 0007) on cases and case_history during the run")
@@ -405,7 +415,8 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
     print(f"database: {setup['grids']:,} unit grids, {setup['cases_before']:,} cases")
     run = f"r{int(time.time())}"
 
-    proc, port = serve("bench.minimal_app:create_app()", url, setup["home"], args.workers)
+    proc, port = serve("bench.minimal_app:create_app()", url, setup["home"], args.workers,
+                        args.threads)
     try:
         ceiling = wrk(port, "/report", args.seconds, args.connections, f"{run}m")
     finally:
@@ -413,7 +424,7 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
 
     reports_before = count(url, "SELECT count(*) FROM reports")
     cases_before = count(url, "SELECT count(*) FROM cases")
-    proc, port = serve("gridmgr:create_app()", url, setup["home"], args.workers)
+    proc, port = serve("gridmgr:create_app()", url, setup["home"], args.workers, args.threads)
     try:
         saturated = wrk(port, "/api/v1/reports", args.seconds, args.connections, f"{run}s")
         delay = 1000.0 * args.connections / args.rate
@@ -447,7 +458,8 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "setup": {k: v for k, v in setup.items() if k != "home"},
-        "server": f"gunicorn -w {args.workers} -k sync", "load": f"wrk -t2 -c{args.connections}",
+        "server": f"gunicorn -w {args.workers} {' '.join(worker_class(args.threads))}",
+        "load": f"wrk -t2 -c{args.connections}",
         "evaluation_triggers_disabled": toggled,
         "ceiling_minimal_locate_insert": ceiling, "gridmgr_saturated": saturated,
         "gridmgr_paced": {**paced, "offered_rate": args.rate},
@@ -462,6 +474,8 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
           f"{check['every_201_one_report']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "intake-without-evaluation-triggers" if toggled else "intake"
+    if args.out:
+        name = args.out
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

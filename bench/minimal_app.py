@@ -9,6 +9,7 @@ Serve it like the real app: ``gunicorn -w 4 'bench.minimal_app:create_app()'`` w
 from __future__ import annotations
 
 import os
+import threading
 
 import psycopg2
 from flask import Flask, g, jsonify, request
@@ -28,12 +29,14 @@ def create_app() -> Flask:
     app = Flask(__name__)
     url = os.environ["DATABASE_URL"].replace("postgresql+psycopg2://", "postgresql://")
 
+    local = threading.local()  # one connection per worker thread (gthread workers share none)
+
     def connection():
         if "conn" not in g:
-            conn = app.config.get("_conn")
+            conn = getattr(local, "conn", None)
             if conn is None or conn.closed:
                 conn = psycopg2.connect(url)
-                app.config["_conn"] = conn
+                local.conn = conn
             g.conn = conn
         return g.conn
 
