@@ -15,6 +15,11 @@ commit to the last of them receiving it. Prints a table; writes ``bench/results/
 
     .venv/bin/python bench/live.py [--clients 1000 5000] [--rate 50] [--seconds 20]
                                    [--async-mode threading|gevent]
+                                   [--api-process same|gunicorn] [--api-workers 2]
+
+``--api-process gunicorn`` posts the reports to a separate ``gunicorn -w N wsgi:app`` (sync
+workers, same database) while the clients stay connected to ``gridmgr serve``: the production
+layout where the API process and the WebSocket process do not share a GIL.
 
 Needs PostgreSQL with PostGIS (``--admin-url``, default postgresql://postgres@127.0.0.1:5432/
 postgres); a scratch database is created and dropped.
@@ -193,6 +198,26 @@ def start_server(database_url: str, home: Path,
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("server did not start; see " + str(home / "server.log"))
+
+
+def start_api(database_url: str, home: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    """A separate API process: ``gunicorn -w N wsgi:app`` (sync workers), same database."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update({"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "GRIDMGR_HOME": str(home)})
+    with open(home / "gunicorn.log", "wb") as log:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w",
+                                    str(workers), "-b", f"127.0.0.1:{port}", "wsgi:app"],
+                                   cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(url + "/api/v1/openapi.json", timeout=1):
+                return process, url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("gunicorn did not start; see " + str(home / "gunicorn.log"))
 
 
 def server_stats(pid: int) -> dict:
@@ -398,11 +423,19 @@ def main() -> None:
         "BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--async-mode", choices=["threading", "gevent"], default="threading",
                         help="the server's GRIDMGR_ASYNC_MODE")
+    parser.add_argument("--api-process", choices=["same", "gunicorn"], default="same",
+                        help="post the reports to the `gridmgr serve` process that holds the "
+                        "clients (same) or to a separate `gunicorn -w N wsgi:app` (same "
+                        "database; events reach the clients through the outbox)")
+    parser.add_argument("--api-workers", type=int, default=2,
+                        help="gunicorn sync workers with --api-process gunicorn")
     parser.add_argument("--out", help="default bench/results/live.json (threading) or "
-                        "live_gevent.json")
+                        "live_gevent.json; with --api-process gunicorn: live_gunicorn*.json")
     args = parser.parse_args()
-    args.out = args.out or str(ROOT / "bench" / "results" / (
-        "live.json" if args.async_mode == "threading" else f"live_{args.async_mode}.json"))
+    name = "live" if args.async_mode == "threading" else f"live_{args.async_mode}"
+    if args.api_process == "gunicorn":
+        name = name.replace("live", "live_gunicorn", 1)
+    args.out = args.out or str(ROOT / "bench" / "results" / f"{name}.json")
 
     database_url, drop = scratch_database(args.admin_url)
     home = Path(f"/tmp/gridmgr-bench-{uuid.uuid4().hex[:6]}")
@@ -411,8 +444,10 @@ def main() -> None:
                       "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20, "max_overflow": 10}})
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "async_mode": args.async_mode},
+               "api_process": args.api_process,
+               "api_workers": args.api_workers if args.api_process == "gunicorn" else None,
                "rate_per_s": args.rate, "seconds": args.seconds, "runs": []}
-    server = None
+    server = api = None
     try:
         with app.app_context():
             upgrade(directory=str(ROOT / "migrations"))
@@ -424,7 +459,11 @@ def main() -> None:
             operator = add_users(city["city_id"], "operator", 1, "op")[0]
             walls = add_users(city["city_id"], "dispatcher", args.walls, "wall")
         server, url = start_server(database_url, home, args.async_mode)
-        print(f"server {url} ({args.async_mode}); {grids} grids; {len(workers)} workers")
+        api_url = url
+        if args.api_process == "gunicorn":
+            api, api_url = start_api(database_url, home, args.api_workers)
+        print(f"server {url} ({args.async_mode}); reports to {api_url} ({args.api_process}); "
+              f"{grids} grids; {len(workers)} workers")
         swarm = ClientSwarm(url)
         connected = 0
         for count in sorted(args.clients):
@@ -432,12 +471,13 @@ def main() -> None:
             connected = count
             print(f"{count:>6} clients: connect {connecting}")
             active_grids = count // WORKERS_PER_GRID
-            sent = report_stream(app, url, reporters, operator["id"], active_grids,
+            sent = report_stream(app, api_url, reporters, operator["id"], active_grids,
                                  args.rate, args.seconds)
             run = {"clients": count, "connect": connecting, **measure_reports(swarm, sent),
                    "connected_at_end": swarm.connected,
                    "load_average_1m": round(os.getloadavg()[0], 2),
-                   "server": server_stats(server.pid)}
+                   "server": server_stats(server.pid),
+                   "api": server_stats(api.pid) if api is not None else None}
             results["runs"].append(run)
             print(f"{count:>6} clients: dispatched p50 {run['dispatched'].get('p50_ms')} ms "
                   f"p99 {run['dispatched'].get('p99_ms')} ms; created (from 201) p50 "
@@ -455,9 +495,10 @@ def main() -> None:
                       f"p99 {fan['last_of_walls'].get('p99_ms')} ms")
         swarm.close()
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        for process in (api, server):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
