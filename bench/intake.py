@@ -360,7 +360,8 @@ def wrk(port: int, path: str, seconds: int, connections: int, prefix: str,
         subprocess.run(["wrk", "-t2", f"-c{connections}", "-d5s", "-s", str(script), url,
                         "--", f"{prefix}-warm", "0"], capture_output=True, check=True)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s",
+         "-s", str(script),
          url, "--", prefix, str(int(delay_ms))], capture_output=True, text=True, check=True)
     found = re.search(r"WRKJSON (\{.*\})", out.stdout)
     result = json.loads(found.group(1))
