@@ -55,7 +55,9 @@ def city_table(table: str, city_id: int, *, prefix: str | None = None,
 def city_id_for(slug: str | None) -> int:
     """The city called ``slug``, or the only city there is (404 / 422 otherwise)."""
     if slug:
-        found = db.session.scalar(select(City.id).where(City.slug == slug))
+        # a NUL can be in no slug, and PostgreSQL refuses it in a parameter
+        found = None if "\x00" in slug else db.session.scalar(
+            select(City.id).where(City.slug == slug))
         if found is None:
             raise NotFound(f"No city is called {slug!r:.60}.", code="unknown_city")
         return found
