@@ -24,7 +24,8 @@ COUNTED = ("'verify', 'file', 'dispatch', 'return', 'check', 'rework', 'extend',
 
 REFRESH = f"""
 -- a step refreshes one case: planning the statements afresh for each call would cost more
--- than running them, so their generic plans are kept (index lookups by case id)
+-- than running them, so their generic plans are kept (index lookups by case id: `= ANY(ids)`,
+-- never `IN (SELECT unnest(ids))`, which a generic plan answers with a scan of every fact)
 CREATE FUNCTION evaluation_refresh_facts(ids bigint[]) RETURNS void LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
@@ -32,8 +33,8 @@ IF cardinality(ids) = 0 THEN
     RETURN;
 END IF;
 -- one refresh of a case at a time: a concurrent one waits, then sees these rows to delete
-PERFORM 1 FROM cases WHERE id IN (SELECT unnest(ids)) ORDER BY id FOR NO KEY UPDATE;
-DELETE FROM evaluation_facts WHERE case_id IN (SELECT unnest(ids));
+PERFORM 1 FROM cases WHERE id = ANY(ids) ORDER BY id FOR NO KEY UPDATE;
+DELETE FROM evaluation_facts WHERE case_id = ANY(ids);
 INSERT INTO evaluation_facts (case_id, step_id, kind, city_id, grid_code, category_id,
                               department_id, person_id, handle_person_id, handle_at, at,
                               on_time, closed_on_time, next_at, valid_at, source)
@@ -43,7 +44,7 @@ SELECT c.id, NULL, 'reported', c.city_id, c.grid_code, c.category_id, c.departme
         WHERE v.case_id = c.id AND v.action IN ('file', 'self_handle')),
        c.source
 FROM cases c
-WHERE c.id IN (SELECT unnest(ids))
+WHERE c.id = ANY(ids)
 UNION ALL
 SELECT s.case_id, s.id, k.kind, c.city_id, c.grid_code, c.category_id,
        CASE WHEN k.kind IN ('handle', 'self_handle', 'close') THEN c.department_id
@@ -80,7 +81,7 @@ FROM (SELECT h.id, h.case_id, h.action, h.at, h.actor_id, h.details,
                  PARTITION BY h.case_id, h.action IN ('handle', 'self_handle')
                  ORDER BY h.at, h.id) END AS next_at
       FROM case_history h
-      WHERE h.case_id IN (SELECT unnest(ids)) AND h.action IN ({COUNTED})) s
+      WHERE h.case_id = ANY(ids) AND h.action IN ({COUNTED})) s
 -- a failed check (a rework with passed: false) is also a check, by the inspector
 CROSS JOIN LATERAL unnest(CASE WHEN s.action = 'rework' AND s.details->>'passed' = 'false'
                               THEN ARRAY['rework', 'check'] ELSE ARRAY[s.action::text] END) k(kind)
