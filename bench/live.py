@@ -471,20 +471,26 @@ def main() -> None:
             connected = count
             print(f"{count:>6} clients: connect {connecting}")
             active_grids = count // WORKERS_PER_GRID
+            before = server_stats(server.pid)
             sent = report_stream(app, api_url, reporters, operator["id"], active_grids,
                                  args.rate, args.seconds)
             run = {"clients": count, "connect": connecting, **measure_reports(swarm, sent),
                    "connected_at_end": swarm.connected,
                    "load_average_1m": round(os.getloadavg()[0], 2),
                    "server": server_stats(server.pid),
+                   "server_cpu_s_during_reports": None,
                    "api": server_stats(api.pid) if api is not None else None}
+            if before and run["server"]:
+                run["server_cpu_s_during_reports"] = round(
+                    run["server"]["cpu_s"] - before["cpu_s"], 1)
             results["runs"].append(run)
             print(f"{count:>6} clients: dispatched p50 {run['dispatched'].get('p50_ms')} ms "
                   f"p99 {run['dispatched'].get('p99_ms')} ms; created (from 201) p50 "
                   f"{run['created'].get('p50_ms')} ms p99 {run['created'].get('p99_ms')} ms; "
                   f"report→dispatched p99 {run['report_to_dispatched'].get('p99_ms')} ms; "
                   f"missing {run['missing_dispatched']}; connected at end "
-                  f"{run['connected_at_end']}; server {run['server']}; "
+                  f"{run['connected_at_end']}; server {run['server']} "
+                  f"(cpu during reports {run['server_cpu_s_during_reports']} s); "
                   f"load {run['load_average_1m']}")
             if count == min(args.clients):
                 swarm.connect(walls)
