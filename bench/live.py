@@ -472,6 +472,7 @@ def main() -> None:
             print(f"{count:>6} clients: connect {connecting}")
             active_grids = count // WORKERS_PER_GRID
             before = server_stats(server.pid)
+            clients_before = server_stats(swarm.process.pid)
             sent = report_stream(app, api_url, reporters, operator["id"], active_grids,
                                  args.rate, args.seconds)
             run = {"clients": count, "connect": connecting, **measure_reports(swarm, sent),
@@ -480,6 +481,10 @@ def main() -> None:
                    "server": server_stats(server.pid),
                    "server_cpu_s_during_reports": None,
                    "api": server_stats(api.pid) if api is not None else None}
+            clients_after = server_stats(swarm.process.pid)
+            if clients_before and clients_after:
+                run["client_process_cpu_s_during_reports"] = round(
+                    clients_after["cpu_s"] - clients_before["cpu_s"], 1)
             if before and run["server"]:
                 run["server_cpu_s_during_reports"] = round(
                     run["server"]["cpu_s"] - before["cpu_s"], 1)
