@@ -244,3 +244,24 @@ class AuthActions:
 @pytest.fixture
 def auth(client):
     return AuthActions(client)
+
+
+@pytest.fixture
+def people(app_ctx, make_user):
+    """The live-dispatch cast in tests/dispatch_world.py's city: a worker on duty rostered
+    on grid A, one on grid B, the street centre, a reporter and an operator."""
+    from dispatch_world import GRID_A, GRID_B, STREET, build_city, go_on_duty
+
+    from gridmgr.dispatch.rosters import add_roster_entry
+
+    build_city()
+    worker = make_user("inspector", username="worker_a", region_code=GRID_A)
+    other = make_user("inspector", username="worker_b", region_code=GRID_B)
+    add_roster_entry("worker_a", GRID_A)
+    add_roster_entry("worker_b", GRID_B)
+    go_on_duty(worker)
+    go_on_duty(other)
+    return {"worker": worker, "other": other,
+            "street": make_user("duty_chief", region_code=STREET),
+            "reporter": make_user("inspector", username="reporter"),
+            "operator": make_user("operator")}

@@ -10,12 +10,11 @@ import urllib.request
 import uuid
 
 import pytest
-from dispatch_world import GRID_A, GRID_B, POINT_A, STREET, build_city, go_on_duty
+from dispatch_world import GRID_A, POINT_A
 from live_server import LiveClient, PrivateRedis, running_server, wait_for
 from redis import Redis
 
 from gridmgr.cases.workflow import StepInput, take_step
-from gridmgr.dispatch.rosters import add_roster_entry
 from gridmgr.people.tokens import encode_token
 
 SHARED_REDIS = "redis://127.0.0.1:6379/{db}"
@@ -44,22 +43,6 @@ def file_and_dispatch(case_id: int, operator) -> dict:
 
 def case_ids(client: LiveClient, event: str) -> list[int]:
     return [data["id"] for data in client.named(event)]
-
-
-@pytest.fixture
-def people(app_ctx, make_user):
-    """A worker on duty rostered on grid A, one on grid B, the street centre, a reporter."""
-    build_city()
-    worker = make_user("inspector", username="worker_a", region_code=GRID_A)
-    other = make_user("inspector", username="worker_b", region_code=GRID_B)
-    add_roster_entry("worker_a", GRID_A)
-    add_roster_entry("worker_b", GRID_B)
-    go_on_duty(worker)
-    go_on_duty(other)
-    return {"worker": worker, "other": other,
-            "street": make_user("duty_chief", region_code=STREET),
-            "reporter": make_user("inspector", username="reporter"),
-            "operator": make_user("operator")}
 
 
 @pytest.fixture

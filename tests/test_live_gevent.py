@@ -3,30 +3,11 @@ patched by gevent, real python-socketio clients, reports through ``POST /api/v1/
 
 from __future__ import annotations
 
-import pytest
-from dispatch_world import GRID_A, GRID_B, STREET, build_city, go_on_duty
+from dispatch_world import GRID_A
 from live_server import LiveClient, running_server, wait_for
 from test_live_dispatch import case_ids, file_and_dispatch, post_report, token
 
-from gridmgr.dispatch.rosters import add_roster_entry
-
 GEVENT = {"GRIDMGR_ASYNC_MODE": "gevent"}
-
-
-@pytest.fixture
-def people(app_ctx, make_user):
-    """A worker on duty rostered on grid A, one on grid B, the street centre, a reporter."""
-    build_city()
-    worker = make_user("inspector", username="worker_a", region_code=GRID_A)
-    other = make_user("inspector", username="worker_b", region_code=GRID_B)
-    add_roster_entry("worker_a", GRID_A)
-    add_roster_entry("worker_b", GRID_B)
-    go_on_duty(worker)
-    go_on_duty(other)
-    return {"worker": worker, "other": other,
-            "street": make_user("duty_chief", region_code=STREET),
-            "reporter": make_user("inspector", username="reporter"),
-            "operator": make_user("operator")}
 
 
 def test_a_gevent_server_delivers_the_dispatch_to_the_worker_of_the_grid_only(
