@@ -95,7 +95,7 @@ def history(case_id: int, action: str | None = None) -> list:
 
 def outbox(event: str | None = None) -> list:
     rows = db.session.execute(text(
-        "SELECT seq, event, payload, rooms FROM live_events ORDER BY seq")).all()
+        "SELECT seq, event, payload, rooms FROM live_events ORDER BY id")).all()
     return [r for r in rows if event is None or r.event == event]
 
 

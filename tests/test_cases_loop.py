@@ -354,7 +354,7 @@ def test_every_step_is_published_on_the_live_channel(client, city, make_user, au
     case_id = inspector_report(client, auth_headers(inspector), lon, lat)
     file_and_dispatch(client, auth_headers(chief), case_id)
     events = db.session.execute(text(
-        "SELECT event, payload, rooms FROM live_events ORDER BY seq")).all()
+        "SELECT event, payload, rooms FROM live_events ORDER BY id")).all()
     assert [e.event for e in events] == ["case.created", "case.updated", "case.dispatched"]
     dispatched = events[-1]
     assert dispatched.payload["id"] == case_id and dispatched.payload["clock"] == "green"

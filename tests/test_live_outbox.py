@@ -1,15 +1,19 @@
-"""The outbox: an event commits with its change or not at all, and sequence numbers follow
-commit order, so a relay that has delivered N never sees N-1 appear afterwards."""
+"""The outbox: an event commits with its change or not at all; relays number events in the
+order they became visible, so one that has delivered N never sees N-1 appear afterwards, and
+no publisher waits for another's commit."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import psycopg2
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from gridmgr.extensions import db
 from gridmgr.live import publish
+from gridmgr.live.outbox import SEQUENCE_BATCH, sequence_pending
 
 
 def events() -> list:
@@ -30,37 +34,80 @@ def test_an_event_is_written_only_if_its_transaction_commits(app_ctx):
                                                                           "region:110101"]
 
 
-def test_sequence_numbers_follow_commit_order(app):
-    """A transaction that drew its number first but commits late holds the others back."""
+def numbered(app) -> None:
+    """What a relay does when woken: number the committed, unnumbered rows."""
+    conn = psycopg2.connect(_dsn(app))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            sequence_pending(cur)
+    finally:
+        conn.close()
+
+
+def _dsn(app) -> str:
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def test_a_slow_publisher_holds_no_other_back_and_numbers_follow_visibility(app):
+    """A transaction that wrote its event first but commits late neither delays the others'
+    commits nor takes a number below one already handed out."""
     flushed, release = threading.Event(), threading.Event()
     committed: dict[str, float] = {}
 
     def slow():
         with app.app_context():
             publish("case.updated", {"who": "slow"}, ["city:1"])
-            db.session.flush()  # the sequence number is drawn here
+            db.session.flush()  # the row (and its id) is written here
             flushed.set()
-            release.wait(5)
+            release.wait(10)
             db.session.commit()
             committed["slow"] = time.monotonic()
             db.session.remove()
 
-    def quick():
-        with app.app_context():
-            flushed.wait(5)
-            publish("case.updated", {"who": "quick"}, ["city:1"])
-            db.session.commit()
-            committed["quick"] = time.monotonic()
-            db.session.remove()
+    thread = threading.Thread(target=slow)
+    thread.start()
+    assert flushed.wait(5)
+    with app.app_context():
+        publish("case.updated", {"who": "quick"}, ["city:1"])
+        db.session.commit()
+        committed["quick"] = time.monotonic()
+        db.session.remove()
+    assert "slow" not in committed  # the quick one did not wait for the slow one
+    numbered(app)
+    with app.app_context():
+        assert [(row.seq, row.payload["who"]) for row in events()] == [(1, "quick")]
+    release.set()
+    thread.join(10)
+    numbered(app)
+    with app.app_context():
+        rows = events()
+        assert [(row.seq, row.payload["who"]) for row in rows] == [(1, "quick"), (2, "slow")]
+        ids = dict(db.session.execute(text("SELECT payload->>'who', id FROM live_events")).all())
+        assert ids["slow"] < ids["quick"]  # written first, numbered second
 
-    threads = [threading.Thread(target=slow), threading.Thread(target=quick)]
+
+def test_relays_numbering_at_once_give_each_event_one_number_in_write_order(app):
+    with app.app_context():
+        for n in range(SEQUENCE_BATCH + 300):
+            publish("case.updated", {"n": n}, ["city:1"])
+        db.session.commit()
+    errors: list[BaseException] = []
+
+    def relay():
+        try:
+            numbered(app)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=relay) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
-    assert "quick" not in committed  # waits for the slow one's commit
-    release.set()
     for thread in threads:
-        thread.join(10)
-    assert committed["slow"] <= committed["quick"]
+        thread.join(30)
+    assert errors == []
     with app.app_context():
-        assert [row.payload["who"] for row in events()] == ["slow", "quick"]
+        rows = events()
+        assert [row.seq for row in rows] == list(range(1, SEQUENCE_BATCH + 301))
+        assert [row.payload["n"] for row in rows] == list(range(SEQUENCE_BATCH + 300))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from gridmgr.extensions import db
-from gridmgr.live.outbox import OUTBOX_LOCK, _jsonable, publish
+from gridmgr.live.outbox import _jsonable, publish
 
 # Columns every conditional UPDATE / INSERT returns, enough for history and the live payload.
 CASE_RETURNING = """
@@ -24,36 +24,38 @@ CASE_RETURNING = """
 
 EVENTS = {"report": "case.created", "dispatch": "case.dispatched"}
 
-_INSERT_HISTORY = text("""
-INSERT INTO case_history (case_id, actor_id, actor_role, action, from_state, to_state, at,
-                          location, note, details)
-VALUES (:case_id, :actor_id, :actor_role, :action, :from_state, :to_state, now(),
-        CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
-             ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
-        :note, CAST(:details AS jsonb))
+_HISTORY_COLUMNS = """case_id, actor_id, actor_role, action, from_state, to_state, at, location,
+    note, details"""
+_HISTORY_VALUES = """:case_id, :actor_id, :actor_role, :action, :from_state, :to_state, now(),
+    CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
+         ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
+    :note, {details}"""
+
+_INSERT_HISTORY = text(f"""
+INSERT INTO case_history ({_HISTORY_COLUMNS})
+VALUES ({_HISTORY_VALUES.format(details="CAST(:details AS jsonb)")})
 RETURNING id
 """)
 
 
-# The same history row and, in the same statement, the outbox row under the outbox lock (what
-# ``publish`` does at flush): for a step whose transaction commits right after.
-_INSERT_HISTORY_AND_EVENT = text("""
-WITH h AS (
-    INSERT INTO case_history (case_id, actor_id, actor_role, action, from_state, to_state, at,
-                              location, note, details)
-    VALUES (:case_id, :actor_id, :actor_role, :action, :from_state, :to_state, now(),
-            CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
-                 ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
-            :note, CAST(:details AS jsonb))
+def history_and_event_ctes(source: str = "(SELECT 1) AS one",
+                           details: str = "CAST(:details AS jsonb)") -> str:
+    """Two CTEs for a statement that also makes the change: ``h``, the history row (one per row
+    of ``source``, normally one), and its outbox row; the parameters come from
+    :func:`step_parameters`. ``details``: the SQL of the details object."""
+    return f"""h AS (
+    INSERT INTO case_history ({_HISTORY_COLUMNS})
+    SELECT {_HISTORY_VALUES.format(details=details)} FROM {source}
     RETURNING id
-), lock AS (
-    SELECT pg_advisory_xact_lock(:lock_key) FROM h
 ), e AS (
     INSERT INTO live_events (event, payload, rooms)
-    SELECT :event, CAST(:payload AS jsonb), CAST(:rooms AS text[]) FROM lock
-)
-SELECT id FROM h
-""")
+    SELECT :event, CAST(:payload AS jsonb), CAST(:rooms AS text[]) FROM h
+)"""
+
+
+# The history row and, in the same statement, the outbox row (what ``publish`` adds at flush):
+# one round trip fewer for a step whose transaction commits right after.
+_INSERT_HISTORY_AND_EVENT = text(f"WITH {history_and_event_ctes()} SELECT id FROM h")
 
 
 def clock_of(row, now: datetime | None = None) -> str | None:
@@ -101,32 +103,28 @@ def record_step(row, *, action: str, from_state: str | None, actor=None, note: s
     """Append the history row for a step already applied to ``row`` and publish its event:
     ``case.created`` for a new case, ``case.dispatched`` for a dispatch, else ``case.updated``.
 
-    ``last``: the caller commits right after, so history and event go in one statement (the
-    outbox lock is then held only until that commit)."""
-    event = EVENTS.get(action, "case.updated")
-    if last:
-        payload = live_payload(row)
-        payload["action"] = action
-        rooms = rooms_of(row)
-        if rooms:
-            return db.session.execute(_INSERT_HISTORY_AND_EVENT, {
-                "case_id": row.id, "actor_id": actor.id if actor else None,
-                "actor_role": actor.role if actor else None, "action": action,
-                "from_state": from_state, "to_state": row.state, "lon": lon, "lat": lat,
-                "note": note,
-                "details": json.dumps(details or {}, ensure_ascii=False, default=str),
-                "lock_key": OUTBOX_LOCK, "event": event,
-                "payload": json.dumps(payload, default=_jsonable),
-                "rooms": sorted(set(rooms)),
-            }).scalar_one()
+    ``last``: the caller commits right after, so history and event go in one statement."""
+    params = step_parameters(row, action=action, from_state=from_state, actor=actor,
+                             note=note, lon=lon, lat=lat, details=details)
+    if last and params["rooms"]:
+        return db.session.execute(_INSERT_HISTORY_AND_EVENT, params).scalar_one()
+    history_id = db.session.execute(_INSERT_HISTORY, params).scalar_one()
+    publish(params["event"], json.loads(params["payload"]), params["rooms"])
+    return history_id
 
-    history_id = db.session.execute(_INSERT_HISTORY, {
-        "case_id": row.id, "actor_id": actor.id if actor else None,
-        "actor_role": actor.role if actor else None, "action": action,
-        "from_state": from_state, "to_state": row.state, "lon": lon, "lat": lat,
-        "note": note, "details": json.dumps(details or {}, ensure_ascii=False, default=str),
-    }).scalar_one()
+
+def step_parameters(row, *, action: str, from_state: str | None, actor=None,
+                    note: str | None = None, lon: float | None = None,
+                    lat: float | None = None, details: dict | None = None) -> dict:
+    """The bound parameters of a step's history row and live event (see
+    :func:`history_and_event_ctes`)."""
     payload = live_payload(row)
     payload["action"] = action
-    publish(event, payload, rooms_of(row))
-    return history_id
+    return {
+        "case_id": row.id, "actor_id": actor.id if actor else None,
+        "actor_role": actor.role if actor else None, "action": action,
+        "from_state": from_state, "to_state": row.state, "lon": lon, "lat": lat, "note": note,
+        "details": json.dumps(details or {}, ensure_ascii=False, default=str),
+        "event": EVENTS.get(action, "case.updated"),
+        "payload": json.dumps(payload, default=_jsonable), "rooms": sorted(set(rooms_of(row))),
+    }

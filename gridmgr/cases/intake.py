@@ -14,12 +14,18 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import text
 
 from gridmgr.calendar.deadlines import add_limit, calendar_for_city
-from gridmgr.cases.events import CASE_RETURNING, record_step
+from gridmgr.cases.events import (
+    CASE_RETURNING,
+    history_and_event_ctes,
+    record_step,
+    step_parameters,
+)
 from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
 from gridmgr.cases.photos import StoredPhoto, attach_photos
 from gridmgr.errors import Conflict, InvalidInput, NotFound
@@ -146,9 +152,11 @@ class _CategoryRef:
 
 def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
                      client_id: str) -> IntakeResult:
-    """``submit_report`` for a new case: the same checks in the same order, fewer round trips."""
+    """``submit_report`` for a new case: the same checks in the same order, in two statements
+    (the context, then case + report + history + live event + duplicate check) and the commit."""
     lon, lat = to_wgs84(data.lon, data.lat, data.coord_sys)
-    ctx = _context(key, client_id, lon, lat, data.category)
+    tz = current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")
+    ctx = _context(key, client_id, lon, lat, data.category, tz)
     if ctx.replay_id is not None:
         db.session.rollback()
         return _existing(key, client_id)
@@ -163,18 +171,24 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
     source = "citizen" if reporter is None or reporter.role in CITIZEN_ROLES else "inspector"
     stage = "verify" if source == "citizen" else "file"
     radius = category.duplicate_radius_m
-    row = db.session.execute(_NEW_CASE_WITH_NEARBY, {
-        "reporter_key": key, "client_id": client_id,
-        "reporter_id": reporter.id if reporter else None,
+    case = SimpleNamespace(
+        id=ctx.case_id, code=ctx.case_code, state="reported", city_id=ctx.city_id,
+        grid_code=ctx.grid_code, category=data.category, lon=lon, lat=lat, deadline=None,
+        yellow_at=None, handled_at=None, paused_at=None, department_id=None, worker_id=None,
+        reporter_id=reporter.id if reporter else None)
+    row = db.session.execute(_NEW_CASE_WITH_STEP, {
+        **step_parameters(case, action="report", from_state=None, actor=reporter, lon=lon,
+                          lat=lat, note=data.description, details={"channel": data.channel}),
+        "code": ctx.case_code, "reporter_key": key, "client_id": client_id,
+        "reporter_id": case.reporter_id,
         "token_hash": hash_token(token) if token else None, "channel": data.channel,
-        "lon": lon, "lat": lat, "coord_sys": data.coord_sys, "description": data.description,
+        "coord_sys": data.coord_sys, "description": data.description,
         "category_id": category.id, "attributes": json.dumps(data.attributes, ensure_ascii=False),
         "contact_name": data.contact_name, "contact_phone": data.contact_phone,
         "contact_email": data.contact_email, "city_id": ctx.city_id,
         "region_id": ctx.region_id, "grid_code": ctx.grid_code, "source": source,
         "deadlines": json.dumps(_cached_stage_deadline(category, stage, ctx.city_id,
                                                        ctx.calendar_version)),
-        "tz": current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai"),
         "radius": radius,
         "deg": radius / (111_320 * max(math.cos(math.radians(lat)), 0.01)),
         "hours": category.duplicate_window_hours, "open": list(OPEN_STATES), "limit": 20,
@@ -186,20 +200,17 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
                    "distance_m": round(d["distance"], 1), "reporter_count": d["reporter_count"],
                    "created_at": datetime.fromisoformat(d["created_at"]).isoformat()}
                   for d in row.nearby]
-    history_id = record_step(row, action="report", from_state=None, actor=reporter, lon=lon,
-                             lat=lat, note=data.description,
-                             details={"report_id": row.report_id, "channel": data.channel},
-                             last=not data.photos)
     if data.photos:
-        attach_photos(data.photos, case_id=row.id, report_id=row.report_id,
-                      history_id=history_id, uploaded_by=reporter.id if reporter else None)
+        attach_photos(data.photos, case_id=case.id, report_id=row.report_id,
+                      history_id=row.history_id, uploaded_by=case.reporter_id)
     db.session.commit()
-    return IntakeResult(row.report_id, row.id, row.code, row.state, True, token, duplicates)
+    return IntakeResult(row.report_id, case.id, case.code, case.state, True, token, duplicates)
 
 
 _CONTEXT = "gridmgr_intake_context"
 # One round trip before writing: is this client_id known, which grid holds the point (the rule
-# of ``gridmgr.grids.locating``), the active category, and the version of the city's calendar.
+# of ``gridmgr.grids.locating``), the active category, the version of the city's calendar, and
+# the id and code the new case will have (a replay or a refusal leaves a gap in the numbers).
 _CONTEXT_SQL = """
 WITH hit AS (
     SELECT id, code, city_id FROM regions
@@ -214,26 +225,29 @@ SELECT (SELECT r.id FROM reports r WHERE r.reporter_key = $1 AND r.client_id = $
                 SELECT string_agg(d.day::text || d.kind, ',' ORDER BY d.day, d.kind)
                 FROM calendar_days d WHERE d.calendar_id = w.id)))
         FROM cities ci LEFT JOIN working_calendars w ON w.city_id = ci.id
-        WHERE ci.id = hit.city_id) AS calendar_version
-FROM (SELECT 1) one
+        WHERE ci.id = hit.city_id) AS calendar_version,
+       n.id AS case_id,
+       to_char(now() AT TIME ZONE $6, 'YYYYMMDD')
+           || lpad(n.id::text, greatest(6, length(n.id::text)), '0') AS case_code
+FROM (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id) n
 LEFT JOIN hit ON true
 LEFT JOIN categories cat ON cat.code = $5 AND cat.active
 """
 
 
-def _context(key: str, client_id: str, lon: float, lat: float, category: str):
+def _context(key: str, client_id: str, lon: float, lat: float, category: str, tz: str):
     connection = db.session.connection()
     # Prepared once per pooled connection; the grid lookup runs best as a generic plan, so the
     # setting is made for this transaction only (it touches no other prepared statement).
     if _CONTEXT not in connection.info:
         connection.exec_driver_sql(
-            f"PREPARE {_CONTEXT}(text, text, float8, float8, text) AS {_CONTEXT_SQL}")
+            f"PREPARE {_CONTEXT}(text, text, float8, float8, text, text) AS {_CONTEXT_SQL}")
         connection.info[_CONTEXT] = True
     return connection.exec_driver_sql(
         f"SET LOCAL plan_cache_mode = force_generic_plan; "
-        f"EXECUTE {_CONTEXT}(%(key)s, %(client_id)s, %(lon)s, %(lat)s, %(category)s)",
+        f"EXECUTE {_CONTEXT}(%(key)s, %(client_id)s, %(lon)s, %(lat)s, %(category)s, %(tz)s)",
         {"key": key, "client_id": client_id, "lon": float(lon), "lat": float(lat),
-         "category": category}).one()
+         "category": category, "tz": tz}).one()
 
 
 _calendars: dict[tuple[int, str | None], object] = {}
@@ -420,11 +434,25 @@ ORDER BY distance
 LIMIT :limit
 """)
 
-# The new case, its report, and the duplicate check (open cases of the category near the point,
-# as ``_NEARBY``; the new case is not among them) in one statement.
-_NEW_CASE_WITH_NEARBY = text(str(_NEW_CASE.text).replace(
-    "SELECT c.*, (SELECT id FROM r) AS report_id FROM c", """
-, near AS (
+# The new case (id and code from the context), its report, the report's history row and live
+# event (only when the report is new), and the duplicate check (open cases of the category near
+# the point, as ``_NEARBY``; the new case is not among them), in one statement.
+_REPORT_STEP_DETAILS = "CAST(:details AS jsonb) || jsonb_build_object('report_id', r.id)"
+_NEW_CASE_WITH_STEP = text(f"""
+WITH c AS (
+    INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
+                       grid_code, location, description, reporter_id, deadlines)
+    VALUES (:case_id, :code, :city_id, 'reported', :source, :channel, :category_id, :region_id,
+            :grid_code, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
+            CAST(:deadlines AS jsonb))
+    RETURNING id
+), r AS (
+    INSERT INTO reports ({_REPORT_COLUMNS})
+    SELECT {_REPORT_VALUES}, c.id, NULL FROM c
+    ON CONFLICT (reporter_key, client_id) DO NOTHING
+    RETURNING id
+), {history_and_event_ctes("r", _REPORT_STEP_DETAILS)},
+near AS (
     SELECT c.id, c.code, c.state, c.reporter_count, c.created_at,
            ST_Distance(c.location::geography,
                        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance
@@ -437,9 +465,9 @@ _NEW_CASE_WITH_NEARBY = text(str(_NEW_CASE.text).replace(
     ORDER BY distance
     LIMIT :limit
 )
-SELECT c.*, (SELECT id FROM r) AS report_id,
+SELECT (SELECT id FROM r) AS report_id, (SELECT id FROM h) AS history_id,
        (SELECT coalesce(json_agg(json_build_object(
             'id', id, 'code', code, 'state', state, 'distance', distance,
             'reporter_count', reporter_count, 'created_at', created_at) ORDER BY distance),
             '[]') FROM near) AS nearby
-FROM c"""))
+""")

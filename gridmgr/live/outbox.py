@@ -1,28 +1,44 @@
 """The outbox: every live event is a row written in the same transaction as the change it reports.
 
-Delivery happens after commit (``gridmgr.live.relay``); the row's ``seq`` is the event's
-sequence number that clients send back as ``since`` to replay what they missed.
+Delivery happens after commit (``gridmgr.live.relay``). A writer gives its row an ``id`` only;
+a relay numbers committed rows (``seq``) in the order they became visible, and clients send
+that number back as ``since`` to replay what they missed. Writers therefore never wait for one
+another: nothing serialises their commits, and a relay that has delivered ``seq`` N never
+sees N-1 appear afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, String, Text, func, text
+from sqlalchemy import BigInteger, DateTime, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.event import listens_for
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridmgr.extensions import db
 
 # PostgreSQL NOTIFY channel raised by a trigger on every outbox insert.
 NOTIFY_CHANNEL = "gridmgr_live"
-# Transaction-level advisory lock taken right before an outbox insert: sequence numbers are then
-# handed out in commit order, so a relay that has delivered seq N never sees N-1 commit later.
-# Held only from the flush that inserts the row to commit.
+# Transaction-level advisory lock of the numbering: relays of several processes number in turn.
 OUTBOX_LOCK = 0x6C697665  # "live"
+SEQUENCE_BATCH = 1000
+
+# Numbers the committed, unnumbered rows in id order (run on an autocommit connection, then
+# COMMIT). The lock is taken by its own statement first, so the UPDATE's snapshot includes every
+# numbering committed before: rows numbered later get higher numbers, and readers
+# (``seq > delivered``) see a number only once it is committed.
+SEQUENCE_SQL = f"""
+BEGIN;
+SELECT pg_advisory_xact_lock({OUTBOX_LOCK});
+WITH numbered AS MATERIALIZED (
+    SELECT id, nextval('live_events_seq_seq') AS seq
+    FROM (SELECT id FROM live_events WHERE seq IS NULL ORDER BY id LIMIT {SEQUENCE_BATCH}) pending
+)
+UPDATE live_events e SET seq = numbered.seq FROM numbered WHERE e.id = numbered.id
+"""
 
 
 class LiveEvent(db.Model):
@@ -30,7 +46,13 @@ class LiveEvent(db.Model):
 
     __tablename__ = "live_events"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __table_args__ = (
+        Index("ix_live_events_seq", "seq", unique=True),
+        Index("ix_live_events_unsequenced", "id", postgresql_where=text("seq IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
     event: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSONB)
     rooms: Mapped[list[str]] = mapped_column(ARRAY(Text))
@@ -41,7 +63,7 @@ class LiveEvent(db.Model):
 def publish(event: str, payload: dict, rooms: list[str]) -> None:
     """Add an event to the current session's transaction; it is delivered after commit.
 
-    The row is inserted when the session flushes (normally at commit), under the outbox lock.
+    The row is inserted when the session flushes (normally at commit).
     """
     if not rooms:
         return
@@ -49,10 +71,20 @@ def publish(event: str, payload: dict, rooms: list[str]) -> None:
     db.session.add(LiveEvent(event=event, payload=payload, rooms=sorted(set(rooms))))
 
 
-@listens_for(LiveEvent, "before_insert")
-def _take_outbox_lock(mapper, connection, target) -> None:
-    """Hold the outbox lock from the insert (when the sequence number is drawn) to commit."""
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK})
+def sequence_pending(cursor) -> None:
+    """Number the committed rows that have no ``seq`` yet (``cursor`` of an autocommit
+    connection), a batch at a time, until none is left."""
+    while True:
+        try:
+            cursor.execute(SEQUENCE_SQL)
+            numbered = cursor.rowcount
+            cursor.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cursor.execute("ROLLBACK")
+            raise
+        if numbered < SEQUENCE_BATCH:
+            return
 
 
 def _jsonable(value):

@@ -1,11 +1,13 @@
 """Delivery after commit: each server process relays outbox rows to its own Socket.IO clients.
 
 The relay holds one PostgreSQL connection that LISTENs on the outbox trigger's channel and also
-polls every ``GRIDMGR_LIVE_POLL_SECONDS`` (a missed notification only delays an event). It emits
-every row with ``seq`` above the last one it delivered, in order, to the rows' rooms on ``/live``
-with ``ignore_queue=True``: every process reads the outbox itself, so an event reaches each client
-exactly once whether or not Redis is up. Connects take the same lock to replay what a client
-missed up to :attr:`Relay.delivered`, so replay and live events neither overlap nor leave a gap.
+polls every ``GRIDMGR_LIVE_POLL_SECONDS`` (a missed notification only delays an event). Woken, it
+numbers the rows committed since (``gridmgr.live.outbox.sequence_pending``; relays of several
+processes take turns), then emits every row with ``seq`` above the last one it delivered, in
+order, to the rows' rooms on ``/live`` with ``ignore_queue=True``: every process reads the
+outbox itself, so an event reaches each client exactly once whether or not Redis is up.
+Connects take the relay's lock to replay what a client missed up to :attr:`Relay.delivered`, so
+replay and live events neither overlap nor leave a gap.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import psycopg2
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from gridmgr.live.outbox import NOTIFY_CHANNEL
+from gridmgr.live.outbox import NOTIFY_CHANNEL, sequence_pending
 
 NAMESPACE = "/live"
 BATCH = 500
@@ -101,7 +103,10 @@ class Relay:
             conn.close()
 
     def _drain(self, conn) -> None:
-        """Emit every committed row after ``delivered``, in sequence order."""
+        """Number what has committed since, then emit every row after ``delivered``, in
+        sequence order."""
+        with conn.cursor() as cur:
+            sequence_pending(cur)
         while True:
             with conn.cursor() as cur:
                 cur.execute("SELECT seq, event, payload, rooms FROM live_events WHERE seq > %s "
