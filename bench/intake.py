@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/gridmgr_bench_cases"
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+RATELIMIT_STORAGE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 # The lattice: 10 × 10 communities of 25 × 20 unit grids of DX × DY degrees (~100 m).
 WEST, SOUTH, DX, DY = 116.20, 39.80, 0.00117, 0.0009
@@ -315,8 +316,11 @@ def free_port() -> int:
 def serve(target: str, url: str, home: str, workers: int,
           threads: int = 1) -> tuple[subprocess.Popen, int]:
     port = free_port()
+    # Rate limits stay on, counted in Redis as in production (several workers share one count;
+    # per-process memory storage would be both wrong and slower).
     Path(home, "config.py").write_text(
         "RATELIMIT_ENABLED = True\nGRIDMGR_INTAKE_RATE_LIMIT = '1000000 per second'\n"
+        f"RATELIMIT_STORAGE_URI = {RATELIMIT_STORAGE!r}\n"
         "SECRET_KEY = 'bench-secret-key-of-sufficient-length-0123456789'\n")
     env = {**os.environ, "DATABASE_URL": url, "GRIDMGR_HOME": home, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(

@@ -200,6 +200,49 @@ def test_the_backfill_rebuilds_the_facts_of_existing_cases(month):
     assert_same_as_reference(city)
 
 
+FACT_COLUMNS = ("case_id, step_id, kind, city_id, grid_code, category_id, department_id, "
+                "person_id, handle_person_id, handle_at, at, on_time, closed_on_time, next_at, "
+                "valid_at, source")
+
+
+def all_facts() -> list:
+    return db.session.execute(text(
+        f"SELECT {FACT_COLUMNS} FROM evaluation_facts ORDER BY {FACT_COLUMNS}")).all()
+
+
+def test_a_new_case_gets_the_same_facts_as_the_general_refresh(month, client):
+    """Migration 0009: the insert trigger writes a new case's 'reported' row itself; the row
+    is the one the general refresh computes, for reports and for cases inserted with their
+    counted steps in one statement."""
+    places = db.session.execute(text(
+        "SELECT ST_X(c.location), ST_Y(c.location), k.code FROM cases c "
+        "JOIN categories k ON k.id = c.category_id ORDER BY c.id LIMIT 3")).all()
+    # the month's cases were written with their own ids
+    db.session.execute(text("SELECT setval(pg_get_serial_sequence('cases', 'id'), "
+                            "(SELECT max(id) FROM cases))"))
+    db.session.commit()
+    for n, (lon, lat, category) in enumerate(places):
+        answer = client.post("/api/v1/reports", json={
+            "lon": lon, "lat": lat, "category": category, "client_id": f"facts-{n}"})
+        assert answer.status_code == 201, answer.json
+    db.session.execute(text("""
+        WITH c AS (
+            INSERT INTO cases (code, city_id, state, source, channel, category_id, region_id,
+                               grid_code, location, deadlines, created_at)
+            SELECT 'F' || id, city_id, 'filed', 'inspector', 'patrol', category_id, region_id,
+                   grid_code, location, '{}', created_at - interval '1 day'
+            FROM cases ORDER BY id LIMIT 2
+            RETURNING id, created_at
+        )
+        INSERT INTO case_history (case_id, action, from_state, to_state, at)
+        SELECT id, 'file', 'reported', 'filed', created_at + interval '1 hour' FROM c"""))
+    db.session.commit()
+    written = all_facts()
+    assert sum(1 for f in written if f.kind == "reported" and f.valid_at is not None) >= 2
+    db.session.execute(text("SELECT evaluation_refresh_facts(ARRAY(SELECT id FROM cases))"))
+    assert all_facts() == written
+
+
 def test_facts_follow_later_changes_to_cases(month):
     city, cases, users = month["city_id"], month["cases"], month["users"]
     november = periods.month("2026-11", TZ)
