@@ -28,7 +28,11 @@ class Config:
 
     # Rate limits (Flask-Limiter): storage in Redis when configured, else memory.
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
-    RATELIMIT_HEADERS_ENABLED = True
+    # X-RateLimit-* on every answer would cost a storage round trip each; a 429 says
+    # Retry-After (gridmgr.errors).
+    RATELIMIT_HEADERS_ENABLED = False
+    # A Redis outage must not fail a report: count in memory until Redis is back.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
 
     # Number of reverse proxies (nginx) in front of the app whose X-Forwarded-* to trust.
     GRIDMGR_TRUSTED_PROXIES = int(os.environ.get("GRIDMGR_TRUSTED_PROXIES", 0))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -82,7 +85,25 @@ def register_error_handlers(app: Flask) -> None:
             return error_response("invalid_input", "The request body or query is not valid.",
                                   422 if exc.code in (400, 422) else exc.code,
                                   {"fields": messages})
-        return error_response(_http_code_name(exc), exc.description or exc.name, exc.code or 500)
+        response = error_response(_http_code_name(exc), exc.description or exc.name,
+                                  exc.code or 500)
+        if exc.code == 429:
+            retry = _retry_after()
+            if retry is not None:
+                response[0].headers["Retry-After"] = str(retry)
+        return response
+
+
+def _retry_after() -> int | None:
+    """Seconds until the exceeded rate limit's window resets (the limiter's X-RateLimit
+    headers are off: they cost a storage round trip on every request, not only on a 429)."""
+    from gridmgr.extensions import limiter
+
+    try:
+        limit = limiter.current_limit
+        return max(1, math.ceil(limit.reset_at - time.time())) if limit else None
+    except Exception:  # noqa: BLE001 - the storage may be down; the 429 stands without it
+        return None
 
 
 def db_rollback() -> None:

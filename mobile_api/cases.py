@@ -203,6 +203,9 @@ class CaseStepSchema(Schema):
     rating = fields.Integer(strict=True, validate=validate.Range(1, 5))
 
 
+CASE_STEP_SCHEMA = CaseStepSchema()  # stateless when loading: one for every request
+
+
 class CaseStepFormSchema(CaseStepSchema):
     photos = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}))
 
@@ -279,7 +282,7 @@ STEP_SUMMARIES = {
 
 def _step_view(action: str):
     def view(case_id):
-        data, files = read_body(CaseStepSchema())
+        data, files = read_body(CASE_STEP_SCHEMA)
         photos = store_uploads(files)
         return take_step(case_id, action, current_user(), StepInput(photos=photos, **data))
 

@@ -132,6 +132,11 @@ class ReportSchema(Schema):
     attributes = fields.Dict(keys=fields.String(validate=validate.Length(max=100)))
 
 
+# Loading keeps no state in the schema: one instance serves every request (a new one per
+# request would deep-copy its fields each time).
+REPORT_SCHEMA = ReportSchema()
+
+
 class ReportFormSchema(ReportSchema):
     photos = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}),
                          metadata={"description": f"up to {MAX_PHOTOS} JPEG/PNG photos"})
@@ -213,7 +218,7 @@ def _intake_limit() -> str:
     409: "case_not_open: duplicate_of names a closed or cancelled case"})
 def post_report():
     """Report a problem: located in its unit grid, stored once per client_id."""
-    data, files = read_body(ReportSchema())
+    data, files = read_body(REPORT_SCHEMA)
     photos = store_uploads(files)
     result = submit_report(ReportInput(photos=photos, **data), current_user())
     return result.to_dict(), 201 if result.created else 200

@@ -28,6 +28,7 @@ from gridmgr.cases.events import (
 )
 from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
 from gridmgr.cases.photos import StoredPhoto, attach_photos
+from gridmgr.database.prepared import Prepared
 from gridmgr.errors import Conflict, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
@@ -176,7 +177,7 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
         grid_code=ctx.grid_code, category=data.category, lon=lon, lat=lat, deadline=None,
         yellow_at=None, handled_at=None, paused_at=None, department_id=None, worker_id=None,
         reporter_id=reporter.id if reporter else None)
-    row = db.session.execute(_NEW_CASE_WITH_STEP, {
+    row = _NEW_CASE_WITH_STEP.one({
         **step_parameters(case, action="report", from_state=None, actor=reporter, lon=lon,
                           lat=lat, note=data.description, details={"channel": data.channel}),
         "code": ctx.case_code, "reporter_key": key, "client_id": client_id,
@@ -192,7 +193,7 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
         "radius": radius,
         "deg": radius / (111_320 * max(math.cos(math.radians(lat)), 0.01)),
         "hours": category.duplicate_window_hours, "open": list(OPEN_STATES), "limit": 20,
-    }).one()
+    })
     if row.report_id is None:  # the same client_id committed meanwhile: answer with it
         db.session.rollback()
         return _existing(key, client_id)
@@ -207,18 +208,18 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
     return IntakeResult(row.report_id, case.id, case.code, case.state, True, token, duplicates)
 
 
-_CONTEXT = "gridmgr_intake_context"
 # One round trip before writing: is this client_id known, which grid holds the point (the rule
 # of ``gridmgr.grids.locating``), the active category, the version of the city's calendar, and
 # the id and code the new case will have (a replay or a refusal leaves a gap in the numbers).
 _CONTEXT_SQL = """
 WITH hit AS (
     SELECT id, code, city_id FROM regions
-    WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint($3, $4), 4326))
+    WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
     ORDER BY char_length(code) DESC, code, city_id
     LIMIT 1
 )
-SELECT (SELECT r.id FROM reports r WHERE r.reporter_key = $1 AND r.client_id = $2) AS replay_id,
+SELECT (SELECT r.id FROM reports r
+        WHERE r.reporter_key = :key AND r.client_id = :client_id) AS replay_id,
        hit.id AS region_id, hit.code AS grid_code, hit.city_id,
        cat.id AS category_id, cat.limits, cat.duplicate_radius_m, cat.duplicate_window_hours,
        (SELECT md5(concat_ws('|', ci.timezone, w::text, (
@@ -227,27 +228,23 @@ SELECT (SELECT r.id FROM reports r WHERE r.reporter_key = $1 AND r.client_id = $
         FROM cities ci LEFT JOIN working_calendars w ON w.city_id = ci.id
         WHERE ci.id = hit.city_id) AS calendar_version,
        n.id AS case_id,
-       to_char(now() AT TIME ZONE $6, 'YYYYMMDD')
+       to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
            || lpad(n.id::text, greatest(6, length(n.id::text)), '0') AS case_code
 FROM (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id) n
 LEFT JOIN hit ON true
-LEFT JOIN categories cat ON cat.code = $5 AND cat.active
+LEFT JOIN categories cat ON cat.code = :category AND cat.active
 """
 
 
+# The grid lookup runs best as a generic plan, and so does the insert (its planning would cost
+# as much as running it): the setting is made for this transaction only.
+_CONTEXT = Prepared("gridmgr_intake_context", _CONTEXT_SQL,
+                    setup="SET LOCAL plan_cache_mode = force_generic_plan; ")
+
+
 def _context(key: str, client_id: str, lon: float, lat: float, category: str, tz: str):
-    connection = db.session.connection()
-    # Prepared once per pooled connection; the grid lookup runs best as a generic plan, so the
-    # setting is made for this transaction only (it touches no other prepared statement).
-    if _CONTEXT not in connection.info:
-        connection.exec_driver_sql(
-            f"PREPARE {_CONTEXT}(text, text, float8, float8, text, text) AS {_CONTEXT_SQL}")
-        connection.info[_CONTEXT] = True
-    return connection.exec_driver_sql(
-        f"SET LOCAL plan_cache_mode = force_generic_plan; "
-        f"EXECUTE {_CONTEXT}(%(key)s, %(client_id)s, %(lon)s, %(lat)s, %(category)s, %(tz)s)",
-        {"key": key, "client_id": client_id, "lon": float(lon), "lat": float(lat),
-         "category": category, "tz": tz}).one()
+    return _CONTEXT.one({"key": key, "client_id": client_id, "lon": float(lon),
+                         "lat": float(lat), "category": category, "tz": tz})
 
 
 _calendars: dict[tuple[int, str | None], object] = {}
@@ -438,7 +435,7 @@ LIMIT :limit
 # event (only when the report is new), and the duplicate check (open cases of the category near
 # the point, as ``_NEARBY``; the new case is not among them), in one statement.
 _REPORT_STEP_DETAILS = "CAST(:details AS jsonb) || jsonb_build_object('report_id', r.id)"
-_NEW_CASE_WITH_STEP = text(f"""
+_NEW_CASE_WITH_STEP = Prepared("gridmgr_intake_new_case", f"""
 WITH c AS (
     INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
                        grid_code, location, description, reporter_id, deadlines)
@@ -458,7 +455,7 @@ near AS (
                        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance
     FROM cases c
     WHERE c.category_id = :category_id AND c.state = ANY(:open)
-      AND c.created_at >= now() - make_interval(secs => :hours * 3600)
+      AND c.created_at >= now() - make_interval(secs => CAST(:hours AS float8) * 3600)
       AND ST_DWithin(c.location, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :deg)
       AND ST_DWithin(c.location::geography,
                      ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :radius)
