@@ -77,8 +77,9 @@ def serve(host: str, port: int) -> None:
         os.environ["GRIDMGR_ASYNC_MODE"] = "gevent"
         argv = command(host, port)
         os.execv(argv[0], argv)
-    from gridmgr.serving import settle_memory
+    from gridmgr.serving import settle_memory, start_relay
 
+    start_relay(current_app._get_current_object())
     settle_memory()
     click.echo(f"gridmgr serving on http://{host}:{port}")
     # Werkzeug's threaded server with simple-websocket; production: see docs/live.md.

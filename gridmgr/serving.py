@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+from flask import Flask
+
 
 def settle_memory() -> None:
     """Put everything built so far (modules, the app, SQLAlchemy's metadata, the API document)
@@ -17,3 +19,16 @@ def settle_memory() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def start_relay(app: Flask) -> None:
+    """Start this process's live relay before serving: it numbers what was written while no
+    server ran (the map wall starts from the highest number), instead of doing so at the
+    first client's connect. Connecting first starts the embedded database if that is the
+    one configured."""
+    from gridmgr.extensions import db
+    from gridmgr.live.relay import relay
+
+    with app.app_context(), db.engine.connect():
+        pass
+    relay.start(app)

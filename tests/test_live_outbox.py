@@ -111,3 +111,26 @@ def test_relays_numbering_at_once_give_each_event_one_number_in_write_order(app)
         rows = events()
         assert [row.seq for row in rows] == list(range(1, SEQUENCE_BATCH + 301))
         assert [row.payload["n"] for row in rows] == list(range(SEQUENCE_BATCH + 300))
+
+
+def test_a_starting_relay_numbers_what_came_before_and_pushes_only_what_comes_after(
+        app, monkeypatch):
+    from gridmgr.live import relay as relay_module
+
+    with app.app_context():
+        for n in range(3):
+            publish("case.updated", {"n": n}, ["city:1"])
+        db.session.commit()
+    emitted: list[dict] = []
+    monkeypatch.setattr(relay_module, "_emit", lambda event, data, to: emitted.append(data))
+    relay = relay_module.Relay()
+    relay.start(app)
+    try:
+        assert relay.delivered == 3 and emitted == []  # history, replayable with since
+        with app.app_context():
+            publish("case.updated", {"n": 3}, ["city:1"])
+            db.session.commit()
+        assert relay.caught_up(4, timeout=5)
+        assert [(data["n"], data["seq"]) for data in emitted] == [(3, 4)]
+    finally:
+        relay.stop()

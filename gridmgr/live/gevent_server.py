@@ -32,11 +32,12 @@ def main() -> None:
     os.environ["GRIDMGR_ASYNC_MODE"] = "gevent"
     from gridmgr import create_app
     from gridmgr.extensions import socketio
-    from gridmgr.serving import settle_memory
+    from gridmgr.serving import settle_memory, start_relay
 
     app = create_app()
     if socketio.async_mode != "gevent":
         raise SystemExit(f"Socket.IO is in {socketio.async_mode} mode, expected gevent")
+    start_relay(app)
     settle_memory()
     from gevent import pywsgi
     from geventwebsocket.handler import WebSocketHandler

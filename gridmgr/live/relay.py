@@ -91,6 +91,9 @@ class Relay:
             with conn.cursor() as cur:
                 cur.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 if self.delivered is None:
+                    # What was written before this process relayed anything is history: it is
+                    # numbered (replayable with ``since``), not pushed to today's clients.
+                    sequence_pending(cur)
                     cur.execute("SELECT coalesce(max(seq), 0) FROM live_events")
                     self.delivered = cur.fetchone()[0]
             self.ready.set()
