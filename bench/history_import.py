@@ -24,26 +24,22 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
-import psycopg2
-from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from flask_migrate import upgrade  # noqa: E402
+import scratch  # noqa: E402
 
-from gridmgr import create_app  # noqa: E402
 from gridmgr.categories.operations import load_default_catalogue  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
 from gridmgr.legacy.importing import COLUMNS, import_history  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NAME = "gridmgr_bench_history"
 CST = timezone(timedelta(hours=8))
 
+# The regions of scratch.CITY
 WORLD = """
-INSERT INTO cities (id, slug, name, timezone) VALUES (1, 'bench', '基准市', 'Asia/Shanghai');
 INSERT INTO regions (city_id, level, code, name, geom, area_m2)
 VALUES (1, 'district', '110105', 'd', ST_Multi(ST_MakeEnvelope(116, 39, 116.02, 39.02, 4326)),
         4e6);
@@ -67,17 +63,6 @@ FROM generate_series(1, 10) c, generate_series(1, 40) g
 STEPS = (("reported", "inspector", 0), ("file", "operator", 0.3), ("dispatch", "dispatcher", 0.6),
          ("accept", "department", 1.0), ("handle", "department", 5.0),
          ("check", "inspector", 20.0), ("close", "duty_chief", 22.0))
-
-
-def _database() -> str:
-    admin = psycopg2.connect(ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{NAME}"')
-    admin.close()
-    return ADMIN_URL.rsplit("/", 1)[0].replace("postgresql:", "postgresql+psycopg2:") + \
-        f"/{NAME}"
 
 
 def write_file(path: Path, cases: int, seed: int = 1) -> int:
@@ -105,17 +90,11 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=20_000)
     args = parser.parse_args()
-    url = _database()
-    app = create_app({"DATABASE_URL": url, "SQLALCHEMY_DATABASE_URI": url,
-                      "GRIDMGR_HOME": tempfile.mkdtemp(prefix="gridmgr-bench-"),
-                      "SECRET_KEY": "bench-secret-key-long-enough-for-hs256",
-                      "RATELIMIT_ENABLED": False})
+    app = scratch.migrated_app(scratch.fresh_database(NAME))
     path = Path(tempfile.mkdtemp(prefix="gridmgr-history-")) / "history.csv"
     rows = write_file(path, args.cases)
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-        for statement in WORLD.split(";\n"):
-            db.session.execute(text(statement))
+        scratch.run_statements(scratch.CITY, WORLD)
         load_default_catalogue()
         db.session.commit()
         started = time.perf_counter()
@@ -131,8 +110,8 @@ def main() -> dict:
     print(f"imported {result.cases:,} cases ({result.steps:,} steps) in {seconds:.1f} s: "
           f"{report['cases_per_second']:,} cases/s; importing again skipped "
           f"{len(again.skipped):,} in {again_seconds:.1f} s")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "history_import.json").write_text(json.dumps(report, indent=2) + "\n")
+    scratch.RESULTS.mkdir(parents=True, exist_ok=True)
+    (scratch.RESULTS / "history_import.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 

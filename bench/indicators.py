@@ -23,30 +23,26 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg2
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from flask_migrate import upgrade  # noqa: E402
+import scratch  # noqa: E402
 
-from gridmgr import create_app  # noqa: E402
 from gridmgr.evaluation import indicators, periods  # noqa: E402
 from gridmgr.evaluation.tables import evaluate  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NAME = "gridmgr_bench_indicators"
 
+# Regions, departments and people of scratch.CITY (its categories: scratch.CATEGORIES)
 WORLD = """
-INSERT INTO cities (id, slug, name, timezone) VALUES (1, 'bench', '基准市', 'Asia/Shanghai');
 INSERT INTO regions (city_id, level, code, name, geom, area_m2)
 SELECT 1, level, code, level || ' ' || code,
        ST_Multi(ST_MakeEnvelope(116 + n * 0.001, 39, 116 + n * 0.001 + 0.001, 39.001, 4326)),
@@ -60,11 +56,6 @@ FROM (SELECT 'district' AS level, '110105' AS code, 0 AS n
       UNION ALL SELECT 'grid', '110105' || lpad(s::text, 3, '0') || lpad(c::text, 3, '0')
                                || lpad(g::text, 3, '0'), s * 100 + c * 10 + g
       FROM generate_series(1, 10) s, generate_series(1, 10) c, generate_series(1, 10) g) r;
-INSERT INTO category_classes (id, code, kind, name_zh, name_en)
-VALUES (1, 'B01', 'event', '基准', 'Bench');
-INSERT INTO categories (id, code, class_id, name_zh, name_en)
-SELECT n, 'B01' || lpad(n::text, 2, '0'), 1, '类别' || n, 'Category ' || n
-FROM generate_series(1, 20) n;
 INSERT INTO departments (id, city_id, name) SELECT n, 1, '部门' || n FROM generate_series(1, 10) n;
 -- users 1-100 inspectors (one per community), 101-110 department staff, 111 operator,
 -- 112 dispatcher, 113 duty chief, 114 a citizen
@@ -153,25 +144,13 @@ def history_sql() -> str:
 
 
 def _database() -> str:
-    admin = psycopg2.connect(ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{NAME}"')
-    admin.close()
-    return ADMIN_URL.rsplit("/", 1)[0].replace("postgresql:", "postgresql+psycopg2:") + \
-        f"/{NAME}"
+    # NAME is read at call time: bench/report.py sets its own before calling this.
+    return scratch.fresh_database(NAME)
 
 
 def build(total: int, batch: int = 100_000) -> float:
     started = time.perf_counter()
-    for statement in WORLD.split(";\n"):
-        if statement.strip():
-            db.session.execute(text(statement))
-    db.session.execute(text("""
-        CREATE TEMP TABLE bench_grids AS
-        SELECT (row_number() OVER (ORDER BY code)) - 1 AS slot, id, code
-        FROM regions WHERE level = 'grid'"""))
+    scratch.run_statements(scratch.CITY, scratch.CATEGORIES, WORLD, scratch.GRID_SLOTS)
     history = text(history_sql())
     for first in range(1, total + 1, batch):
         last = min(first + batch - 1, total)
@@ -185,23 +164,13 @@ def build(total: int, batch: int = 100_000) -> float:
     return time.perf_counter() - started
 
 
-def _percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    url = _database()
-    app = create_app({"DATABASE_URL": url, "SQLALCHEMY_DATABASE_URI": url,
-                      "GRIDMGR_HOME": tempfile.mkdtemp(prefix="gridmgr-bench-"),
-                      "SECRET_KEY": "bench-secret-key-long-enough-for-hs256",
-                      "RATELIMIT_ENABLED": False})
+    app = scratch.migrated_app(_database())
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
         print(f"building {args.cases:,} cases with their histories ...", flush=True)
         seconds = build(args.cases)
         history_rows = db.session.scalar(text("SELECT count(*) FROM case_history"))
@@ -225,8 +194,9 @@ def main() -> dict:
                 started = time.perf_counter()
                 rows = call()
                 samples.append((time.perf_counter() - started) * 1000)
-            figures[name] = {"rows": len(rows), "p50_ms": round(_percentile(samples, 0.5), 1),
-                             "p95_ms": round(_percentile(samples, 0.95), 1)}
+            figures[name] = {"rows": len(rows),
+                             "p50_ms": round(scratch.percentile(samples, 0.5), 1),
+                             "p95_ms": round(scratch.percentile(samples, 0.95), 1)}
             print(f"{name:>22}: {len(rows):4d} rows  p50 {figures[name]['p50_ms']:8.1f} ms  "
                   f"p95 {figures[name]['p95_ms']:8.1f} ms", flush=True)
         [city] = indicators.compute("city", month, 1)
@@ -236,9 +206,9 @@ def main() -> dict:
                "build_seconds": round(seconds, 1), "runs": args.runs, "tables": figures,
                "city_counts": city.counts, "python": platform.python_version(),
                "machine": platform.machine()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    scratch.RESULTS.mkdir(parents=True, exist_ok=True)
     name = "indicators.json"
-    (RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
+    (scratch.RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
     print(f"{history_rows:,} history rows, {in_month:,} cases created in 2026-11; "
           f"built in {seconds:.0f} s; load average {results['load_average_1m']}; "
           f"written to bench/results/{name}")

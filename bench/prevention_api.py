@@ -20,33 +20,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg2
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from flask_migrate import upgrade  # noqa: E402
+import scratch  # noqa: E402
 
-from gridmgr import create_app  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
 from gridmgr.prevention import forecast  # noqa: E402
 from gridmgr.prevention.forecast import next_week_forecast  # noqa: E402
 from gridmgr.prevention.hotspots import find_hotspots, recurring_problems  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NAME = "gridmgr_bench_prevention"
 END = datetime(2026, 11, 23, tzinfo=timezone(timedelta(hours=8)))
 
+# The regions of scratch.CITY (its categories: scratch.CATEGORIES)
 WORLD = """
-INSERT INTO cities (id, slug, name, timezone) VALUES (1, 'bench', '基准市', 'Asia/Shanghai');
 INSERT INTO regions (city_id, level, code, name, geom, area_m2)
 SELECT 1, 'district', '110105', 'district', ST_Multi(ST_MakeEnvelope(116, 39, 116.04, 39.02,
        4326)), 1e7;
@@ -66,15 +62,7 @@ SELECT 1, 'grid', '110105' || lpad(s::text, 3, '0') || lpad(c::text, 3, '0')
 FROM generate_series(1, 10) s, generate_series(1, 10) c, generate_series(1, 10) g,
      LATERAL (SELECT 116 + (c - 1) * 0.004 + ((g - 1) % 4) * 0.001 AS x,
                      39 + (s - 1) * 0.002 + ((g - 1) / 4) * 0.001 AS y) p
-WHERE g <= 8;
-INSERT INTO category_classes (id, code, kind, name_zh, name_en)
-VALUES (1, 'B01', 'event', '基准', 'Bench');
-INSERT INTO categories (id, code, class_id, name_zh, name_en)
-SELECT n, 'B01' || lpad(n::text, 2, '0'), 1, '类别' || n, 'Category ' || n
-FROM generate_series(1, 20) n;
-CREATE TEMP TABLE bench_grids AS
-SELECT (row_number() OVER (ORDER BY code)) - 1 AS slot, id, code
-FROM regions WHERE level = 'grid'
+WHERE g <= 8
 """
 
 CASES = """
@@ -91,22 +79,9 @@ JOIN bench_grids g ON g.slot = k.slot
 """
 
 
-def _database() -> str:
-    admin = psycopg2.connect(ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{NAME}"')
-    admin.close()
-    return ADMIN_URL.rsplit("/", 1)[0].replace("postgresql:", "postgresql+psycopg2:") + \
-        f"/{NAME}"
-
-
 def build(total: int, batch: int = 200_000) -> float:
     started = time.perf_counter()
-    for statement in WORLD.split(";\n"):
-        if statement.strip():
-            db.session.execute(text(statement))
+    scratch.run_statements(scratch.CITY, scratch.CATEGORIES, WORLD, scratch.GRID_SLOTS)
     grids = db.session.scalar(text("SELECT count(*) FROM bench_grids"))
     for first in range(1, total + 1, batch):
         last = min(first + batch - 1, total)
@@ -125,24 +100,14 @@ def _cold(call):
     return call()
 
 
-def _percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    url = _database()
-    app = create_app({"DATABASE_URL": url, "SQLALCHEMY_DATABASE_URI": url,
-                      "GRIDMGR_HOME": tempfile.mkdtemp(prefix="gridmgr-bench-"),
-                      "SECRET_KEY": "bench-secret-key-long-enough-for-hs256",
-                      "RATELIMIT_ENABLED": False})
+    app = scratch.migrated_app(scratch.fresh_database(NAME))
     tz = ZoneInfo("Asia/Shanghai")
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
         print(f"building {args.cases:,} cases ...", flush=True)
         seconds = build(args.cases)
         calls = {
@@ -167,15 +132,15 @@ def main() -> dict:
                 rows = call()
                 samples.append((time.perf_counter() - started) * 1000)
                 db.session.rollback()
-            figures[name] = {"p50_ms": round(_percentile(samples, 0.5), 1),
-                             "p95_ms": round(_percentile(samples, 0.95), 1), "rows": rows}
+            figures[name] = {"p50_ms": round(scratch.percentile(samples, 0.5), 1),
+                             "p95_ms": round(scratch.percentile(samples, 0.95), 1), "rows": rows}
             print(f"{name:32s} p50 {figures[name]['p50_ms']:8.1f} ms  "
                   f"p95 {figures[name]['p95_ms']:8.1f} ms  ({rows} rows)", flush=True)
     report = {"cases": args.cases, "grids": 800, "categories": 20, "years": 3,
               "runs": args.runs, "build_seconds": round(seconds, 1), "calls": figures,
               "data": "synthetic; timings only"}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "prevention_api.json").write_text(json.dumps(report, indent=2) + "\n")
+    scratch.RESULTS.mkdir(parents=True, exist_ok=True)
+    (scratch.RESULTS / "prevention_api.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
