@@ -190,15 +190,7 @@ def start_server(database_url: str, home: Path,
         process = subprocess.Popen([str(Path(sys.executable).parent / "gridmgr"), "serve",
                                     "--port", str(port)], env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(url + "/api/v1/openapi.json", timeout=1):
-                return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start; see " + str(home / "server.log"))
+    return process, answering(process, port, home / "server.log")
 
 
 def start_api(database_url: str, home: Path, workers: int) -> tuple[subprocess.Popen, str]:
@@ -210,15 +202,20 @@ def start_api(database_url: str, home: Path, workers: int) -> tuple[subprocess.P
         process = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w",
                                     str(workers), "-b", f"127.0.0.1:{port}", "wsgi:app"],
                                    cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
+    return process, answering(process, port, home / "gunicorn.log")
+
+
+def answering(process: subprocess.Popen, port: int, log: Path) -> str:
+    """The URL of the server ``process`` once it answers on ``port`` (30 s at most)."""
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
             with urllib.request.urlopen(url + "/api/v1/openapi.json", timeout=1):
-                return process, url
+                return url
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError("gunicorn did not start; see " + str(home / "gunicorn.log"))
+    raise RuntimeError(f"{Path(process.args[0]).name} did not start; see {log}")
 
 
 def server_stats(pid: int) -> dict:
