@@ -2,9 +2,10 @@
 
 Delivery happens after commit (``gridmgr.live.relay``). A writer gives its row an ``id`` only;
 a relay numbers committed rows (``seq``) in the order they became visible, and clients send
-that number back as ``since`` to replay what they missed. Writers therefore never wait for one
-another: nothing serialises their commits, and a relay that has delivered ``seq`` N never
-sees N-1 appear afterwards.
+that number back as ``since`` to replay what they missed. Writers hold no lock of ours, so
+they do not wait for one another's commits (PostgreSQL orders the commits that NOTIFY only
+for the moment of committing), and a relay that has delivered ``seq`` N never sees N-1
+appear afterwards.
 """
 
 from __future__ import annotations
