@@ -1,25 +1,33 @@
 """Live channel benchmark: delivery latency and wall fan-out against a real ``gridmgr serve``.
 
 For each client count (default 1,000 and 5,000 grid workers, ten per unit grid, each on duty
-and rostered on its grid, connected to ``/live`` with python-socketio's asyncio client):
-reports arrive at ``--rate`` per second through ``POST /api/v1/reports``; each is filed and
-dispatched by the rules (the roster picks a worker of the report's grid) in this process.
-Measured on the receiving clients' clocks (same machine):
+and rostered on its grid, connected to ``/live``; the phones run in ``--client-procs``
+processes of their own, ``bench/live_clients.py``), reports arrive at ``--rate`` per second:
+a reporter's ``POST /api/v1/reports`` (201), then the operator's ``POST
+/api/v1/cases/{id}/file`` (200), which dispatches the case by the rules (the roster picks a
+worker of the report's grid) in the same request, as in production. Both go to the API
+server (``--api-process``). Times are ``time.monotonic()`` on both sides (one clock for the
+whole machine), taken when a response's status line arrives and when a phone reads a frame:
 
-- ``created``: the 201 of ``POST /api/v1/reports`` → the grid's workers receive ``case.created``
-- ``dispatched``: commit of the dispatch → the chosen worker receives ``case.dispatched``
-- ``report_to_dispatched``: the 201 → ``case.dispatched`` (includes filing, done here at once)
+- ``report_to_dispatched``: the report's 201 → the responsible worker's phone reads
+  ``case.dispatched`` (the issue's figure; includes the operator's filing request)
+- ``created``: the report's 201 → each phone of the grid reads ``case.created``
+- ``dispatched``: the filing's 200 (the dispatch committed) → the worker reads ``case.dispatched``
 
 Then the wall: ``--walls`` city-wide clients; an event to ``city:{id}`` every 0.2 s, time from
-commit to the last of them receiving it. Prints a table; writes ``bench/results/live.json``.
+commit to the last of them reading it. CPU seconds of every process involved (this driver, the
+serve process, the API workers, the phones, PostgreSQL's backends, and the rest of the
+machine) are taken over each report stream. Prints a table; writes ``bench/results/<name>.json``.
 
     .venv/bin/python bench/live.py [--clients 1000 5000] [--rate 50] [--seconds 20]
                                    [--async-mode threading|gevent]
-                                   [--api-process same|gunicorn] [--api-workers 2]
+                                   [--api-process gunicorn|same] [--api-workers 2]
+                                   [--client-procs 2] [--walls 100]
 
-``--api-process gunicorn`` posts the reports to a separate ``gunicorn -w N wsgi:app`` (sync
-workers, same database) while the clients stay connected to ``gridmgr serve``: the production
-layout where the API process and the WebSocket process do not share a GIL.
+``--api-process gunicorn`` (default) posts to a separate ``gunicorn -w N wsgi:app`` (sync
+workers, same database) while the phones stay connected to ``gridmgr serve``: the production
+layout, where the API and the WebSocket process do not share a GIL. ``same`` posts to the
+``gridmgr serve`` process that holds the phones.
 
 Needs PostgreSQL with PostGIS (``--admin-url``, default postgresql://postgres@127.0.0.1:5432/
 postgres); a scratch database is created and dropped.
@@ -28,10 +36,9 @@ postgres); a scratch database is created and dropped.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
+import contextlib
+import http.client
 import json
-import multiprocessing
 import os
 import platform
 import random
@@ -44,9 +51,9 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg2
-import socketio
 from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -231,131 +238,182 @@ def server_stats(pid: int) -> dict:
             "cpu_s": round((int(stat[11]) + int(stat[12])) / ticks, 1)}
 
 
-# -- clients -----------------------------------------------------------------------------------
+# -- CPU accounting ----------------------------------------------------------------------------
 
-class Receipts:
-    """What the clients received: (event, case id, user id) → first receipt time."""
-
-    def __init__(self) -> None:
-        self.first: dict[tuple, float] = {}
-        self.all: dict[tuple, list[float]] = {}
-
-    def add(self, event: str, key, user_id: int) -> None:
-        now = time.time()
-        self.first.setdefault((event, key, user_id), now)
-        self.first.setdefault((event, key, None), now)
-        self.all.setdefault((event, key), []).append(now)
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-async def _swarm(url: str, commands, answers) -> None:
-    """The clients' event loop (in its own process, so the publisher does not hold its GIL)."""
-    receipts = Receipts()
-    clients: list[socketio.AsyncClient] = []
-    loop = asyncio.get_running_loop()
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` so far (Linux /proc), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(stat[11]) + int(stat[12])) / TICKS
 
-    async def one(user, gate) -> bool:
-        client = socketio.AsyncClient(reconnection=False)
-        user_id = user["id"]
 
-        async def on_any(event, data):
-            key = data.get("id", data.get("probe")) if isinstance(data, dict) else None
-            receipts.add(event, key, user_id)
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
 
-        client.on("*", on_any, namespace="/live")
-        for _attempt in range(3):
+
+def database_backends(name: str) -> list[int]:
+    """PostgreSQL backends connected to the scratch database ``name``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
             try:
-                async with gate:
-                    await client.connect(url, namespaces=["/live"], transports=["websocket"],
-                                         auth={"token": user["token"]}, wait_timeout=60)
-                clients.append(client)
-                return True
-            except socketio.exceptions.ConnectionError:
-                await asyncio.sleep(1)
-        return False
-
-    while True:
-        command, argument = await loop.run_in_executor(None, commands.get)
-        if command == "connect":
-            started = time.monotonic()
-            gate = asyncio.Semaphore(20)
-            done = await asyncio.gather(*(one(u, gate) for u in argument))
-            # Thousands of phones, one process: keep the collector from pausing all of them
-            # at once in a full pass over every client (that measured the harness, not gridmgr).
-            gc.collect()
-            gc.freeze()
-            answers.put({"connected": sum(done), "failed": len(done) - sum(done),
-                         "seconds": round(time.monotonic() - started, 1),
-                         "still_connected": sum(1 for c in clients if c.connected)})
-        elif command == "receipts":
-            answers.put((receipts.first, receipts.all,
-                         sum(1 for c in clients if c.connected)))
-        elif command == "stop":
-            await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
-            answers.put("stopped")
-            return
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"postgres:") and f" {name} ".encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids
 
 
-def _swarm_main(url: str, commands, answers) -> None:
-    asyncio.run(_swarm(url, commands, answers))
+def relay_backends(database_url: str) -> list[int]:
+    """The backends of the serve process's live relay (its LISTEN connection)."""
+    conn = psycopg2.connect(make_url(database_url).set(drivername="postgresql")
+                            .render_as_string(hide_password=False))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity "
+                        "WHERE application_name = 'gridmgr-live-relay'")
+            return [pid for (pid,) in cur.fetchall()]
+    finally:
+        conn.close()
 
 
-class ClientSwarm:
-    """Many asyncio Socket.IO clients in a child process, driven through queues."""
+def machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores, /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
 
-    def __init__(self, url: str):
-        context = multiprocessing.get_context("spawn")
-        self.commands, self.answers = context.Queue(), context.Queue()
-        self.process = context.Process(target=_swarm_main,
-                                       args=(url, self.commands, self.answers), daemon=True)
-        self.process.start()
+
+class CpuMeter:
+    """CPU seconds used by each part of the benchmark between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, parts: dict[str, callable]):
+        self.parts = parts  # name → function returning the pids of that part now
+
+    def sample(self) -> dict:
+        return {"parts": {name: {pid: process_cpu(pid) for pid in pids()}
+                          for name, pids in self.parts.items()},
+                "machine": machine_cpu(), "at": time.monotonic()}
+
+    def start(self) -> None:
+        self.before = self.sample()
+
+    def stop(self) -> dict:
+        after = self.sample()
+        used = {}
+        for name, pids in after["parts"].items():
+            earlier = self.before["parts"].get(name, {})
+            used[name] = round(sum((cpu or 0) - (earlier.get(pid) or 0)
+                                   for pid, cpu in pids.items()), 1)
+        machine = after["machine"] - self.before["machine"]
+        used["other processes"] = round(machine - sum(used.values()), 1)
+        return {"seconds": round(after["at"] - self.before["at"], 1), "cpu_s": used,
+                "machine_cpu_s": round(machine, 1)}
+
+
+# -- phones ------------------------------------------------------------------------------------
+
+class Phones:
+    """``bench/live_clients.py`` processes, each holding a share of the clients."""
+
+    def __init__(self, url: str, processes: int):
+        self.processes = [subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "live_clients.py"), url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+        self.open = 0
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    def _ask(self, commands: list[dict]) -> list[dict]:
+        for process, command in zip(self.processes, commands, strict=True):
+            process.stdin.write(json.dumps(command) + "\n")
+            process.stdin.flush()
+        return [json.loads(process.stdout.readline()) for process in self.processes]
 
     def connect(self, users: list[dict]) -> dict:
-        self.commands.put(("connect", users))
-        return self.answers.get()
+        n = len(self.processes)
+        shares = [[{"id": u["id"], "token": u["token"]} for u in users[i::n]] for i in range(n)]
+        answers = self._ask([{"connect": share} for share in shares])
+        self.open = sum(a["open"] for a in answers)
+        return {"connected": sum(a["connected"] for a in answers),
+                "failed": sum(a["failed"] for a in answers),
+                "seconds": max(a["seconds"] for a in answers), "open": self.open}
 
-    def receipts(self) -> Receipts:
-        self.commands.put(("receipts", None))
-        receipts = Receipts()
-        receipts.first, receipts.all, self.connected = self.answers.get()
-        return receipts
+    def close_clients(self, users: list[dict]) -> None:
+        ids = [u["id"] for u in users]
+        self.open = sum(a["open"] for a in self._ask([{"close": ids}] * len(self.processes)))
+
+    def receipts(self) -> list:
+        answers = self._ask([{"receipts": True}] * len(self.processes))
+        self.open = sum(a["open"] for a in answers)
+        return [r for a in answers for r in a["receipts"]]
 
     def close(self) -> None:
-        self.commands.put(("stop", None))
-        self.answers.get(timeout=300)
-        self.process.join(timeout=30)
+        with contextlib.suppress(OSError, ValueError):
+            self._ask([{"stop": True}] * len(self.processes))
+        for process in self.processes:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 # -- scenarios ---------------------------------------------------------------------------------
 
-def report_stream(app, url: str, reporters: list[dict], operator_id: int, grids: int,
+def post(base: str, path: str, token: str, body: dict) -> tuple[int, float, dict]:
+    """POST JSON; the status, ``time.monotonic()`` when the status line arrived, the answer."""
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("POST", path, body=json.dumps(body),
+                     headers={"Content-Type": "application/json",
+                              "Authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        at = time.monotonic()
+        answer = json.loads(response.read() or b"null")
+    finally:
+        conn.close()
+    return response.status, at, answer
+
+
+def report_stream(url: str, reporters: list[dict], operator: dict, grids: int,
                   rate: float, seconds: float) -> list[dict]:
-    """Reports at ``rate``/s for ``seconds``; each filed and auto-dispatched here."""
-    from gridmgr.cases.workflow import StepInput, take_step
-    from gridmgr.dispatch.assign import auto_dispatch
-    from gridmgr.people.models import User
+    """Reports at ``rate``/s for ``seconds``: each posted, then filed (and so dispatched by
+    the rules) through the API."""
 
     def one(n: int) -> dict:
         reporter = reporters[n % len(reporters)]
-        lon, lat = grid_cell(random.randrange(grids))
-        body = json.dumps({"lon": lon + CELL / 2, "lat": lat + CELL / 2, "category": "E0101",
-                           "client_id": uuid.uuid4().hex}).encode()
-        request = urllib.request.Request(
-            url + "/api/v1/reports", data=body, method="POST",
-            headers={"Content-Type": "application/json",
-                     "Authorization": f"Bearer {reporter['token']}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.load(response)
-        t201 = time.time()
+        cell = random.randrange(grids)
+        lon, lat = grid_cell(cell)
+        status, t201, answer = post(url, "/api/v1/reports", reporter["token"], {
+            "lon": lon + CELL / 2, "lat": lat + CELL / 2, "category": "E0101",
+            "client_id": uuid.uuid4().hex})
+        if status != 201:
+            return {"error": f"report {status}: {str(answer)[:200]}"}
         case_id = answer["case"]["id"]
-        with app.app_context():
-            take_step(case_id, "file", db.session.get(User, operator_id), StepInput())
-            result = auto_dispatch(case_id)
-            t_dispatch = time.time()
-            db.session.remove()
-        return {"case_id": case_id, "t201": t201, "t_dispatch": t_dispatch,
-                "worker_id": result["worker_id"] if result else None}
+        status, t_filed, filed = post(url, f"/api/v1/cases/{case_id}/file",
+                                      operator["token"], {})
+        if status != 200:
+            return {"error": f"file {status}: {str(filed)[:200]}"}
+        if filed.get("state") != "dispatched":
+            return {"error": f"filed but {filed.get('state')}, not dispatched"}
+        return {"case_id": case_id, "t201": t201, "t_filed": t_filed,
+                "grid": f"{COMMUNITY}{cell + 1:03d}"}
 
-    results, futures = [], []
+    futures = []
     with ThreadPoolExecutor(max_workers=16) as pool:
         start = time.monotonic()
         for n in range(int(rate * seconds)):
@@ -363,55 +421,87 @@ def report_stream(app, url: str, reporters: list[dict], operator_id: int, grids:
             if delay > 0:
                 time.sleep(delay)
             futures.append(pool.submit(one, n))
-        for future in futures:
-            results.append(future.result())
-    return results
+    return [future.result() for future in futures]
 
 
-def measure_reports(swarm: ClientSwarm, sent: list[dict], wait: float = 5.0) -> dict:
-    time.sleep(wait)
-    receipts = swarm.receipts()
-    created, dispatched, end_to_end, missing = [], [], [], 0
+def responsible_workers(app, sent: list[dict]) -> None:
+    """Add to each report the worker the rules dispatched it to (read after the stream: the
+    filing's answer does not name the worker)."""
+    ids = [item["case_id"] for item in sent if "error" not in item]
+    with app.app_context():
+        workers = dict(db.session.execute(text(
+            "SELECT id, worker_id FROM cases WHERE id = ANY(:ids)"), {"ids": ids}).all())
+        db.session.remove()
     for item in sent:
-        got_created = receipts.first.get(("case.created", item["case_id"], None))
-        got = receipts.first.get(("case.dispatched", item["case_id"], item["worker_id"]))
-        if got_created:
-            created.append(max(got_created - item["t201"], 0.0))
-        if got is None:
-            missing += 1
+        if "error" not in item:
+            item["worker_id"] = workers.get(item["case_id"])
+
+
+def measure_reports(phones: Phones, sent: list[dict], grid_of: dict[int, str]) -> dict:
+    receipts = phones.receipts()
+    first: dict[tuple, float] = {}
+    for event, key, user_id, t in receipts:
+        first.setdefault((event, key, user_id), t)
+    by_grid: dict[str, list[int]] = {}
+    for user_id, grid in grid_of.items():
+        by_grid.setdefault(grid, []).append(user_id)
+    created, dispatched, end_to_end = [], [], []
+    missing_created = missing_dispatched = undispatched = 0
+    ok = [item for item in sent if "error" not in item]
+    for item in ok:
+        for user_id in by_grid.get(item["grid"], []):
+            got = first.get(("case.created", item["case_id"], user_id))
+            if got is None:
+                missing_created += 1
+            else:
+                created.append(got - item["t201"])
+        if item["worker_id"] is None:
+            undispatched += 1
             continue
-        dispatched.append(max(got - item["t_dispatch"], 0.0))
+        got = first.get(("case.dispatched", item["case_id"], item["worker_id"]))
+        if got is None:
+            missing_dispatched += 1
+            continue
+        dispatched.append(got - item["t_filed"])
         end_to_end.append(got - item["t201"])
-    return {"created": summary(created), "dispatched": summary(dispatched),
-            "report_to_dispatched": summary(end_to_end), "reports": len(sent),
-            "missing_dispatched": missing}
+    filing = [item["t_filed"] - item["t201"] for item in ok]
+    return {"report_to_dispatched": summary(end_to_end), "created": summary(created),
+            "dispatched": summary(dispatched), "filing_request": summary(filing),
+            "reports": len(sent), "errors": [i["error"] for i in sent if "error" in i][:5],
+            "failed_requests": len(sent) - len(ok), "not_dispatched_to_a_worker": undispatched,
+            "missing_dispatched": missing_dispatched, "missing_created": missing_created}
 
 
-def wall_fanout(app, swarm: ClientSwarm, city_id: int, walls: int, probes: int) -> dict:
-    """An event to the city room every 0.2 s; commit → the last wall client's receipt."""
+def wall_fanout(app, phones: Phones, city_id: int, walls: list[dict], probes: int) -> dict:
+    """An event to the city room every 0.2 s; commit → each wall phone reads it."""
     from gridmgr.live import publish
 
+    phones.receipts()  # forget what came before
     sent = []
     for n in range(probes):
         probe = f"wall-{uuid.uuid4().hex[:8]}"
         with app.app_context():
             publish("case.updated", {"probe": probe, "n": n}, [f"city:{city_id}"])
             db.session.commit()
-            sent.append((probe, time.time()))
+            sent.append((probe, time.monotonic()))
             db.session.remove()
         time.sleep(0.2)
     time.sleep(2)
-    receipts = swarm.receipts()
+    wall_ids = {w["id"] for w in walls}
+    got: dict[str, list[float]] = {}
+    for event, key, user_id, t in phones.receipts():
+        if event == "case.updated" and user_id in wall_ids:
+            got.setdefault(key, []).append(t)
     last, every, incomplete = [], [], 0
     for probe, committed in sent:
-        got = receipts.all.get(("case.updated", probe), [])
-        if len(got) < walls:
+        times = got.get(probe, [])
+        if len(times) < len(walls):
             incomplete += 1
-        if got:
-            last.append(max(got) - committed)
-            every.extend(t - committed for t in got)
+        if times:
+            last.append(max(times) - committed)
+            every.extend(t - committed for t in times)
     return {"last_of_walls": summary(last), "each_receipt": summary(every),
-            "probes": probes, "walls": walls, "probes_not_reaching_every_wall": incomplete}
+            "probes": probes, "walls": len(walls), "probes_not_reaching_every_wall": incomplete}
 
 
 def main() -> None:
@@ -425,31 +515,32 @@ def main() -> None:
         "BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--async-mode", choices=["threading", "gevent"], default="threading",
                         help="the server's GRIDMGR_ASYNC_MODE")
-    parser.add_argument("--api-process", choices=["same", "gunicorn"], default="same",
-                        help="post the reports to the `gridmgr serve` process that holds the "
-                        "clients (same) or to a separate `gunicorn -w N wsgi:app` (same "
-                        "database; events reach the clients through the outbox)")
+    parser.add_argument("--api-process", choices=["gunicorn", "same"], default="gunicorn",
+                        help="post the reports and filings to a separate `gunicorn -w N "
+                        "wsgi:app` (same database; events reach the phones through the "
+                        "outbox) or to the `gridmgr serve` process that holds the phones")
     parser.add_argument("--api-workers", type=int, default=2,
                         help="gunicorn sync workers with --api-process gunicorn")
-    parser.add_argument("--out", help="default bench/results/live.json (threading) or "
-                        "live_gevent.json; with --api-process gunicorn: live_gunicorn*.json")
+    parser.add_argument("--client-procs", type=int, default=2,
+                        help="processes the phones are spread over")
+    parser.add_argument("--out", help="default bench/results/live[_gevent][_same].json")
     args = parser.parse_args()
     name = "live" if args.async_mode == "threading" else f"live_{args.async_mode}"
-    if args.api_process == "gunicorn":
-        name = name.replace("live", "live_gunicorn", 1)
+    if args.api_process == "same":
+        name += "_same"
     args.out = args.out or str(ROOT / "bench" / "results" / f"{name}.json")
 
     database_url, drop = scratch_database(args.admin_url)
+    database = make_url(database_url).database
     home = Path(f"/tmp/gridmgr-bench-{uuid.uuid4().hex[:6]}")
     app = create_app({"DATABASE_URL": database_url, "SQLALCHEMY_DATABASE_URI": database_url,
-                      "GRIDMGR_HOME": str(home), "SECRET_KEY": SECRET,
-                      "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20, "max_overflow": 10}})
-    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                           "async_mode": args.async_mode},
-               "api_process": args.api_process,
+                      "GRIDMGR_HOME": str(home), "SECRET_KEY": SECRET})
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+               "async_mode": args.async_mode, "api_process": args.api_process,
                "api_workers": args.api_workers if args.api_process == "gunicorn" else None,
-               "rate_per_s": args.rate, "seconds": args.seconds, "runs": []}
-    server = api = None
+               "client_procs": args.client_procs, "rate_per_s": args.rate,
+               "seconds": args.seconds, "runs": []}
+    server = api = phones = None
     try:
         with app.app_context():
             upgrade(directory=str(ROOT / "migrations"))
@@ -460,54 +551,56 @@ def main() -> None:
             reporters = add_users(city["city_id"], "inspector", 20, "reporter")
             operator = add_users(city["city_id"], "operator", 1, "op")[0]
             walls = add_users(city["city_id"], "dispatcher", args.walls, "wall")
+            db.session.remove()
         server, url = start_server(database_url, home, args.async_mode)
         api_url = url
         if args.api_process == "gunicorn":
             api, api_url = start_api(database_url, home, args.api_workers)
+        grid_of = {w["id"]: w["grid"] for w in workers}
         print(f"server {url} ({args.async_mode}); reports to {api_url} ({args.api_process}); "
-              f"{grids} grids; {len(workers)} workers")
-        swarm = ClientSwarm(url)
+              f"{grids} grids; {len(workers)} workers; phones in {args.client_procs} processes")
+        phones = Phones(url, args.client_procs)
+        relays = relay_backends(database_url)
+        meter = CpuMeter({
+            "driver (this process)": lambda: [os.getpid()],
+            "serve": lambda: [server.pid],
+            "api workers": lambda: ([api.pid, *children(api.pid)] if api is not None else []),
+            "phones": phones.pids,
+            "postgresql: relay": lambda: relays,
+            "postgresql: other backends": lambda: [
+                pid for pid in database_backends(database) if pid not in relays]})
         connected = 0
         for count in sorted(args.clients):
-            connecting = swarm.connect(workers[connected:count])
+            connecting = phones.connect(workers[connected:count])
             connected = count
             print(f"{count:>6} clients: connect {connecting}")
-            active_grids = count // WORKERS_PER_GRID
-            before = server_stats(server.pid)
-            clients_before = server_stats(swarm.process.pid)
-            sent = report_stream(app, api_url, reporters, operator["id"], active_grids,
+            time.sleep(2)
+            meter.start()
+            sent = report_stream(api_url, reporters, operator, count // WORKERS_PER_GRID,
                                  args.rate, args.seconds)
-            run = {"clients": count, "connect": connecting, **measure_reports(swarm, sent),
-                   "connected_at_end": swarm.connected,
-                   "load_average_1m": round(os.getloadavg()[0], 2),
-                   "server": server_stats(server.pid),
-                   "server_cpu_s_during_reports": None,
-                   "api": server_stats(api.pid) if api is not None else None}
-            clients_after = server_stats(swarm.process.pid)
-            if clients_before and clients_after:
-                run["client_process_cpu_s_during_reports"] = round(
-                    clients_after["cpu_s"] - clients_before["cpu_s"], 1)
-            if before and run["server"]:
-                run["server_cpu_s_during_reports"] = round(
-                    run["server"]["cpu_s"] - before["cpu_s"], 1)
+            time.sleep(1)
+            cpu = meter.stop()
+            time.sleep(2)
+            responsible_workers(app, sent)
+            run = {"clients": count, "connect": connecting,
+                   **measure_reports(phones, sent, grid_of), "open_at_end": phones.open,
+                   "cpu": cpu, "load_average_1m": round(os.getloadavg()[0], 2),
+                   "server": server_stats(server.pid)}
             results["runs"].append(run)
-            print(f"{count:>6} clients: dispatched p50 {run['dispatched'].get('p50_ms')} ms "
-                  f"p99 {run['dispatched'].get('p99_ms')} ms; created (from 201) p50 "
-                  f"{run['created'].get('p50_ms')} ms p99 {run['created'].get('p99_ms')} ms; "
-                  f"report→dispatched p99 {run['report_to_dispatched'].get('p99_ms')} ms; "
-                  f"missing {run['missing_dispatched']}; connected at end "
-                  f"{run['connected_at_end']}; server {run['server']} "
-                  f"(cpu during reports {run['server_cpu_s_during_reports']} s); "
-                  f"load {run['load_average_1m']}")
-            if count == min(args.clients):
-                swarm.connect(walls)
-                fan = wall_fanout(app, swarm, city["city_id"], args.walls, args.probes)
+            print_run(run)
+            if count == min(args.clients) and args.walls:
+                phones.connect(walls)
+                fan = wall_fanout(app, phones, city["city_id"], walls, args.probes)
                 results["wall_fanout"] = {**fan, "other_clients": count}
-                print(f"wall fan-out to {args.walls} clients ({count} others connected): "
-                      f"last receipt p50 {fan['last_of_walls'].get('p50_ms')} ms "
-                      f"p99 {fan['last_of_walls'].get('p99_ms')} ms")
-        swarm.close()
+                print(f"wall fan-out to {args.walls} phones ({count} others connected): "
+                      f"commit → last wall p50 {fan['last_of_walls'].get('p50_ms')} ms, "
+                      f"p99 {fan['last_of_walls'].get('p99_ms')} ms; probes not reaching "
+                      f"every wall {fan['probes_not_reaching_every_wall']}")
+                # A wall listens to the whole city: leave the next runs to the workers.
+                phones.close_clients(walls)
     finally:
+        if phones is not None:
+            phones.close()
         for process in (api, server):
             if process is not None:
                 process.terminate()
@@ -519,6 +612,25 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
+
+
+def print_run(run: dict) -> None:
+    def fig(name: str) -> str:
+        s = run[name]
+        return f"p50 {s.get('p50_ms')} / p99 {s.get('p99_ms')} / max {s.get('max_ms')} ms"
+
+    print(f"{run['clients']:>6} clients, {run['reports']} reports "
+          f"({run['failed_requests']} failed):\n"
+          f"    201 → worker reads case.dispatched  {fig('report_to_dispatched')}\n"
+          f"    201 → grid reads case.created       {fig('created')}\n"
+          f"    filing 200 → worker reads dispatch  {fig('dispatched')}\n"
+          f"    filing request (report 201 → 200)   {fig('filing_request')}\n"
+          f"    missing: dispatched {run['missing_dispatched']}, created "
+          f"{run['missing_created']}, not dispatched to a worker "
+          f"{run['not_dispatched_to_a_worker']}; phones open {run['open_at_end']}; "
+          f"load {run['load_average_1m']}\n"
+          f"    CPU s over {run['cpu']['seconds']} s: {run['cpu']['cpu_s']} "
+          f"(machine {run['cpu']['machine_cpu_s']}); serve {run['server']}")
 
 
 if __name__ == "__main__":
