@@ -59,6 +59,9 @@ class Case(db.Model):
         Index("ix_cases_to_file", "id", postgresql_where=text(
             "state = 'verified' OR (state = 'reported' AND source = 'inspector')")),
         Index("ix_cases_category_created", "category_id", "created_at"),
+        # Lists: a category's cases and the cases with a clock, newest first.
+        Index("ix_cases_category_id", "category_id", "id"),
+        Index("ix_cases_clocked", "id", postgresql_where=text("deadline IS NOT NULL")),
         Index("ix_cases_updated", "updated_at", "id"),
     )
 

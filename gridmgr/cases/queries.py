@@ -77,17 +77,24 @@ def list_cases(user: User, *, state: list[str] | None = None, category: str | No
     """Cases the user may see, newest first, filtered; ``next_cursor`` pages on."""
     params: dict = {"limit": min(max(limit, 1), MAX_PAGE)}
     where = [scope_where(user, params)]
-    if state:
+    if state and len(set(state)) == 1:
+        # One state walks ix_cases_city_state newest first; "= ANY" cannot keep that order.
+        where.append("c.state = :state")
+        params["state"] = state[0]
+    elif state:
         where.append("c.state = ANY(:state)")
         params["state"] = list(state)
     if category:
-        where.append("cat.code = :category")
+        # The category's id as a value, so that ix_cases_category_id walks its cases newest
+        # first; as a join condition the planner walks every newer case of the city instead.
+        where.append("c.category_id = (SELECT id FROM categories WHERE code = :category)")
         params["category"] = category
     if region:
         where.append("c.grid_code LIKE :region")
         params["region"] = region + "%"
     if clock:
-        where.append(f"({CLOCK_SQL}) = :clock")
+        # Only cases with a deadline have a clock; ix_cases_clocked holds just those.
+        where.append(f"c.deadline IS NOT NULL AND ({CLOCK_SQL}) = :clock")
         params["clock"] = clock
     if since:
         where.append("c.updated_at >= :since")
