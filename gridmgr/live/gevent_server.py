@@ -12,7 +12,8 @@ import os
 import socket
 import sys
 
-BOOTSTRAP = ("from gevent import monkey; monkey.patch_all(); "
+BOOTSTRAP = ("import gevent; gevent.config.track_greenlet_tree = False; "
+             "from gevent import monkey; monkey.patch_all(); "
              "from psycogreen.gevent import patch_psycopg; patch_psycopg(); "
              "from gridmgr.live.gevent_server import main; main()")
 
