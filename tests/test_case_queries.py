@@ -17,9 +17,9 @@ def report(client, headers, lon, lat, category, client_id):
     return answer.get_json()["case"]["id"]
 
 
-def file_and_dispatch(client, headers, case_id):
-    for action in ("file", "dispatch"):
-        answer = client.post(f"/api/v1/cases/{case_id}/{action}", headers=headers, json={})
+def file_and_dispatch(client, headers, case_id, **receiver):
+    for action, body in (("file", {}), ("dispatch", receiver)):
+        answer = client.post(f"/api/v1/cases/{case_id}/{action}", headers=headers, json=body)
         assert answer.status_code == 200, answer.get_json()
 
 
@@ -89,3 +89,26 @@ def test_an_inspector_filtering_the_list_sees_only_the_own_grid(
     assert listed(client, mine, state="dispatched") == [here[0]]
     assert listed(client, mine, clock="green") == [here[0]]
     assert listed(client, auth_headers(neighbour), clock="green") == [there]
+
+
+def test_department_staff_see_their_department_s_cases_and_those_given_to_them(
+        client, city, make_user, auth_headers):
+    inspector = make_user("inspector", region_code=city.grids[0])
+    chief = make_user("duty_chief")
+    staff = make_user("department", department="市政局")
+    gardener = make_user("department", department="园林局")
+    cases = [report(client, auth_headers(inspector), *city.near(n % 4, metres_east=n * 5),
+                    "E0101", client_id=f"d-{n}") for n in range(5)]
+    file_and_dispatch(client, auth_headers(chief), cases[0], department="市政局")
+    file_and_dispatch(client, auth_headers(chief), cases[1], department="园林局")
+    file_and_dispatch(client, auth_headers(chief), cases[2], department="园林局",
+                      worker=staff.username)
+    file_and_dispatch(client, auth_headers(chief), cases[3], department="市政局")
+    # cases[4] is a fresh report no one has been given yet.
+
+    mine = auth_headers(staff)
+    assert listed(client, mine) == [cases[3], cases[2], cases[0]]
+    assert paged(client, mine) == [cases[3], cases[2], cases[0]]
+    assert listed(client, mine, state="dispatched", clock="green") == [
+        cases[3], cases[2], cases[0]]
+    assert listed(client, auth_headers(gardener)) == [cases[2], cases[1]]

@@ -62,6 +62,10 @@ class Case(db.Model):
         # Lists: a category's cases and the cases with a clock, newest first.
         Index("ix_cases_category_id", "category_id", "id"),
         Index("ix_cases_clocked", "id", postgresql_where=text("deadline IS NOT NULL")),
+        # A department's list: "department_id = … OR worker_id = …" implies this predicate, so
+        # the planner walks the assigned cases only, past the fresh reports at the top.
+        Index("ix_cases_assigned", "id", postgresql_where=text(
+            "department_id IS NOT NULL OR worker_id IS NOT NULL")),
         Index("ix_cases_updated", "updated_at", "id"),
     )
 
