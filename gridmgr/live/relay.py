@@ -98,10 +98,15 @@ class Relay:
                     self.delivered = cur.fetchone()[0]
             self.ready.set()
             while not self._stop.is_set():
+                conn.notifies.clear()
                 self._drain(conn)
+                if conn.notifies:
+                    # A commit notified while we drained: psycopg2 read its notice with our
+                    # queries' results, so the socket is quiet and select() would sleep for
+                    # the whole poll interval. Its row may be newer than what we read: again.
+                    continue
                 if select.select([conn], [], [], self._poll)[0]:
                     conn.poll()
-                    conn.notifies.clear()
         finally:
             conn.close()
 
