@@ -11,7 +11,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gridmgr import live
 from gridmgr.config import Config, gridmgr_home
-from gridmgr.database.engine import database_url, start_embedded_on_connect, tune_connection
+from gridmgr.database.engine import (
+    database_url,
+    ping_after_idle,
+    start_embedded_on_connect,
+    tune_connection,
+)
 from gridmgr.extensions import db, limiter, migrate
 
 
@@ -44,6 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                 test_config or {}):
             start_embedded_on_connect(db.engine, home)
         tune_connection(db.engine)
+        ping_after_idle(db.engine, app.config["GRIDMGR_DB_PING_AFTER_IDLE"])
 
     import mobile_api
 

@@ -15,7 +15,10 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     DATABASE_URL = os.environ.get("DATABASE_URL")
     REDIS_URL = os.environ.get("REDIS_URL")
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # Seconds a pooled connection may sit unused before it is tested at its next checkout
+    # (instead of SQLAlchemy's pre-ping on every checkout: gridmgr.database.engine).
+    GRIDMGR_DB_PING_AFTER_IDLE = float(os.environ.get("GRIDMGR_DB_PING_AFTER_IDLE", 10))
     MAX_CONTENT_LENGTH = int(os.environ.get("GRIDMGR_MAX_UPLOAD_BYTES", 40 * 1024 * 1024))
     JSON_AS_ASCII = False
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
+import psycopg2
 from flask import Flask, jsonify
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 
@@ -91,6 +94,23 @@ def register_error_handlers(app: Flask) -> None:
             retry = _retry_after()
             if retry is not None:
                 response[0].headers["Retry-After"] = str(retry)
+        return response
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(psycopg2.OperationalError)
+    @app.errorhandler(psycopg2.InterfaceError)
+    def _database_unreachable(exc: Exception):
+        # Statements on the driver's own cursor (gridmgr.database.prepared) raise psycopg2's
+        # errors; the ORM's come wrapped. Only a lost or refused connection answers 503.
+        if isinstance(exc, DBAPIError) and not (
+                exc.connection_invalidated
+                or isinstance(exc.orig, psycopg2.OperationalError | psycopg2.InterfaceError)):
+            raise exc
+        with contextlib.suppress(DBAPIError):  # the connection is gone; the pool replaces it
+            db_rollback()
+        response = error_response("database_unavailable",
+                                  "The database cannot be reached just now; try again.", 503)
+        response[0].headers["Retry-After"] = "1"
         return response
 
 

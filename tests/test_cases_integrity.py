@@ -7,9 +7,11 @@ import threading
 
 import pytest
 from cityfixtures import city_fixture  # noqa: F401
+from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from gridmgr import create_app
 from gridmgr.extensions import db
 
 
@@ -104,3 +106,65 @@ def test_case_codes_stay_unique_past_a_million_cases(client, city, make_user, au
         "lon": lon, "lat": lat, "category": "C0101", "client_id": f"m-{n}"}
     ).get_json()["case"]["code"] for n in range(3)]
     assert [code[8:] for code in codes] == ["999999", "1000000", "1000001"]
+
+
+@pytest.fixture
+def second_server(app, database_url, tmp_path):
+    """Another server process on the same database, whose connections the test can cut: its
+    connections carry their own application name."""
+    servers = []
+
+    def start(ping_after_idle: float) -> Flask:
+        server = create_app({
+            "TESTING": True, "DATABASE_URL": database_url,
+            "SQLALCHEMY_DATABASE_URI": database_url, "GRIDMGR_HOME": str(tmp_path),
+            "SECRET_KEY": app.config["SECRET_KEY"], "RATELIMIT_ENABLED": False,
+            "GRIDMGR_DB_PING_AFTER_IDLE": ping_after_idle,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"application_name": CUT}}})
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        with server.app_context():
+            db.engine.dispose()
+
+
+CUT = "gridmgr-cut-by-test"
+
+
+def cut_connections() -> int:
+    """What a database restart does to a server's idle pooled connections."""
+    return db.session.execute(text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = :name"), {"name": CUT}).scalar()
+
+
+def report(server: Flask, city, n: int):
+    lon, lat = city.centre(n)
+    with server.app_context():
+        return server.test_client().post("/api/v1/reports", json={
+            "lon": lon, "lat": lat, "category": "C0101", "client_id": f"cut-{n}"})
+
+
+def test_a_connection_cut_while_idle_is_replaced_before_the_next_report(second_server, city):
+    server = second_server(ping_after_idle=0)
+    assert report(server, city, 0).status_code == 201
+    assert cut_connections() >= 1
+    assert report(server, city, 1).status_code == 201
+    assert db.session.scalar(text("SELECT count(*) FROM reports")) == 2
+
+
+def test_a_connection_cut_in_use_answers_503_and_the_resent_report_is_stored_once(
+        second_server, city):
+    server = second_server(ping_after_idle=3600)
+    assert report(server, city, 0).status_code == 201
+    assert cut_connections() >= 1
+    refused = report(server, city, 1)
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.get_json()["error"]["code"] == "database_unavailable"
+    assert db.session.scalar(text("SELECT count(*) FROM reports")) == 1
+    resent = report(server, city, 1)
+    assert resent.status_code == 201
+    assert db.session.scalar(text("SELECT count(*) FROM reports")) == 2

@@ -1,8 +1,8 @@
 """Intake: a report becomes a new case, or joins an open one, exactly once per ``client_id``.
 
-The report and its case are written by one statement that ends in
-``INSERT ... ON CONFLICT (reporter_key, client_id) DO NOTHING``: a phone that resends, even at
-the same moment from two connections, gets the first report back and never a second case.
+The report and its case are written by one statement, and the unique key on
+``(reporter_key, client_id)`` decides between resends: a phone that resends, even at the same
+moment from two connections, gets the first report back and never a second case.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import psycopg2.errors
 from flask import current_app
 from sqlalchemy import text
 
@@ -28,7 +29,7 @@ from gridmgr.cases.events import (
 )
 from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
 from gridmgr.cases.photos import StoredPhoto, attach_photos
-from gridmgr.database.prepared import Prepared
+from gridmgr.database.prepared import Prepared, autocommit_connection
 from gridmgr.errors import Conflict, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
@@ -153,14 +154,51 @@ class _CategoryRef:
 
 def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
                      client_id: str) -> IntakeResult:
-    """``submit_report`` for a new case: the same checks in the same order, in two statements
-    (the context, then case + report + history + live event + duplicate check) and the commit."""
-    lon, lat = to_wgs84(data.lon, data.lat, data.coord_sys)
-    tz = current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")
-    ctx = _context(key, client_id, lon, lat, data.category, tz)
-    if ctx.replay_id is not None:
+    """``submit_report`` for a new case: the same checks in the same order, in two statements:
+    the context, then case + report + history + live event + duplicate check.
+
+    Without photos the two run on a pooled connection in autocommit mode: the write is one
+    statement, so it commits by itself, atomically, and no BEGIN or COMMIT round trip is
+    needed. Photos are attached by further statements, so that path uses the session's
+    transaction."""
+    if data.photos:
+        try:
+            result = _store_new_case(db.session.connection().connection, data, reporter, key,
+                                     client_id)
+        except psycopg2.errors.UniqueViolation as exc:
+            db.session.rollback()
+            return _resent_meanwhile(exc, key, client_id)
+        if result is not None:
+            db.session.commit()
+            return result
         db.session.rollback()
         return _existing(key, client_id)
+    with autocommit_connection() as connection:
+        try:
+            result = _store_new_case(connection, data, reporter, key, client_id)
+        except psycopg2.errors.UniqueViolation as exc:
+            return _resent_meanwhile(exc, key, client_id)
+    return result if result is not None else _existing(key, client_id)
+
+
+def _resent_meanwhile(exc: psycopg2.errors.UniqueViolation, key: str,
+                      client_id: str) -> IntakeResult:
+    """The same ``client_id`` was stored by a concurrent request after the context statement
+    looked: the insert failed as a whole; answer with the report that won."""
+    if exc.diag.constraint_name != "uq_reports_reporter_client":
+        raise exc
+    return _existing(key, client_id)
+
+
+def _store_new_case(connection, data: ReportInput, reporter: User | None, key: str,
+                    client_id: str) -> IntakeResult | None:
+    """The two statements on ``connection``; None when ``client_id`` is already stored."""
+    lon, lat = to_wgs84(data.lon, data.lat, data.coord_sys)
+    tz = current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")
+    ctx = _CONTEXT.one({"key": key, "client_id": client_id, "lon": float(lon), "lat": float(lat),
+                        "category": data.category, "tz": tz}, connection)
+    if ctx.replay_id is not None:
+        return None
     if ctx.region_id is None:
         raise OutsideCity(lon, lat)
     if ctx.category_id is None:
@@ -192,11 +230,9 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
                                                        ctx.calendar_version)),
         "radius": radius,
         "deg": radius / (111_320 * max(math.cos(math.radians(lat)), 0.01)),
-        "hours": category.duplicate_window_hours, "open": list(OPEN_STATES), "limit": 20,
-    })
-    if row.report_id is None:  # the same client_id committed meanwhile: answer with it
-        db.session.rollback()
-        return _existing(key, client_id)
+        "hours": category.duplicate_window_hours, "open": list(OPEN_STATES), "exclude": 0,
+        "limit": 20,
+    }, connection)
     duplicates = [{"id": d["id"], "code": d["code"], "state": d["state"],
                    "distance_m": round(d["distance"], 1), "reporter_count": d["reporter_count"],
                    "created_at": datetime.fromisoformat(d["created_at"]).isoformat()}
@@ -204,7 +240,6 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
     if data.photos:
         attach_photos(data.photos, case_id=case.id, report_id=row.report_id,
                       history_id=row.history_id, uploaded_by=case.reporter_id)
-    db.session.commit()
     return IntakeResult(row.report_id, case.id, case.code, case.state, True, token, duplicates)
 
 
@@ -237,14 +272,10 @@ LEFT JOIN categories cat ON cat.code = :category AND cat.active
 
 
 # The grid lookup runs best as a generic plan, and so does the insert (its planning would cost
-# as much as running it): the setting is made for this transaction only.
-_CONTEXT = Prepared("gridmgr_intake_context", _CONTEXT_SQL,
-                    setup="SET LOCAL plan_cache_mode = force_generic_plan; ")
-
-
-def _context(key: str, client_id: str, lon: float, lat: float, category: str, tz: str):
-    return _CONTEXT.one({"key": key, "client_id": client_id, "lon": float(lon),
-                         "lat": float(lat), "category": category, "tz": tz})
+# as much as running it). The setting is made for the statement's own transaction only, in the
+# same round trip: in autocommit mode each statement is a transaction of its own.
+_GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan; "
+_CONTEXT = Prepared("gridmgr_intake_context", _CONTEXT_SQL, setup=_GENERIC_PLAN)
 
 
 _calendars: dict[tuple[int, str | None], object] = {}
@@ -416,20 +447,28 @@ WITH c AS (
 SELECT c.*, (SELECT id FROM r) AS report_id FROM c
 """)
 
-# Index-friendly: a bounding box in degrees on the GiST index, then the exact distance.
-_NEARBY = text("""
-SELECT c.id, c.code, c.state, c.reporter_count, c.created_at,
-       ST_Distance(c.location::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography)
-           AS distance
-FROM cases c
-WHERE c.category_id = :category_id AND c.state = ANY(:open) AND c.id <> :exclude
-  AND c.created_at >= now() - make_interval(secs => :hours * 3600)
-  AND ST_DWithin(c.location, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :deg)
-  AND ST_DWithin(c.location::geography,
-                 ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :radius)
-ORDER BY distance
-LIMIT :limit
-""")
+# Open cases of a category near a point, nearest first. The cases in the bounding box of the
+# radius come first, from the GiST index on location, and only then are the category, state,
+# time window and exact distance checked. The fence (MATERIALIZED) keeps every plan, generic
+# ones included, from joining the category's btree index in, which walks every recent case of
+# the category: 2 ms at 1,000,000 cases, against 0.1 ms for the box.
+_NEAR_OPEN_CASES = """
+box AS MATERIALIZED (
+    SELECT id, code, state, reporter_count, created_at, category_id, location FROM cases
+    WHERE ST_DWithin(location, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :deg)
+), near AS (
+    SELECT id, code, state, reporter_count, created_at,
+           ST_Distance(location::geography,
+                       ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance
+    FROM box
+    WHERE category_id = :category_id AND state = ANY(:open) AND id <> :exclude
+      AND created_at >= now() - make_interval(secs => CAST(:hours AS float8) * 3600)
+      AND ST_DWithin(location::geography,
+                     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :radius)
+    ORDER BY distance
+    LIMIT :limit
+)"""
+_NEARBY = text(f"WITH {_NEAR_OPEN_CASES} SELECT * FROM near")
 
 # The new case (id and code from the context), its report, the report's history row and live
 # event (only when the report is new), and the duplicate check (open cases of the category near
@@ -446,25 +485,12 @@ WITH c AS (
 ), r AS (
     INSERT INTO reports ({_REPORT_COLUMNS})
     SELECT {_REPORT_VALUES}, c.id, NULL FROM c
-    ON CONFLICT (reporter_key, client_id) DO NOTHING
     RETURNING id
 ), {history_and_event_ctes("r", _REPORT_STEP_DETAILS)},
-near AS (
-    SELECT c.id, c.code, c.state, c.reporter_count, c.created_at,
-           ST_Distance(c.location::geography,
-                       ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance
-    FROM cases c
-    WHERE c.category_id = :category_id AND c.state = ANY(:open)
-      AND c.created_at >= now() - make_interval(secs => CAST(:hours AS float8) * 3600)
-      AND ST_DWithin(c.location, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :deg)
-      AND ST_DWithin(c.location::geography,
-                     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :radius)
-    ORDER BY distance
-    LIMIT :limit
-)
+{_NEAR_OPEN_CASES}
 SELECT (SELECT id FROM r) AS report_id, (SELECT id FROM h) AS history_id,
        (SELECT coalesce(json_agg(json_build_object(
             'id', id, 'code', code, 'state', state, 'distance', distance,
             'reporter_count', reporter_count, 'created_at', created_at) ORDER BY distance),
             '[]') FROM near) AS nearby
-""")
+""", setup=_GENERIC_PLAN)

@@ -3,16 +3,36 @@
 For the hot path of intake the planning of a large statement costs about as much as running
 it; a prepared statement is planned once per connection (PostgreSQL then keeps a generic plan
 when it is no worse than the custom ones) and its parameters go through psycopg2's usual
-quoting. Write the SQL with ``:name`` parameters, as for ``sqlalchemy.text``; the cursor is the
-session's own connection, so the statement runs in the session's transaction.
+quoting. Write the SQL with ``:name`` parameters, as for ``sqlalchemy.text``. The statement runs
+on the pooled connection given, by default the session's own, in its transaction;
+:func:`autocommit_connection` lends one in autocommit mode, for a write that is one statement.
 """
 
 from __future__ import annotations
 
 import re
 from collections import namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.pool import PoolProxiedConnection
 
 from gridmgr.extensions import db
+
+
+@contextmanager
+def autocommit_connection() -> Iterator[PoolProxiedConnection]:
+    """A connection from the pool in autocommit mode: each statement commits by itself, with
+    no BEGIN or COMMIT round trip. It goes back to the pool in the ordinary mode."""
+    connection = db.engine.raw_connection()
+    try:
+        connection.dbapi_connection.autocommit = True
+        yield connection
+    finally:
+        if not connection.dbapi_connection.closed:
+            connection.dbapi_connection.autocommit = False
+        connection.close()
+
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -36,19 +56,21 @@ class Prepared:
         # ``setup``: statements sent in the same round trip first (e.g. SET LOCAL).
         self.run = f"{setup}EXECUTE {name}({arguments})" if names else f"{setup}EXECUTE {name}"
 
-    def execute(self, params: dict):
-        """Run in the session's transaction; a psycopg2 cursor positioned on the result."""
-        connection = db.session.connection()
+    def execute(self, params: dict, connection: PoolProxiedConnection | None = None):
+        """Run on ``connection`` (by default the session's, in its transaction); a psycopg2
+        cursor positioned on the result."""
+        if connection is None:
+            connection = db.session.connection().connection
+        cursor = connection.cursor()
         if self.name not in connection.info:
-            connection.exec_driver_sql(f"PREPARE {self.name} AS {self.body}")
+            cursor.execute(f"PREPARE {self.name} AS {self.body}")
             connection.info[self.name] = True
-        cursor = connection.connection.cursor()
         cursor.execute(self.run, {n: params[n] for n in self.names})
         return cursor
 
-    def one(self, params: dict):
+    def one(self, params: dict, connection: PoolProxiedConnection | None = None):
         """The single row of the result, with its columns as attributes."""
-        cursor = self.execute(params)
+        cursor = self.execute(params, connection)
         try:
             columns = tuple(c.name for c in cursor.description)
             values = cursor.fetchone()
