@@ -63,6 +63,29 @@ def test_two_receivers_accepting_at_once_one_wins_one_gets_409(app, city, make_u
         assert accepts == 1
 
 
+def test_two_operators_filing_a_report_at_once_file_and_dispatch_it_once(
+        app, city, make_user, auth_headers):
+    inspector = make_user("inspector", region_code=city.grids[0])
+    operators = [make_user("operator"), make_user("operator")]
+    db.session.execute(text("UPDATE categories SET auto_dispatch = true WHERE code = 'E0101'"))
+    db.session.commit()
+    lon, lat = city.centre(0)
+    client = app.test_client()
+    for n in range(4):
+        case_id = client.post("/api/v1/reports", headers=auth_headers(inspector), json={
+            "lon": lon, "lat": lat, "category": "E0101",
+            "client_id": f"file-race-{n}"}).get_json()["case"]["id"]
+        url = f"/api/v1/cases/{case_id}/file"
+        answers = race(app, [("post", url, {"headers": auth_headers(u), "json": {}})
+                             for u in operators])
+        assert sorted(status for status, _ in answers) == [200, 409], answers
+        steps = db.session.execute(text(
+            "SELECT action FROM case_history WHERE case_id = :id AND action <> 'report'"),
+            {"id": case_id}).scalars().all()
+        winner = next(body for status, body in answers if status == 200)
+        assert winner["state"] == "dispatched" and steps == ["file", "dispatch"]
+
+
 def test_a_report_resent_on_two_connections_at_once_makes_one_case(app, city, make_user,
                                                                    auth_headers):
     citizen = make_user("citizen")

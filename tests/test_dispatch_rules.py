@@ -112,3 +112,51 @@ def test_the_operator_filing_a_case_is_answered_with_its_automatic_dispatch(app_
         "dispatched", worker.id, world["department_id"])
     assert answer["deadline"] is not None
     assert [h.action for h in history(report.case_id)][-2:] == ["file", "dispatch"]
+
+
+def test_filing_and_its_automatic_dispatch_are_told_in_step_order(app_ctx, make_user):
+    world = build_city()
+    worker = make_user("inspector", username="w", region_code=GRID_A)
+    add_roster_entry("w", GRID_A)
+    go_on_duty(worker)
+    operator = make_user("operator")
+    case_id = report_and_file(make_user("inspector"), operator)
+
+    steps = history(case_id)
+    assert [(h.action, h.from_state, h.to_state) for h in steps] == [
+        ("report", None, "reported"), ("file", "reported", "filed"),
+        ("dispatch", "filed", "dispatched")]
+    events = [e for e in outbox() if e.payload["id"] == case_id]
+    assert [(e.event, e.payload["action"], e.payload["state"]) for e in events] == [
+        ("case.created", "report", "reported"), ("case.updated", "file", "filed"),
+        ("case.dispatched", "dispatch", "dispatched")]
+    filed, dispatched = events[1], events[2]
+    assert f"worker:{worker.id}" not in filed.rooms and filed.payload["worker_id"] is None
+    assert {f"worker:{worker.id}", f"department:{world['department_id']}"} <= set(
+        dispatched.rooms)
+    assert dispatched.payload["clock"] == "green"
+    assert case_row(case_id).version == 3  # one per step: report, file, dispatch
+
+
+def test_a_region_with_its_own_department_receives_the_automatic_dispatch(app_ctx, make_user):
+    from sqlalchemy import text
+
+    from gridmgr.extensions import db
+    from gridmgr.people.models import Department
+
+    world = build_city()
+    street_team = Department(city_id=world["city_id"], name="街道城管队")
+    db.session.add(street_team)
+    db.session.flush()
+    db.session.execute(text("""
+        INSERT INTO category_departments (category_id, region_id, department_id)
+        SELECT :category, id, :department FROM regions WHERE code = :street"""),
+        {"category": world["category"].id, "department": street_team.id,
+         "street": GRID_A[:9]})
+    db.session.commit()
+
+    inside = report_and_file(make_user("inspector"), make_user("operator"))
+    outside = report_and_file(make_user("inspector"), make_user("operator"), POINT_OTHER)
+
+    assert case_row(inside).department_id == street_team.id
+    assert case_row(outside).department_id == world["department_id"]

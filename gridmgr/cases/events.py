@@ -7,6 +7,7 @@ state change is told to the same rooms in the same shape.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import text
@@ -51,6 +52,36 @@ def history_and_event_ctes(source: str = "(SELECT 1) AS one",
     INSERT INTO live_events (event, payload, rooms)
     SELECT :event, CAST(:payload AS jsonb), CAST(:rooms AS text[]) FROM h
 )"""
+
+
+def chained_steps_ctes(count: int, source: str) -> str:
+    """CTEs for a statement that makes one change recorded as ``count`` steps (file, then
+    dispatch): step n's history row ``h{n}`` and outbox row ``e{n}``, each written only after
+    the previous step's, so history ids and event order follow the steps. One row of ``source``
+    writes them; the parameters are :func:`chained_steps_parameters`."""
+    ctes = []
+    for n in range(1, count + 1):
+        values = _PARAMETER.sub(rf":\1_{n}", _HISTORY_VALUES).format(
+            details=f"CAST(:details_{n} AS jsonb)")
+        ctes.append(f"""h{n} AS (
+    INSERT INTO case_history ({_HISTORY_COLUMNS})
+    SELECT {values} FROM {source if n == 1 else f"e{n - 1}"}
+    RETURNING id
+), e{n} AS (
+    INSERT INTO live_events (event, payload, rooms)
+    SELECT :event_{n}, CAST(:payload_{n} AS jsonb), CAST(:rooms_{n} AS text[]) FROM h{n}
+    RETURNING id
+)""")
+    return ",\n".join(ctes)
+
+
+def chained_steps_parameters(*steps: dict) -> dict:
+    """The parameters of :func:`chained_steps_ctes` from each step's :func:`step_parameters`."""
+    return {f"{name}_{n}": value for n, params in enumerate(steps, 1)
+            for name, value in params.items()}
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 # The history row and, in the same statement, the outbox row (what ``publish`` adds at flush):

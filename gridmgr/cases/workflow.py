@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import select, text
@@ -29,9 +30,16 @@ from gridmgr.calendar.deadlines import (
     resume,
     working_elapsed,
 )
-from gridmgr.cases.events import CASE_RETURNING, record_step
+from gridmgr.cases.events import (
+    CASE_RETURNING,
+    chained_steps_ctes,
+    chained_steps_parameters,
+    record_step,
+    step_parameters,
+)
 from gridmgr.cases.models import Case
 from gridmgr.cases.photos import StoredPhoto, attach_photos
+from gridmgr.database.prepared import Prepared
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
@@ -106,6 +114,7 @@ class _Plan:
     action: str
     details: dict = field(default_factory=dict)
     extra_where: str = ""
+    category: object | None = None  # file: the corrected category
 
 
 def take_step(case_id: int, action: str, actor: User | None, data: StepInput) -> dict:
@@ -115,9 +124,31 @@ def take_step(case_id: int, action: str, actor: User | None, data: StepInput) ->
     if step is None:
         raise NotFound(f"There is no action {action!r:.40}; use one of {', '.join(ACTIONS)}.",
                        code="unknown_action")
+    if action == "file":
+        return _file(case_id, actor, data)
     case = db.session.get(Case, case_id)
     if case is None:
         raise NotFound(f"No case has the id {case_id}.", code="case_not_found")
+    requested, (lon, lat) = _check(case, action, actor, data)
+    now = datetime.now(UTC)
+    plan = (_request_plan(case, action, actor, data, now) if requested
+            else _PLANNERS[action](case, actor, data, now))
+    row = _apply(case, plan)
+    history_id = record_step(row, action=plan.action, from_state=case.state, actor=actor,
+                             note=data.note, lon=lon, lat=lat, details=plan.details)
+    _attach(data, case.id, action, actor, history_id)
+    db.session.commit()
+    return {"id": row.id, "code": row.code, "state": row.state, "action": plan.action,
+            "history_id": history_id, "version": row.version,
+            "deadline": row.deadline.isoformat() if row.deadline else None}
+
+
+def _check(case, action: str, actor: User | None,
+           data: StepInput) -> tuple[bool, tuple[float | None, float | None]]:
+    """The rules every step obeys before it is planned: policy (role, scope, relation), the
+    state it starts from, the note, photos and place it needs. Whether the actor only asks
+    (a request for a duty chief), and the actor's point."""
+    step = STEPS[action]
     context = _policy_context(case)
     requested = False
     if action in REQUESTABLE and not can(actor, step.permission, **context) \
@@ -136,37 +167,153 @@ def take_step(case_id: int, action: str, actor: User | None, data: StepInput) ->
     lon, lat = _actor_point(data, required=step.on_site)
     if step.on_site:
         _require_near(case, lon, lat)
-    now = datetime.now(UTC)
-    plan = (_request_plan(case, action, actor, data, now) if requested
-            else _PLANNERS[action](case, actor, data, now))
-    row = _apply(case, plan)
-    history_id = record_step(row, action=plan.action, from_state=case.state, actor=actor,
-                             note=data.note, lon=lon, lat=lat, details=plan.details)
+    return requested, (lon, lat)
+
+
+def _attach(data: StepInput, case_id: int, action: str, actor: User | None,
+            history_id: int) -> None:
     if data.photos:
-        attach_photos(data.photos, case_id=case.id, history_id=history_id,
+        attach_photos(data.photos, case_id=case_id, history_id=history_id,
                       stage="after" if action in ("handle", "self_handle") else "before",
                       uploaded_by=actor.id if actor else None)
+
+
+# -- filing: one read, the rules' choice, one write ------------------------------------------
+#
+# Filing is the operator's busiest step, and a category with ``auto_dispatch`` is dispatched
+# in the same request. Both steps are taken by one conditional UPDATE (reported or verified →
+# dispatched), with the history row and live event of each step written by the same statement
+# in step order, then one commit. The case is read with its category and its city's calendar
+# version in one statement (the calendar itself is cached per process by that version).
+
+_FILING_CASE = Prepared("gridmgr_filing_case", """
+SELECT c.id, c.code, c.state, c.source, c.version, c.city_id, c.grid_code, c.reporter_id,
+       c.department_id, c.worker_id, c.handler_id, c.deadlines, c.deadline, c.yellow_at,
+       c.handled_at, c.paused_at, ST_X(c.location) AS lon, ST_Y(c.location) AS lat,
+       k.id AS category_id, k.code AS category_code, k.limits, k.auto_dispatch,
+       k.department_id AS category_department_id,
+       (SELECT md5(concat_ws('|', ci.timezone, w::text, (
+                SELECT string_agg(d.day::text || d.kind, ',' ORDER BY d.day, d.kind)
+                FROM calendar_days d WHERE d.calendar_id = w.id)))
+        FROM cities ci LEFT JOIN working_calendars w ON w.city_id = ci.id
+        WHERE ci.id = c.city_id) AS calendar_version
+FROM cases c JOIN categories k ON k.id = c.category_id
+WHERE c.id = :id
+""")
+
+_FILE_WHERE = "WHERE id = :id AND state = :expected AND version = :version"
+
+_FILE = Prepared("gridmgr_file", f"""
+WITH u AS (
+    UPDATE cases SET category_id = :category_id, deadlines = CAST(:deadlines AS jsonb),
+           state = 'filed', version = version + 1, updated_at = now()
+    {_FILE_WHERE}
+    RETURNING version
+), {chained_steps_ctes(1, "u")}
+SELECT (SELECT version FROM u) AS version, (SELECT id FROM h1) AS file_id,
+       NULL::bigint AS dispatch_id
+""")
+
+_FILE_AND_DISPATCH = Prepared("gridmgr_file_and_dispatch", f"""
+WITH u AS (
+    UPDATE cases SET category_id = :category_id, deadlines = CAST(:deadlines AS jsonb),
+           department_id = :department_id, worker_id = :worker_id,
+           dispatched_at = :dispatched_at, paused_seconds = :paused_seconds,
+           paused_at = :paused_at, deadline = :deadline, yellow_at = :yellow_at,
+           clock_unit = :clock_unit, state = 'dispatched', version = version + 2,
+           updated_at = now()
+    {_FILE_WHERE}
+    RETURNING version
+), {chained_steps_ctes(2, "u")}
+SELECT (SELECT version FROM u) AS version, (SELECT id FROM h1) AS file_id,
+       (SELECT id FROM h2) AS dispatch_id
+""")
+
+
+def _file(case_id: int, actor: User | None, data: StepInput) -> dict:
+    """File a report as a case (立案) and, for a category with ``auto_dispatch``, dispatch it by
+    the rules in the same transaction; the filing stands alone when nobody can receive it
+    (the background worker tries again)."""
+    from gridmgr.dispatch.assign import AUTOMATIC_NOTE, plan_dispatch_by_rules
+
+    read = _FILING_CASE.execute({"id": case_id})
+    try:
+        columns = [column.name for column in read.description]
+        found = read.fetchone()
+    finally:
+        read.close()
+    if found is None:
+        raise NotFound(f"No case has the id {case_id}.", code="case_not_found")
+    case = SimpleNamespace(**dict(zip(columns, found, strict=True)))
+    case.category = SimpleNamespace(id=case.category_id, code=case.category_code,
+                                    limits=case.limits, auto_dispatch=case.auto_dispatch,
+                                    department_id=case.category_department_id)
+    case.calendar = _calendar(case.city_id, case.calendar_version)
+    _, (lon, lat) = _check(case, "file", actor, data)
+    now = datetime.now(UTC)
+    plan = _plan_file(case, actor, data, now)
+    category = plan.category or case.category
+    filed = SimpleNamespace(**{**vars(case), "state": "filed", "category": category,
+                               "category_id": category.id, "deadlines": plan.values["deadlines"],
+                               "version": case.version + 1})
+    dispatch = None
+    if category.auto_dispatch:
+        try:
+            dispatch = plan_dispatch_by_rules(filed, now, case.calendar, (case.lon, case.lat))
+        except DomainError:
+            dispatch = None  # the filing stands; the worker's auto_dispatch job tries again
+    file_step = step_parameters(_event_row(filed), action="file", from_state=case.state,
+                                actor=actor, note=data.note, lon=lon, lat=lat,
+                                details=plan.details)
+    params = {"id": case.id, "expected": case.state, "version": case.version,
+              "category_id": category.id}
+    if dispatch is None:
+        statement, final = _FILE, filed
+        steps = [file_step]
+    else:
+        values, details = dispatch
+        final = SimpleNamespace(**{**vars(filed), "state": "dispatched", "handled_at": None,
+                                   "version": filed.version + 1, **values})
+        statement = _FILE_AND_DISPATCH
+        steps = [file_step, step_parameters(_event_row(final), action="dispatch",
+                                            from_state="filed", note=AUTOMATIC_NOTE,
+                                            details=details)]
+        params.update({key: final.__dict__[key] for key in (
+            "department_id", "worker_id", "dispatched_at", "paused_seconds", "paused_at",
+            "deadline", "yellow_at", "clock_unit")})
+    params["deadlines"] = json.dumps(final.deadlines or {}, default=str)
+    written = statement.one({**params, **chained_steps_parameters(*steps)})
+    if written.version is None:
+        db.session.rollback()
+        raise Conflict(f"Case {case.code} was changed by someone else meanwhile; reload it.",
+                       code="conflict")
+    _attach(data, case.id, "file", actor, written.file_id)
     db.session.commit()
-    result = {"id": row.id, "code": row.code, "state": row.state, "action": plan.action,
-              "history_id": history_id, "version": row.version,
-              "deadline": row.deadline.isoformat() if row.deadline else None}
-    if plan.target == "filed":
-        _dispatch_by_rules_now(row.id, result)
+    result = {"id": case.id, "code": case.code, "state": final.state, "action": "file",
+              "history_id": written.file_id, "version": written.version,
+              "deadline": final.deadline.isoformat() if final.deadline else None}
+    if dispatch is not None:
+        result.update(department_id=final.department_id, worker_id=final.worker_id)
     return result
 
 
-def _dispatch_by_rules_now(case_id: int, result: dict) -> None:
-    """A filed case of an auto-dispatch category goes out at once; if that fails, the
-    background worker's ``auto_dispatch`` job picks it up (the filing stands either way)."""
-    from gridmgr.dispatch.assign import auto_dispatch  # dispatch builds on the workflow
+def _event_row(case) -> SimpleNamespace:
+    """The case as a step's history and live event describe it (its category by code)."""
+    return SimpleNamespace(**{**vars(case), "category": case.category.code})
 
-    try:
-        dispatched = auto_dispatch(case_id)
-    except DomainError:
-        db.session.rollback()
-        return
-    if dispatched:
-        result.update({key: value for key, value in dispatched.items() if key != "id"})
+
+_calendars: dict[tuple[int, str | None], object] = {}
+
+
+def _calendar(city_id: int, version: str | None):
+    """The city's working calendar, cached per process by the hash of its content."""
+    calendar = _calendars.get((city_id, version))
+    if calendar is None:
+        calendar = calendar_for_city(city_id)
+        if len(_calendars) > 64:
+            _calendars.clear()
+        _calendars[(city_id, version)] = calendar
+    return calendar
 
 
 def handle_radius_m() -> float:
@@ -219,8 +366,9 @@ def _plan_file(case, actor, data, now):
         category = category_by_code(data.category)
         values["category_id"] = category.id
         details["category"] = category.code
-    values["deadlines"] = _with_deadline(case, "dispatch", now, category)
-    return _Plan("filed", values, "file", details)
+    values["deadlines"] = _with_deadline(case, "dispatch", now, category, case.calendar)
+    return _Plan("filed", values, "file", details,
+                 category=category if "category" in details else None)
 
 
 def _plan_cancel(case, actor, data, now):
@@ -341,7 +489,7 @@ def _request_plan(case, action, actor, data, now):
 
 
 _PLANNERS = {
-    "verify": _plan_verify, "file": _plan_file, "cancel": _plan_cancel,
+    "verify": _plan_verify, "cancel": _plan_cancel,
     "dispatch": _plan_dispatch, "accept": _plan_accept, "return": _plan_return,
     "handle": _plan_handle, "check": _plan_check, "close": _plan_close,
     "rework": _plan_rework, "extend": _plan_extend, "shelve": _plan_shelve,
@@ -389,22 +537,24 @@ def _require_near(case: Case, lon: float, lat: float) -> None:
                            distance_m=round(distance, 1), radius_m=radius)
 
 
-def _with_deadline(case: Case, stage: str, now: datetime, category=None) -> dict:
+def _with_deadline(case: Case, stage: str, now: datetime, category=None,
+                   calendar=None) -> dict:
     deadlines = dict(case.deadlines or {})
     limit = ((category or case.category).limits or {}).get(stage)
     if limit:
-        cal = calendar_for_city(case.city_id)
+        cal = calendar or calendar_for_city(case.city_id)
         deadlines[stage] = add_limit(now, limit["amount"], limit["unit"], cal).isoformat()
     return deadlines
 
 
-def start_clock(case: Case, now: datetime) -> dict:
-    """Dispatch starts the handling clock from the category's ``handle`` limit."""
+def start_clock(case: Case, now: datetime, calendar=None) -> dict:
+    """Dispatch starts the handling clock from the category's ``handle`` limit (``calendar``:
+    the city's, when the caller has it)."""
     limit = (case.category.limits or {}).get("handle")
     values = {"dispatched_at": now, "paused_seconds": 0, "paused_at": None,
               "deadline": None, "yellow_at": None, "clock_unit": None}
     if limit:
-        cal = calendar_for_city(case.city_id)
+        cal = calendar or calendar_for_city(case.city_id)
         deadline = add_limit(now, limit["amount"], limit["unit"], cal)
         values.update(deadline=deadline, clock_unit=limit["unit"],
                       yellow_at=yellow_at(now, deadline, limit["unit"], 0, cal))

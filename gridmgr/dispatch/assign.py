@@ -32,23 +32,38 @@ def accept_deadline(case: Case, start: datetime) -> datetime:
 def dispatch_by_rules(case: Case, now: datetime | None = None):
     """Dispatch a filed case to the receiver the rules choose; the new row, or None when the
     case is no longer filed or nobody can receive it. The caller commits."""
-    from gridmgr.cases.workflow import start_clock
-
     if case.state != "filed":
         return None
-    receiver = choose_receiver(case)
+    plan = plan_dispatch_by_rules(case, now or datetime.now(UTC))
+    if plan is None:
+        return None
+    values, details = plan
+    row = _update(case, "dispatched", values)
+    if row is not None:
+        record_step(row, action="dispatch", from_state="filed", note=AUTOMATIC_NOTE,
+                    details=details)
+    return row
+
+
+AUTOMATIC_NOTE = "按派遣规则自动派遣"
+
+
+def plan_dispatch_by_rules(case, now: datetime, calendar=None,
+                           point: tuple[float, float] | None = None) -> tuple[dict, dict] | None:
+    """What dispatching a filed ``case`` by the rules at ``now`` writes: the case's new values
+    and the history details; None when nobody can receive it. ``calendar`` (the city's) and
+    ``point`` (lon, lat) when the caller has them already."""
+    from gridmgr.cases.workflow import start_clock
+
+    receiver = choose_receiver(case, calendar=calendar, point=point)
     if receiver.department_id is None and receiver.worker_id is None:
         return None
     values = {"department_id": receiver.department_id, "worker_id": receiver.worker_id,
-              **start_clock(case, now or datetime.now(UTC))}
-    row = _update(case, "dispatched", values)
-    if row is not None:
-        record_step(row, action="dispatch", from_state="filed", note="按派遣规则自动派遣",
-                    details={"rule": receiver.rule or "department", "automatic": True,
-                             "department_id": receiver.department_id,
-                             "worker_id": receiver.worker_id,
-                             "distance_m": receiver.distance_m})
-    return row
+              **start_clock(case, now, calendar)}
+    details = {"rule": receiver.rule or "department", "automatic": True,
+               "department_id": receiver.department_id, "worker_id": receiver.worker_id,
+               "distance_m": receiver.distance_m}
+    return values, details
 
 
 def escalate(case: Case, step: int, tried: list[int]):

@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from gridmgr.calendar.deadlines import calendar_for_city
+from gridmgr.database.prepared import Prepared
 from gridmgr.extensions import db
 from gridmgr.grids.models import CODE_LENGTH
 
@@ -33,75 +34,90 @@ class Receiver:
     distance_m: float | None = None
 
 
-def rostered_workers(grid_code: str, city_id: int, at: datetime | None = None,
-                     exclude: tuple[int, ...] = ()) -> list[int]:
-    """On-duty workers rostered on the unit grid whose shift covers ``at`` (city time)."""
-    local = (at or datetime.now(UTC)).astimezone(calendar_for_city(city_id).tz)
-    previous_day = (local - timedelta(days=1)).isoweekday()
-    rows = db.session.execute(text(f"""
-        SELECT r.user_id
-        FROM roster_entries r
-        JOIN regions g ON g.id = r.grid_id
-        JOIN worker_presence p ON p.user_id = r.user_id AND p.on_duty
-        JOIN users u ON u.id = r.user_id AND u.is_active
-        WHERE g.code = :grid AND g.city_id = :city AND r.user_id <> ALL(:exclude)
-          AND (
-            (r.starts IS NULL OR r.ends IS NULL) AND :dow = ANY(r.weekdays)
-            OR r.starts <= r.ends AND :t >= r.starts AND :t < r.ends AND :dow = ANY(r.weekdays)
-            OR r.starts > r.ends AND (:t >= r.starts AND :dow = ANY(r.weekdays)
-                                      OR :t < r.ends AND :prev = ANY(r.weekdays)))
-        GROUP BY r.user_id
-        ORDER BY (SELECT count(*) FROM cases c
-                  WHERE c.worker_id = r.user_id AND c.state IN {OPEN_WORK}), r.user_id
-    """), {"grid": grid_code, "city": city_id, "t": local.time(), "dow": local.isoweekday(),
-           "prev": previous_day, "exclude": list(exclude)}).scalars().all()
-    return list(rows)
-
-
-def nearest_street_worker(grid_code: str, city_id: int, lon: float, lat: float,
-                          exclude: tuple[int, ...] = ()) -> tuple[int, float] | None:
-    """The on-duty worker of the case's street with a fresh position nearest the case, and
-    the distance in metres; None when nobody of that street is on duty and located."""
-    max_age = float(current_app.config.get("GRIDMGR_POSITION_MAX_AGE_S",
-                                           DEFAULT_POSITION_MAX_AGE_S))
-    row = db.session.execute(text("""
-        SELECT p.user_id,
-               ST_Distance(p.position::geography,
-                           ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS metres
-        FROM worker_presence p
-        JOIN users u ON u.id = p.user_id AND u.is_active AND u.role = 'inspector'
-        JOIN regions scope ON scope.id = u.region_id
-        WHERE p.on_duty AND p.position IS NOT NULL
-          AND p.position_at >= now() - make_interval(secs => :max_age)
-          AND scope.city_id = :city AND starts_with(scope.code, :street)
-          AND p.user_id <> ALL(:exclude)
-        ORDER BY p.position <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
-        LIMIT 1
-    """), {"lon": lon, "lat": lat, "city": city_id, "max_age": max_age,
-           "street": grid_code[:CODE_LENGTH["street"]], "exclude": list(exclude)}).first()
-    return (row.user_id, float(row.metres)) if row else None
+# The worker rule in one statement: the rostered workers of the grid whose shift covers the
+# local time, fewest open cases first; only when there is none, the on-duty worker of the street
+# with a fresh position nearest the case (KNN on the GiST index of positions). Department: the
+# override of the category on the grid or its nearest ancestor in the city, else the category's
+# own (the rule of ``gridmgr.categories.operations.responsible_department``), when a category is
+# given. The open-case count reads ``ix_cases_worker_id`` for the grid's few candidates only.
+_RECEIVER_SQL = f"""
+WITH rostered AS (
+    SELECT r.user_id
+    FROM roster_entries r
+    JOIN regions g ON g.id = r.grid_id
+    JOIN worker_presence p ON p.user_id = r.user_id AND p.on_duty
+    JOIN users u ON u.id = r.user_id AND u.is_active
+    WHERE g.code = :grid AND g.city_id = :city AND r.user_id <> ALL(:exclude)
+      AND (
+        (r.starts IS NULL OR r.ends IS NULL) AND :dow = ANY(r.weekdays)
+        OR r.starts <= r.ends AND :t >= r.starts AND :t < r.ends AND :dow = ANY(r.weekdays)
+        OR r.starts > r.ends AND (:t >= r.starts AND :dow = ANY(r.weekdays)
+                                  OR :t < r.ends AND :prev = ANY(r.weekdays)))
+    GROUP BY r.user_id
+    ORDER BY (SELECT count(*) FROM cases c
+              WHERE c.worker_id = r.user_id AND c.state IN {OPEN_WORK}), r.user_id
+    LIMIT 1
+), nearest AS (
+    SELECT p.user_id,
+           ST_Distance(p.position::geography,
+                       ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS metres
+    FROM worker_presence p
+    JOIN users u ON u.id = p.user_id AND u.is_active AND u.role = 'inspector'
+    JOIN regions scope ON scope.id = u.region_id
+    WHERE NOT EXISTS (SELECT FROM rostered)
+      AND p.on_duty AND p.position IS NOT NULL
+      AND p.position_at >= now() - make_interval(secs => :max_age)
+      AND scope.city_id = :city AND starts_with(scope.code, :street)
+      AND p.user_id <> ALL(:exclude)
+    ORDER BY p.position <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
+    LIMIT 1
+)
+SELECT COALESCE((SELECT cd.department_id
+                 FROM category_departments cd JOIN regions g ON g.id = cd.region_id
+                 WHERE cd.category_id = :category AND starts_with(:grid, g.code)
+                   AND g.city_id = :city
+                 ORDER BY char_length(g.code) DESC LIMIT 1),
+                (SELECT department_id FROM categories WHERE id = :category)) AS department_id,
+       COALESCE((SELECT user_id FROM rostered), n.user_id) AS worker_id,
+       CASE WHEN EXISTS (SELECT FROM rostered) THEN 'roster'
+            WHEN n.user_id IS NOT NULL THEN 'nearest' END AS rule,
+       n.metres
+FROM (SELECT) AS one LEFT JOIN nearest n ON true
+"""
+# Planned once per connection: planning cost about as much as running it.
+_RECEIVER = Prepared("gridmgr_dispatch_receiver", _RECEIVER_SQL)
 
 
 def choose_worker(grid_code: str, city_id: int, lon: float, lat: float,
-                  exclude: tuple[int, ...] = ()) -> tuple[int | None, str | None, float | None]:
-    """(worker id, rule, distance) by roster, then nearest in the street; (None, None, None)."""
-    rostered = rostered_workers(grid_code, city_id, exclude=exclude)
-    if rostered:
-        return rostered[0], "roster", None
-    nearest = nearest_street_worker(grid_code, city_id, lon, lat, exclude)
-    if nearest:
-        return nearest[0], "nearest", nearest[1]
-    return None, None, None
+                  exclude: tuple[int, ...] = (), calendar=None,
+                  at: datetime | None = None) -> tuple[int | None, str | None, float | None]:
+    """(worker id, rule, distance) by roster, then nearest in the street; (None, None, None).
+    ``calendar``: the city's, when the caller has it (else it is read)."""
+    receiver = _receive(None, grid_code, city_id, lon, lat, exclude, calendar, at)
+    return receiver.worker_id, receiver.rule, receiver.distance_m
 
 
-def choose_receiver(case, exclude: tuple[int, ...] = ()) -> Receiver:
-    """The department responsible for the case's category at its grid, and a worker."""
-    from gridmgr.categories.operations import responsible_department
+def choose_receiver(case, exclude: tuple[int, ...] = (), calendar=None,
+                    point: tuple[float, float] | None = None) -> Receiver:
+    """The department responsible for the case's category at its grid, and a worker, in one
+    round trip. ``calendar`` and ``point`` (lon, lat), when the caller already has them."""
+    lon, lat = point or case_point(case.id)
+    return _receive(case.category.id, case.grid_code, case.city_id, lon, lat, exclude,
+                    calendar)
 
-    department = responsible_department(case.category, case.grid_code, case.city_id)
-    lon, lat = case_point(case.id)
-    worker_id, rule, distance = choose_worker(case.grid_code, case.city_id, lon, lat, exclude)
-    return Receiver(department.id if department else None, worker_id, rule, distance)
+
+def _receive(category_id: int | None, grid_code: str, city_id: int, lon: float, lat: float,
+             exclude: tuple[int, ...], calendar=None, at: datetime | None = None) -> Receiver:
+    local = (at or datetime.now(UTC)).astimezone((calendar or calendar_for_city(city_id)).tz)
+    max_age = float(current_app.config.get("GRIDMGR_POSITION_MAX_AGE_S",
+                                           DEFAULT_POSITION_MAX_AGE_S))
+    row = _RECEIVER.one({
+        "category": category_id, "grid": grid_code, "city": city_id, "t": local.time(),
+        "dow": local.isoweekday(), "prev": (local - timedelta(days=1)).isoweekday(),
+        "exclude": list(exclude), "lon": lon, "lat": lat, "max_age": max_age,
+        "street": grid_code[:CODE_LENGTH["street"]]})
+    return Receiver(row.department_id, row.worker_id, row.rule,
+                    float(row.metres) if row.metres is not None else None)
 
 
 def case_point(case_id: int) -> tuple[float, float]:
