@@ -119,6 +119,32 @@ def calendar_for_city(city_id: int | None) -> Calendar:
     )
 
 
+def calendar_version_sql(city_id: str) -> str:
+    """An SQL expression: a hash of the working calendar (time zone, hours, special days) of
+    the city whose id is the SQL ``city_id``. A statement that needs a deadline selects it,
+    and :func:`calendar_by_version` answers from the process's cache while it is unchanged."""
+    return f"""(SELECT md5(concat_ws('|', ci.timezone, w::text, (
+                SELECT string_agg(d.day::text || d.kind, ',' ORDER BY d.day, d.kind)
+                FROM calendar_days d WHERE d.calendar_id = w.id)))
+        FROM cities ci LEFT JOIN working_calendars w ON w.city_id = ci.id
+        WHERE ci.id = {city_id})"""
+
+
+_calendars: dict[tuple[int, str | None], Calendar] = {}
+
+
+def calendar_by_version(city_id: int, version: str | None) -> Calendar:
+    """The city's calendar, cached per process under the hash of its content
+    (:func:`calendar_version_sql`): an edited calendar has a new hash and is read again."""
+    calendar = _calendars.get((city_id, version))
+    if calendar is None:
+        calendar = calendar_for_city(city_id)
+        if len(_calendars) > 64:
+            _calendars.clear()
+        _calendars[(city_id, version)] = calendar
+    return calendar
+
+
 def parse_time(value: str | time) -> time:
     """``"08:00"`` → ``time(8, 0)``; ``"24:00"`` is the end of the day."""
     if isinstance(value, time):

@@ -20,7 +20,12 @@ import psycopg2.errors
 from flask import current_app
 from sqlalchemy import text
 
-from gridmgr.calendar.deadlines import add_limit, calendar_for_city
+from gridmgr.calendar.deadlines import (
+    add_limit,
+    calendar_by_version,
+    calendar_for_city,
+    calendar_version_sql,
+)
 from gridmgr.cases.events import (
     CASE_RETURNING,
     history_and_event_ctes,
@@ -246,7 +251,7 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
 # One round trip before writing: is this client_id known, which grid holds the point (the rule
 # of ``gridmgr.grids.locating``), the active category, the version of the city's calendar, and
 # the id and code the new case will have (a replay or a refusal leaves a gap in the numbers).
-_CONTEXT_SQL = """
+_CONTEXT_SQL = f"""
 WITH hit AS (
     SELECT id, code, city_id FROM regions
     WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
@@ -257,11 +262,7 @@ SELECT (SELECT r.id FROM reports r
         WHERE r.reporter_key = :key AND r.client_id = :client_id) AS replay_id,
        hit.id AS region_id, hit.code AS grid_code, hit.city_id,
        cat.id AS category_id, cat.limits, cat.duplicate_radius_m, cat.duplicate_window_hours,
-       (SELECT md5(concat_ws('|', ci.timezone, w::text, (
-                SELECT string_agg(d.day::text || d.kind, ',' ORDER BY d.day, d.kind)
-                FROM calendar_days d WHERE d.calendar_id = w.id)))
-        FROM cities ci LEFT JOIN working_calendars w ON w.city_id = ci.id
-        WHERE ci.id = hit.city_id) AS calendar_version,
+       {calendar_version_sql("hit.city_id")} AS calendar_version,
        n.id AS case_id,
        to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
            || lpad(n.id::text, greatest(6, length(n.id::text)), '0') AS case_code
@@ -278,20 +279,12 @@ _GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan; "
 _CONTEXT = Prepared("gridmgr_intake_context", _CONTEXT_SQL, setup=_GENERIC_PLAN)
 
 
-_calendars: dict[tuple[int, str | None], object] = {}
-
-
 def _cached_stage_deadline(category, stage: str, city_id: int, version: str | None) -> dict:
     """``_stage_deadline`` with the city's calendar cached per process by its content hash."""
     limit = (category.limits or {}).get(stage)
     if not limit:
         return {}
-    calendar = _calendars.get((city_id, version))
-    if calendar is None:
-        calendar = calendar_for_city(city_id)
-        if len(_calendars) > 64:
-            _calendars.clear()
-        _calendars[(city_id, version)] = calendar
+    calendar = calendar_by_version(city_id, version)
     due = add_limit(datetime.now(UTC), limit["amount"], limit["unit"], calendar)
     return {stage: due.isoformat()}
 

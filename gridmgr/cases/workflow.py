@@ -25,7 +25,9 @@ from sqlalchemy import select, text
 from gridmgr.calendar.deadlines import (
     add_duration,
     add_limit,
+    calendar_by_version,
     calendar_for_city,
+    calendar_version_sql,
     check_unit,
     resume,
     working_elapsed,
@@ -186,17 +188,13 @@ def _attach(data: StepInput, case_id: int, action: str, actor: User | None,
 # in step order, then one commit. The case is read with its category and its city's calendar
 # version in one statement (the calendar itself is cached per process by that version).
 
-_FILING_CASE = Prepared("gridmgr_filing_case", """
+_FILING_CASE = Prepared("gridmgr_filing_case", f"""
 SELECT c.id, c.code, c.state, c.source, c.version, c.city_id, c.grid_code, c.reporter_id,
        c.department_id, c.worker_id, c.handler_id, c.deadlines, c.deadline, c.yellow_at,
        c.handled_at, c.paused_at, ST_X(c.location) AS lon, ST_Y(c.location) AS lat,
        k.id AS category_id, k.code AS category_code, k.limits, k.auto_dispatch,
        k.department_id AS category_department_id,
-       (SELECT md5(concat_ws('|', ci.timezone, w::text, (
-                SELECT string_agg(d.day::text || d.kind, ',' ORDER BY d.day, d.kind)
-                FROM calendar_days d WHERE d.calendar_id = w.id)))
-        FROM cities ci LEFT JOIN working_calendars w ON w.city_id = ci.id
-        WHERE ci.id = c.city_id) AS calendar_version
+       {calendar_version_sql("c.city_id")} AS calendar_version
 FROM cases c JOIN categories k ON k.id = c.category_id
 WHERE c.id = :id
 """)
@@ -248,7 +246,7 @@ def _file(case_id: int, actor: User | None, data: StepInput) -> dict:
     case.category = SimpleNamespace(id=case.category_id, code=case.category_code,
                                     limits=case.limits, auto_dispatch=case.auto_dispatch,
                                     department_id=case.category_department_id)
-    case.calendar = _calendar(case.city_id, case.calendar_version)
+    case.calendar = calendar_by_version(case.city_id, case.calendar_version)
     _, (lon, lat) = _check(case, "file", actor, data)
     now = datetime.now(UTC)
     plan = _plan_file(case, actor, data, now)
@@ -300,20 +298,6 @@ def _file(case_id: int, actor: User | None, data: StepInput) -> dict:
 def _event_row(case) -> SimpleNamespace:
     """The case as a step's history and live event describe it (its category by code)."""
     return SimpleNamespace(**{**vars(case), "category": case.category.code})
-
-
-_calendars: dict[tuple[int, str | None], object] = {}
-
-
-def _calendar(city_id: int, version: str | None):
-    """The city's working calendar, cached per process by the hash of its content."""
-    calendar = _calendars.get((city_id, version))
-    if calendar is None:
-        calendar = calendar_for_city(city_id)
-        if len(_calendars) > 64:
-            _calendars.clear()
-        _calendars[(city_id, version)] = calendar
-    return calendar
 
 
 def handle_radius_m() -> float:
