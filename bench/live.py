@@ -389,6 +389,9 @@ def post(base: str, path: str, token: str, body: dict) -> tuple[int, float, dict
     return response.status, at, answer
 
 
+WARM_UP_SECONDS = 3
+
+
 def report_stream(url: str, reporters: list[dict], operator: dict, grids: int,
                   rate: float, seconds: float) -> list[dict]:
     """Reports at ``rate``/s for ``seconds``: each posted, then filed (and so dispatched by
@@ -574,6 +577,11 @@ def main() -> None:
             connecting = phones.connect(workers[connected:count])
             connected = count
             print(f"{count:>6} clients: connect {connecting}")
+            if count == min(args.clients):
+                # Unmeasured: each API worker's first requests prepare its statements and
+                # fill its caches (categories, calendars), once per process.
+                report_stream(api_url, reporters, operator, count // WORKERS_PER_GRID,
+                              args.rate, WARM_UP_SECONDS)
             time.sleep(2)
             meter.start()
             sent = report_stream(api_url, reporters, operator, count // WORKERS_PER_GRID,
