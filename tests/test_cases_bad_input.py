@@ -206,3 +206,54 @@ def test_public_intake_is_rate_limited(database_url, city):
     assert [a[:2] for a in answers] == [[201, None], [201, None], [429, "too_many_requests"]]
     assert answers[0][2] is None and 0 < int(answers[2][2]) <= 61  # a minute's window
     assert db.session.scalar(text("SELECT count(*) FROM reports")) == 2
+
+
+REDIS_DOWN_INTAKE = """
+import json, sys, tempfile
+sys.path.insert(0, "tests")
+from live_server import PrivateRedis
+from gridmgr import create_app
+url, lon, lat, home = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+from pathlib import Path
+redis = PrivateRedis(Path(home))
+redis.start()
+app = create_app({"TESTING": True, "DATABASE_URL": url, "SQLALCHEMY_DATABASE_URI": url,
+                  "GRIDMGR_HOME": tempfile.mkdtemp(), "RATELIMIT_ENABLED": True,
+                  "RATELIMIT_STORAGE_URI": redis.url,
+                  "SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs256",
+                  "GRIDMGR_INTAKE_RATE_LIMIT": "2 per minute"})
+client = app.test_client()
+
+def post(n):
+    r = client.post("/api/v1/reports", json={"lon": lon, "lat": lat, "category": "C0101",
+                    "client_id": f"outage-{n}"}, environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    return r.status_code
+
+try:
+    counted = [post(0)]
+    redis.kill()
+    during = [post(n) for n in (1, 2, 3)]
+finally:
+    redis.kill()
+print(json.dumps({"counted": counted, "during": during}))
+"""
+
+
+def test_with_redis_down_reports_are_still_accepted_and_still_rate_limited(
+        database_url, city, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lon, lat = city.centre(0)
+    done = subprocess.run([sys.executable, "-c", REDIS_DOWN_INTAKE, database_url, str(lon),
+                           str(lat), str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answers["counted"] == [201]
+    # Redis gone: the count goes on in memory (from zero), so no report fails for the outage
+    # and the limit still holds.
+    assert answers["during"] == [201, 201, 429]
+    assert db.session.scalar(text("SELECT count(*) FROM reports")) == 3
