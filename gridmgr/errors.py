@@ -53,6 +53,16 @@ class Conflict(DomainError):
         super().__init__(code, message, **details)
 
 
+class RateLimited(DomainError):
+    """429 ``too_many_requests``; the answer says when to retry (``Retry-After``)."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__("too_many_requests", message)
+        self.retry_after = retry_after
+
+
 class InvalidInput(DomainError):
     status = 422
 
@@ -77,7 +87,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         db_rollback()
-        return error_response(exc.code, exc.message, exc.status, exc.details)
+        response = error_response(exc.code, exc.message, exc.status, exc.details)
+        if isinstance(exc, RateLimited):
+            response[0].headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
