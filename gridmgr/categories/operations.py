@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import contains_eager, joinedload
 
 from gridmgr.calendar.deadlines import UNITS
@@ -467,24 +467,25 @@ def region_departments(category: Category) -> list[tuple[Region, Department]]:
     return [(r, d) for r, d in rows]
 
 
+# The department responsible for a category at a place: the override on the region of
+# :grid or its nearest ancestor (in city :city when it is not NULL), else the category's own.
+# Filing embeds it in the statement that chooses the receiver (``gridmgr.dispatch.rules``).
+RESPONSIBLE_DEPARTMENT_SQL = """COALESCE(
+    (SELECT cd.department_id
+     FROM category_departments cd JOIN regions g ON g.id = cd.region_id
+     WHERE cd.category_id = :category AND starts_with(:grid, g.code)
+       AND (CAST(:city AS integer) IS NULL OR g.city_id = :city)
+     ORDER BY char_length(g.code) DESC LIMIT 1),
+    (SELECT department_id FROM categories WHERE id = :category))"""
+
+
 def responsible_department(category: Category | str, region_code: str | None,
                            city_id: int | None = None) -> Department | None:
     """The department for the category at ``region_code``: the override on that region or its
     nearest ancestor (same city when ``city_id`` is given), else the category's default."""
     if isinstance(category, str):
         category = get_category(category)
-    if region_code:
-        stmt = (select(Department)
-                .join(CategoryDepartment, CategoryDepartment.department_id == Department.id)
-                .join(Region, Region.id == CategoryDepartment.region_id)
-                .where(CategoryDepartment.category_id == category.id,
-                       func.starts_with(region_code, Region.code))
-                .order_by(func.char_length(Region.code).desc()).limit(1))
-        if city_id is not None:
-            stmt = stmt.where(Region.city_id == city_id)
-        dept = db.session.scalar(stmt)
-        if dept is not None:
-            return dept
-    if category.department_id is None:
-        return None
-    return db.session.get(Department, category.department_id)
+    department_id = db.session.execute(
+        text(f"SELECT {RESPONSIBLE_DEPARTMENT_SQL}"),
+        {"category": category.id, "grid": region_code, "city": city_id}).scalar()
+    return db.session.get(Department, department_id) if department_id is not None else None

@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from gridmgr.calendar.deadlines import calendar_for_city
+from gridmgr.categories.operations import RESPONSIBLE_DEPARTMENT_SQL
 from gridmgr.database.prepared import Prepared
 from gridmgr.extensions import db
 from gridmgr.grids.models import CODE_LENGTH
@@ -72,12 +73,7 @@ WITH rostered AS (
     ORDER BY p.position <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
     LIMIT 1
 )
-SELECT COALESCE((SELECT cd.department_id
-                 FROM category_departments cd JOIN regions g ON g.id = cd.region_id
-                 WHERE cd.category_id = :category AND starts_with(:grid, g.code)
-                   AND g.city_id = :city
-                 ORDER BY char_length(g.code) DESC LIMIT 1),
-                (SELECT department_id FROM categories WHERE id = :category)) AS department_id,
+SELECT {RESPONSIBLE_DEPARTMENT_SQL} AS department_id,
        COALESCE((SELECT user_id FROM rostered), n.user_id) AS worker_id,
        CASE WHEN EXISTS (SELECT FROM rostered) THEN 'roster'
             WHEN n.user_id IS NOT NULL THEN 'nearest' END AS rule,
