@@ -7,11 +7,11 @@ state change is told to the same rooms in the same shape.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 
 from sqlalchemy import text
 
+from gridmgr.database.prepared import PARAMETER
 from gridmgr.extensions import db
 from gridmgr.live.outbox import _jsonable, publish
 
@@ -61,7 +61,7 @@ def chained_steps_ctes(count: int, source: str) -> str:
     writes them; the parameters are :func:`chained_steps_parameters`."""
     ctes = []
     for n in range(1, count + 1):
-        values = _PARAMETER.sub(rf":\1_{n}", _HISTORY_VALUES).format(
+        values = PARAMETER.sub(rf":\1_{n}", _HISTORY_VALUES).format(
             details=f"CAST(:details_{n} AS jsonb)")
         ctes.append(f"""h{n} AS (
     INSERT INTO case_history ({_HISTORY_COLUMNS})
@@ -80,8 +80,6 @@ def chained_steps_parameters(*steps: dict) -> dict:
     return {f"{name}_{n}": value for n, params in enumerate(steps, 1)
             for name, value in params.items()}
 
-
-_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 # The history row and, in the same statement, the outbox row (what ``publish`` adds at flush):

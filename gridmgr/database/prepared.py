@@ -34,7 +34,8 @@ def autocommit_connection() -> Iterator[PoolProxiedConnection]:
         connection.close()
 
 
-_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# A ``:name`` parameter of SQL written as for ``sqlalchemy.text`` (not a ``::type`` cast).
+PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 class Prepared:
@@ -50,7 +51,7 @@ class Prepared:
                 names.append(match.group(1))
             return f"${names.index(match.group(1)) + 1}"
 
-        self.body = _PARAMETER.sub(positional, sql)
+        self.body = PARAMETER.sub(positional, sql)
         self.names = tuple(names)
         arguments = ", ".join(f"%({n})s" for n in names)
         # ``setup``: statements sent in the same round trip first (e.g. SET LOCAL).
