@@ -58,7 +58,6 @@ class Case(db.Model):
         # The filing queue: verified citizen reports and inspectors' own reports.
         Index("ix_cases_to_file", "id", postgresql_where=text(
             "state = 'verified' OR (state = 'reported' AND source = 'inspector')")),
-        Index("ix_cases_category_created", "category_id", "created_at"),
         # Lists: a category's cases and the cases with a clock, newest first.
         Index("ix_cases_category_id", "category_id", "id"),
         Index("ix_cases_clocked", "id", postgresql_where=text("deadline IS NOT NULL")),
@@ -67,6 +66,10 @@ class Case(db.Model):
         Index("ix_cases_assigned", "id", postgresql_where=text(
             "department_id IS NOT NULL OR worker_id IS NOT NULL")),
         Index("ix_cases_updated", "updated_at", "id"),
+        # Only cases given to someone: fresh reports (NULL) add nothing.
+        Index("ix_cases_department_id", "department_id",
+              postgresql_where=text("department_id IS NOT NULL")),
+        Index("ix_cases_worker_id", "worker_id", postgresql_where=text("worker_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -84,9 +87,8 @@ class Case(db.Model):
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     department_id: Mapped[int | None] = mapped_column(
-        ForeignKey("departments.id", ondelete="SET NULL"), index=True)
-    worker_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+        ForeignKey("departments.id", ondelete="SET NULL"))
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     handler_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Stage deadlines as ISO strings: {"verify": ..., "file": ..., "dispatch": ..., ...}
     deadlines: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'"))
