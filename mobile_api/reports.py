@@ -50,14 +50,28 @@ class RefusalSchema(Schema):
     error = fields.Nested(RefusalBody, required=True)
 
 
-def document_errors(blp_: Blueprint, *statuses: int, notes: dict | None = None):
-    """``alt_response`` for each error status, all with the error body."""
+def documentation_only(*decorators):
+    """flask-smorest's ``alt_response`` and ``doc``, applied for what they document alone.
+
+    Each also wraps the view in a function that only calls it, through ``ensure_sync`` (a
+    coroutine check): the intake route went through eight such layers per request. Their
+    documentation is kept on the view itself (``_apidoc``, which they copy and extend), and the
+    view is returned unwrapped."""
     def decorator(view):
-        for status in statuses:
-            description = (notes or {}).get(status) or ERRORS.get(status) or "error"
-            view = blp_.alt_response(status, schema=RefusalSchema, description=description)(view)
+        documented = view
+        for document in reversed(decorators):
+            documented = document(documented)
+        view._apidoc = documented._apidoc
         return view
     return decorator
+
+
+def document_errors(blp_: Blueprint, *statuses: int, notes: dict | None = None):
+    """``alt_response`` for each error status, all with the error body (documentation only)."""
+    return documentation_only(*(
+        blp_.alt_response(status, schema=RefusalSchema, description=(notes or {}).get(status)
+                          or ERRORS.get(status) or "error")
+        for status in statuses))
 
 
 def refuse_nul_characters() -> None:
@@ -256,12 +270,14 @@ INTAKE_LIMIT = IntakeLimit()
 @blp.route("/reports", methods=["POST"])
 @limiter.counts_itself  # with INTAKE_LIMIT
 @auth_optional
-@blp.doc(requestBody={"required": True, "content": {
-    "application/json": {"schema": ReportSchema},
-    "multipart/form-data": {"schema": ReportFormSchema}}})
+@documentation_only(
+    blp.doc(requestBody={"required": True, "content": {
+        "application/json": {"schema": ReportSchema},
+        "multipart/form-data": {"schema": ReportFormSchema}}}))
 @blp.response(201, ReportAnswerSchema, description="a new report (and case, unless joined)")
-@blp.alt_response(200, schema=ReportAnswerSchema,
-                  description="this client_id was received before: the same report")
+@documentation_only(blp.alt_response(
+    200, schema=ReportAnswerSchema,
+    description="this client_id was received before: the same report"))
 @document_errors(blp, 400, 404, 409, 413, 415, 422, 429, notes={
     404: "case_not_found: duplicate_of names no case",
     409: "case_not_open: duplicate_of names a closed or cancelled case"})
