@@ -8,6 +8,9 @@ each. Then, in one run, on this machine:
 1. the ceiling: ``bench/minimal_app.py`` (locate + insert only) under gunicorn, saturated by wrk;
 2. gridmgr's intake (validation, locate, classify, duplicate check, case + report + history +
    live event in one transaction) under the same gunicorn settings, saturated by wrk;
+   both served at once and measured in turns (``--rounds``, ceiling then gridmgr each time),
+   so that a change in the machine's speed during the run (seen: ±20 % within minutes on a
+   shared host) falls on both alike, and the ratio is of the totals;
 3. gridmgr's intake at a fixed offered rate (``--rate``, default 500 reports/s) for latency;
 
 and checks that every 201 became exactly one stored report (and one case). Prints the figures
@@ -389,6 +392,26 @@ def wrk(port: int, path: str, seconds: int, connections: int, prefix: str,
     return result
 
 
+def combined(turns: list[dict]) -> dict:
+    """Turns of one app as one run: the rate of the totals; the latencies are the median of
+    the turns' (p50) and the worst turn's (p99, max)."""
+    requests = sum(t["requests"] for t in turns)
+    seconds = sum(t["seconds"] for t in turns)
+    statuses: dict[str, int] = {}
+    for t in turns:
+        for code, n in t["statuses"].items():
+            statuses[code] = statuses.get(code, 0) + n
+    return {"requests": requests, "seconds": round(seconds, 3),
+            "rate": round(requests / seconds, 1),
+            "p50_ms": sorted(t["p50_ms"] for t in turns)[len(turns) // 2],
+            "p90_ms": max(t["p90_ms"] for t in turns),
+            "p99_ms": max(t["p99_ms"] for t in turns),
+            "max_ms": max(t["max_ms"] for t in turns),
+            "errors": sum(t["errors"] for t in turns), "statuses": statuses,
+            "turns": [{"rate": t["rate"], "p50_ms": t["p50_ms"], "p99_ms": t["p99_ms"]}
+                      for t in turns]}
+
+
 def paced_run(port: int, args, prefix: str) -> dict:
     """``args.rate`` reports/s offered by many connections, each waiting between its requests.
 
@@ -420,7 +443,10 @@ def count(url: str, sql: str, params: tuple = ()) -> int:
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
-    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=10,
+                        help="length of each saturated turn of each app")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="turns of each app, alternating (ceiling, gridmgr, ceiling, ...)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1,
@@ -458,27 +484,36 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
     print(f"database: {setup['grids']:,} unit grids, {setup['cases_before']:,} cases")
     run = f"r{int(time.time())}"
 
-    proc, port = serve("bench.minimal_app:create_app()", url, setup["home"], args.workers,
-                        args.threads)
-    try:
-        ceiling = wrk(port, "/report", args.seconds, args.connections, f"{run}m")
-    finally:
-        stop(proc)
-
     reports_before = count(url, "SELECT count(*) FROM reports")
     cases_before = count(url, "SELECT count(*) FROM cases")
-    proc, port = serve("wsgi:app", url, setup["home"], args.workers, args.threads)
+    minimal, minimal_port = serve("bench.minimal_app:create_app()", url, setup["home"],
+                                  args.workers, args.threads)
     try:
-        saturated = wrk(port, "/api/v1/reports", args.seconds, args.connections, f"{run}s")
-        paced = paced_run(port, args, f"{run}p")
+        proc, port = serve("wsgi:app", url, setup["home"], args.workers, args.threads)
+        try:
+            turns = []
+            for n in range(args.rounds):
+                turns.append((
+                    wrk(minimal_port, "/report", args.seconds, args.connections, f"{run}m{n}",
+                        warmup=n == 0),
+                    wrk(port, "/api/v1/reports", args.seconds, args.connections, f"{run}s{n}",
+                        warmup=n == 0)))
+            stop(minimal)
+            minimal = None
+            ceiling = combined([m for m, _ in turns])
+            saturated = combined([g for _, g in turns])
+            paced = paced_run(port, args, f"{run}p")
+        finally:
+            stop(proc)
     finally:
-        stop(proc)
+        if minimal is not None:
+            stop(minimal)
 
     created = sum(r["statuses"].get("201", 0) for r in (saturated, paced))
     warm_created = count(url, "SELECT count(*) FROM reports WHERE client_id LIKE %s",
-                         (f"{run}s-warm-%",))
+                         (f"{run}s%-warm-%",))
     stored = count(url, "SELECT count(*) FROM reports WHERE client_id LIKE %s "
-                        "AND client_id NOT LIKE %s", (f"{run}%", f"{run}s-warm-%"))
+                        "AND client_id NOT LIKE %s", (f"{run}%", f"{run}s%-warm-%"))
     new_reports = count(url, "SELECT count(*) FROM reports") - reports_before
     new_cases = count(url, "SELECT count(*) FROM cases") - cases_before
     # wrk stops counting at the deadline while the server finishes what is in flight, so the
@@ -500,17 +535,20 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "setup": {k: v for k, v in setup.items() if k != "home"},
         "server": f"gunicorn -w {args.workers} {' '.join(worker_class(args.threads))}",
-        "load": f"wrk -t2 -c{args.connections}",
+        "load": f"wrk -t2 -c{args.connections}, {args.rounds} turns of {args.seconds} s each",
         "evaluation_triggers_disabled": toggled,
         "ceiling_minimal_locate_insert": ceiling, "gridmgr_saturated": saturated,
         "gridmgr_paced": {**paced, "offered_rate": args.rate},
         "ratio_to_ceiling": round(saturated["rate"] / ceiling["rate"], 3),
+        "ratio_per_round": [round(g["rate"] / m["rate"], 3) for m, g in turns],
         "check": check,
     }
     print(json.dumps(result, indent=2))
     print(f"\nceiling {ceiling['rate']:.0f}/s · gridmgr {saturated['rate']:.0f}/s "
           f"(p50 {saturated['p50_ms']:.1f} ms, p99 {saturated['p99_ms']:.1f} ms) · ratio "
-          f"{result['ratio_to_ceiling']:.0%} · at {paced['rate']:.0f}/s offered "
+          f"{result['ratio_to_ceiling']:.0%} (turns: "
+          f"{', '.join(f'{r:.0%}' for r in result['ratio_per_round'])}) · "
+          f"at {paced['rate']:.0f}/s offered "
           f"{args.rate}/s: p99 {paced['p99_ms']:.1f} ms · every 201 one report: "
           f"{check['every_201_one_report']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
