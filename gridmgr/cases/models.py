@@ -50,7 +50,8 @@ class Case(db.Model):
         CheckConstraint(f"state IN ({_in(STATES)})", name="ck_cases_state"),
         CheckConstraint(f"source IN ({_in(SOURCES)})", name="ck_cases_source"),
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="ck_cases_rating"),
-        Index("ix_cases_grid_code_pattern", "grid_code", postgresql_ops={
+        # A scope (grid-code prefix) alone, or its cases changed since a time (the sync).
+        Index("ix_cases_grid_code_updated", "grid_code", "updated_at", "id", postgresql_ops={
             "grid_code": "text_pattern_ops"}),
         Index("ix_cases_city_state", "city_id", "state", "id"),
         Index("ix_cases_pending_request", "id",
