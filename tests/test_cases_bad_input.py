@@ -172,6 +172,19 @@ def test_bad_steps_change_nothing(client, city, make_user, auth_headers):
     assert counts() == before
 
 
+def test_an_id_beyond_any_case_is_not_found(client, city, make_user, auth_headers):
+    """Found by the property-based run: an id past PostgreSQL's bigint made the filing's
+    prepared statement fail (500)."""
+    chief = auth_headers(make_user("duty_chief"))
+    before = counts()
+    for huge in (2**63, 1585976866332672262144):
+        for action in ("file", "dispatch", "verify"):
+            refused(client.post(f"/api/v1/cases/{huge}/{action}", headers=chief, json={}),
+                    404, "case_not_found")
+        refused(client.get(f"/api/v1/cases/{huge}", headers=chief), 404, "case_not_found")
+    assert counts() == before
+
+
 LIMITED_INTAKE = """
 import json, sys, tempfile
 from gridmgr import create_app

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from gridmgr.errors import NotFound
 from gridmgr.extensions import db
 
 STATES = ("reported", "verified", "filed", "cancelled", "dispatched", "accepted", "handled",
@@ -36,6 +37,17 @@ OPEN_STATES = ("reported", "verified", "filed", "dispatched", "accepted", "handl
                "shelved")
 CHANNELS = ("app", "web", "open311", "hotline", "patrol")
 SOURCES = ("citizen", "inspector")
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+def check_case_id(case_id: int) -> None:
+    """404 ``case_not_found`` for an id no case can have (beyond PostgreSQL's bigint), before
+    any statement runs: a prepared statement would fail on it (500), and a plain one would
+    compare it as a numeric and read the whole table."""
+    if not 0 < case_id <= BIGINT_MAX:
+        raise NotFound(f"No case has the id {case_id}.", code="case_not_found")
 
 
 def _in(values: tuple[str, ...]) -> str:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from gridmgr.cases.intake import hash_token
+from gridmgr.cases.models import check_case_id
 from gridmgr.errors import InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.people.models import User
@@ -114,6 +115,7 @@ def list_cases(user: User, *, state: list[str] | None = None, category: str | No
 
 def case_detail(case_id: int, user: User) -> dict:
     """One case with its history, photos and (for who may see them) reporters' contacts."""
+    check_case_id(case_id)
     row = db.session.execute(text(f"""
         SELECT {SUMMARY_SQL}, c.reporter_id, c.handler_id, c.verified_by_id, c.deadlines,
                c.dispatched_at, c.accepted_at, c.handled_at, c.closed_at, c.paused_at,

@@ -39,7 +39,7 @@ from gridmgr.cases.events import (
     record_step,
     step_parameters,
 )
-from gridmgr.cases.models import Case
+from gridmgr.cases.models import Case, check_case_id
 from gridmgr.cases.photos import StoredPhoto, attach_photos
 from gridmgr.database.prepared import Prepared
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -126,6 +126,7 @@ def take_step(case_id: int, action: str, actor: User | None, data: StepInput) ->
     if step is None:
         raise NotFound(f"There is no action {action!r:.40}; use one of {', '.join(ACTIONS)}.",
                        code="unknown_action")
+    check_case_id(case_id)
     if action == "file":
         return _file(case_id, actor, data)
     case = db.session.get(Case, case_id)
