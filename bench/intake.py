@@ -3,7 +3,8 @@
 Builds (once) a benchmark city in its own database (``BENCH_CASES_DATABASE_URL``, else
 ``gridmgr_bench_cases`` on 127.0.0.1:5432): 50,000 unit grids of about 100 m × 100 m in 100
 communities, the default catalogue, and ``--cases`` existing cases with a report and history
-each. Then, in one run, on this machine:
+each. Each run starts from the seeded cases alone: what earlier runs wrote is deleted first.
+Then, in one run, on this machine:
 
 1. the ceiling: ``bench/minimal_app.py`` (locate + insert only) under gunicorn, saturated by wrk;
 2. gridmgr's intake (validation, locate, classify, duplicate check, case + report + history +
@@ -293,6 +294,7 @@ def prepare(url: str, cases: int) -> dict:
             build_city(conn)
             load_default_catalogue()
             db.session.commit()
+        removed = remove_earlier_runs(conn)
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM cases")
             existing = cur.fetchone()[0]
@@ -310,7 +312,35 @@ def prepare(url: str, cases: int) -> dict:
         conn.close()
     return {"vacuum_seconds": round(time.time() - vacuum_started, 1),
             "grids": grids, "cases_before": existing, "seed_seconds": round(seeded, 1),
-            "home": str(home)}
+            "removed_from_earlier_runs": removed, "home": str(home)}
+
+
+def remove_earlier_runs(conn) -> int:
+    """Delete what earlier runs wrote (every case not seeded, with its reports, history,
+    facts and photos; the live events; the ceiling's rows), so that each run starts from the
+    seeded cases alone. Without it every run measured a larger database than the last, with
+    more recent open cases near each new report to return as possible duplicates.
+
+    The run's own session skips triggers (``session_replication_role``): the history is
+    append-only for the application, and the evaluation triggers would recompute facts of
+    cases being removed."""
+    with conn.cursor() as cur:
+        cur.execute("SET session_replication_role = replica")
+        cur.execute("CREATE TEMP TABLE gone ON COMMIT DROP AS "
+                    "SELECT id FROM cases WHERE description IS DISTINCT FROM 'seeded'")
+        removed = cur.rowcount
+        if removed:
+            print(f"removing {removed:,} cases written by earlier runs…", flush=True)
+            for table in ("photos", "evaluation_facts", "case_history", "reports"):
+                cur.execute(f"DELETE FROM {table} t USING gone WHERE t.case_id = gone.id")
+            cur.execute("DELETE FROM cases c USING gone WHERE c.id = gone.id")
+        cur.execute("TRUNCATE live_events")
+        cur.execute("SELECT to_regclass('bench_minimal_reports') IS NOT NULL")
+        if cur.fetchone()[0]:
+            cur.execute("TRUNCATE bench_minimal_reports")
+        cur.execute("RESET session_replication_role")
+    conn.commit()
+    return removed
 
 
 def vacuum(conn) -> None:
