@@ -36,6 +36,10 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = False
     # A Redis outage must not fail a report: count in memory until Redis is back.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    # The intake limit's counts reach Redis in batches, at least this often (seconds) while
+    # reports come (gridmgr.shared_counts); 0: every report is counted in Redis at once.
+    GRIDMGR_INTAKE_LIMIT_FLUSH_SECONDS = float(
+        os.environ.get("GRIDMGR_INTAKE_LIMIT_FLUSH_SECONDS", 0.1))
 
     # Number of reverse proxies (nginx) in front of the app whose X-Forwarded-* to trust.
     GRIDMGR_TRUSTED_PROXIES = int(os.environ.get("GRIDMGR_TRUSTED_PROXIES", 0))
