@@ -40,17 +40,21 @@ RETURNING id
 
 
 def history_and_event_ctes(source: str = "(SELECT 1) AS one",
-                           details: str = "CAST(:details AS jsonb)") -> str:
+                           details: str = "CAST(:details AS jsonb)", *,
+                           case_id: str = ":case_id", payload: str = "CAST(:payload AS jsonb)",
+                           rooms: str = "CAST(:rooms AS text[])") -> str:
     """Two CTEs for a statement that also makes the change: ``h``, the history row (one per row
     of ``source``, normally one), and its outbox row; the parameters come from
-    :func:`step_parameters`. ``details``: the SQL of the details object."""
+    :func:`step_parameters`. ``details``, ``case_id``, ``payload``, ``rooms``: SQL for what
+    the statement itself decides (they may name columns of ``source``)."""
+    history_values = _HISTORY_VALUES.replace(":case_id", case_id).format(details=details)
     return f"""h AS (
     INSERT INTO case_history ({_HISTORY_COLUMNS})
-    SELECT {_HISTORY_VALUES.format(details=details)} FROM {source}
+    SELECT {history_values} FROM {source}
     RETURNING id
 ), e AS (
     INSERT INTO live_events (event, payload, rooms)
-    SELECT :event, CAST(:payload AS jsonb), CAST(:rooms AS text[]) FROM h
+    SELECT :event, {payload}, {rooms} FROM h, {source}
 )"""
 
 

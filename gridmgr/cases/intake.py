@@ -143,29 +143,41 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
 
 
 def _fast_path_applies(data: ReportInput) -> bool:
-    """A new case with a category code and a valid point: the common report, done in three
-    statements (context, insert with the duplicate check, history with its event)."""
+    """A new case with a category code and a valid point: the common report, done in one
+    statement (``_REPORT_AS_NEW_CASE``)."""
     return (data.category is not None and data.duplicate_of is None and data.lon is not None
             and data.lat is not None and -180 <= data.lon <= 180 and -90 <= data.lat <= 90)
 
 
 @dataclass(frozen=True)
-class _CategoryRef:
-    id: int
+class _Place:
+    """What the database said of a report's place and category: the city whose calendar times
+    the first stage, the calendar's version and the category's time limits. The deadline is
+    computed from them before the statement that checks them (``_REPORT_AS_NEW_CASE``)."""
+
+    city_id: int
+    calendar_version: str | None
     limits: dict
-    duplicate_radius_m: float
-    duplicate_window_hours: float
+
+    def matches(self) -> dict:
+        return {"expect_city": self.city_id, "expect_calendar": self.calendar_version,
+                "expect_limits": json.dumps(self.limits)}
+
+
+# Per process: the place of the last report of each category in each 0.1° cell (about 10 km).
+# A stale or missing entry costs the statement's second run, never a wrong deadline.
+_PLACES: dict[tuple[str, int, int], _Place] = {}
+_NO_PLACE = _Place(0, None, {})
 
 
 def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
                      client_id: str) -> IntakeResult:
-    """``submit_report`` for a new case: the same checks in the same order, in two statements:
-    the context, then case + report + history + live event + duplicate check.
+    """``submit_report`` for a new case: the same checks in the same order, in one statement
+    (``_REPORT_AS_NEW_CASE``).
 
-    Without photos the two run on a pooled connection in autocommit mode: the write is one
-    statement, so it commits by itself, atomically, and no BEGIN or COMMIT round trip is
-    needed. Photos are attached by further statements, so that path uses the session's
-    transaction."""
+    Without photos it runs on a pooled connection in autocommit mode: it commits by itself,
+    atomically, and no BEGIN or COMMIT round trip is needed. Photos are attached by further
+    statements, so that path uses the session's transaction."""
     if data.photos:
         try:
             result = _store_new_case(db.session.connection().connection, data, reporter, key,
@@ -197,94 +209,75 @@ def _resent_meanwhile(exc: psycopg2.errors.UniqueViolation, key: str,
 
 def _store_new_case(connection, data: ReportInput, reporter: User | None, key: str,
                     client_id: str) -> IntakeResult | None:
-    """The two statements on ``connection``; None when ``client_id`` is already stored."""
+    """``_REPORT_AS_NEW_CASE`` on ``connection``; None when ``client_id`` is already stored.
+
+    The stage deadline is computed for the place the last report near here was found in; if
+    the statement finds another city, calendar or category limits, it writes nothing and is
+    run again with the deadline for what it found (the first report of a category in a cell
+    after a start, or after an edit, takes two)."""
     lon, lat = to_wgs84(data.lon, data.lat, data.coord_sys)
-    tz = current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")
-    ctx = _CONTEXT.one({"key": key, "client_id": client_id, "lon": float(lon), "lat": float(lat),
-                        "category": data.category, "tz": tz}, connection)
-    if ctx.replay_id is not None:
-        return None
-    if ctx.region_id is None:
-        raise OutsideCity(lon, lat)
-    if ctx.category_id is None:
-        raise InvalidInput(f"No active category has the code {data.category!r:.60}.",
-                           code="unknown_category")
-    category = _CategoryRef(ctx.category_id, ctx.limits or {}, float(ctx.duplicate_radius_m),
-                            float(ctx.duplicate_window_hours))
     token = None if reporter else secrets.token_urlsafe(24)
     source = "citizen" if reporter is None or reporter.role in CITIZEN_ROLES else "inspector"
     stage = "verify" if source == "citizen" else "file"
-    radius = category.duplicate_radius_m
+    # The case as far as it is known before the statement: it fills in id, code and place.
     case = SimpleNamespace(
-        id=ctx.case_id, code=ctx.case_code, state="reported", city_id=ctx.city_id,
-        grid_code=ctx.grid_code, category=data.category, lon=lon, lat=lat, deadline=None,
-        yellow_at=None, handled_at=None, paused_at=None, department_id=None, worker_id=None,
+        id=None, code=None, state="reported", city_id=None, grid_code="",
+        category=data.category, lon=lon, lat=lat, deadline=None, yellow_at=None,
+        handled_at=None, paused_at=None, department_id=None, worker_id=None,
         reporter_id=reporter.id if reporter else None)
-    row = _NEW_CASE_WITH_STEP.one({
-        **step_parameters(case, action="report", from_state=None, actor=reporter, lon=lon,
-                          lat=lat, note=data.description, details={"channel": data.channel}),
-        "code": ctx.case_code, "reporter_key": key, "client_id": client_id,
-        "reporter_id": case.reporter_id,
+    step = step_parameters(case, action="report", from_state=None, actor=reporter, lon=lon,
+                           lat=lat, note=data.description, details={"channel": data.channel})
+    params = {
+        **step, "rooms": [f"worker:{case.reporter_id}"] if case.reporter_id else [],
+        "key": key, "client_id": client_id, "category": data.category,
+        "tz": current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai"),
+        "reporter_key": key, "reporter_id": case.reporter_id,
         "token_hash": hash_token(token) if token else None, "channel": data.channel,
         "coord_sys": data.coord_sys, "description": data.description,
-        "category_id": category.id, "attributes": json.dumps(data.attributes, ensure_ascii=False),
+        "attributes": json.dumps(data.attributes, ensure_ascii=False),
         "contact_name": data.contact_name, "contact_phone": data.contact_phone,
-        "contact_email": data.contact_email, "city_id": ctx.city_id,
-        "region_id": ctx.region_id, "grid_code": ctx.grid_code, "source": source,
-        "deadlines": json.dumps(_cached_stage_deadline(category, stage, ctx.city_id,
-                                                       ctx.calendar_version)),
-        "radius": radius,
-        "deg": radius / (111_320 * max(math.cos(math.radians(lat)), 0.01)),
-        "hours": category.duplicate_window_hours, "open": list(OPEN_STATES), "exclude": 0,
-        "limit": 20,
-    }, connection)
+        "contact_email": data.contact_email, "source": source,
+        "cos_lat": max(math.cos(math.radians(lat)), 0.01), "open": list(OPEN_STATES),
+        "exclude": 0, "limit": 20,
+    }
+    cell = (data.category, round(lon * 10), round(lat * 10))
+    place = _PLACES.get(cell, _NO_PLACE)
+    for _ in range(3):  # a calendar edited between two runs is the only reason for a third
+        params["deadlines"] = json.dumps(_stage_deadline_at(place, stage))
+        row = _REPORT_AS_NEW_CASE.one({**params, **place.matches()}, connection)
+        if row.replay_id is not None:
+            return None
+        if row.region_id is None:
+            raise OutsideCity(lon, lat)
+        if row.category_id is None:
+            raise InvalidInput(f"No active category has the code {data.category!r:.60}.",
+                               code="unknown_category")
+        if row.report_id is not None:
+            break
+        place = _Place(row.city_id, row.calendar_version, row.limits or {})
+        if len(_PLACES) > 4096:
+            _PLACES.clear()
+        _PLACES[cell] = place
+    else:
+        raise RuntimeError("the city's calendar kept changing while a report was stored")
     duplicates = [{"id": d["id"], "code": d["code"], "state": d["state"],
                    "distance_m": round(d["distance"], 1), "reporter_count": d["reporter_count"],
                    "created_at": datetime.fromisoformat(d["created_at"]).isoformat()}
                   for d in row.nearby]
     if data.photos:
-        attach_photos(data.photos, case_id=case.id, report_id=row.report_id,
+        attach_photos(data.photos, case_id=row.case_id, report_id=row.report_id,
                       history_id=row.history_id, uploaded_by=case.reporter_id)
-    return IntakeResult(row.report_id, case.id, case.code, case.state, True, token, duplicates)
+    return IntakeResult(row.report_id, row.case_id, row.case_code, "reported", True, token,
+                        duplicates)
 
 
-# One round trip before writing: is this client_id known, which grid holds the point (the rule
-# of ``gridmgr.grids.locating``), the active category, the version of the city's calendar, and
-# the id and code the new case will have (a replay or a refusal leaves a gap in the numbers).
-_CONTEXT_SQL = f"""
-WITH hit AS (
-    SELECT id, code, city_id FROM regions
-    WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-    ORDER BY char_length(code) DESC, code, city_id
-    LIMIT 1
-)
-SELECT (SELECT r.id FROM reports r
-        WHERE r.reporter_key = :key AND r.client_id = :client_id) AS replay_id,
-       hit.id AS region_id, hit.code AS grid_code, hit.city_id,
-       cat.id AS category_id, cat.limits, cat.duplicate_radius_m, cat.duplicate_window_hours,
-       {calendar_version_sql("hit.city_id")} AS calendar_version,
-       n.id AS case_id,
-       to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
-           || lpad(n.id::text, greatest(6, length(n.id::text)), '0') AS case_code
-FROM (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id) n
-LEFT JOIN hit ON true
-LEFT JOIN categories cat ON cat.code = :category AND cat.active
-"""
-
-
-# The grid lookup runs best as a generic plan, and so does the insert (its planning would cost
-# as much as running it). The setting is made for the statement's own transaction only, in the
-# same round trip: in autocommit mode each statement is a transaction of its own.
-_GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan; "
-_CONTEXT = Prepared("gridmgr_intake_context", _CONTEXT_SQL, setup=_GENERIC_PLAN)
-
-
-def _cached_stage_deadline(category, stage: str, city_id: int, version: str | None) -> dict:
-    """``_stage_deadline`` with the city's calendar cached per process by its content hash."""
-    limit = (category.limits or {}).get(stage)
+def _stage_deadline_at(place: _Place, stage: str) -> dict:
+    """The first stage's deadline from now, by the place's category limits and calendar (the
+    calendar cached per process by its content hash)."""
+    limit = place.limits.get(stage)
     if not limit:
         return {}
-    calendar = calendar_by_version(city_id, version)
+    calendar = calendar_by_version(place.city_id, place.calendar_version)
     due = add_limit(datetime.now(UTC), limit["amount"], limit["unit"], calendar)
     return {stage: due.isoformat()}
 
@@ -463,27 +456,72 @@ box AS MATERIALIZED (
 )"""
 _NEARBY = text(f"WITH {_NEAR_OPEN_CASES} SELECT * FROM near")
 
-# The new case (id and code from the context), its report, the report's history row and live
-# event (only when the report is new), and the duplicate check (open cases of the category near
-# the point, as ``_NEARBY``; the new case is not among them), in one statement.
-_REPORT_STEP_DETAILS = "CAST(:details AS jsonb) || jsonb_build_object('report_id', r.id)"
-_NEW_CASE_WITH_STEP = Prepared("gridmgr_intake_new_case", f"""
-WITH c AS (
+# A report as a new case, in one statement: whether this client_id is known, which grid holds
+# the point (the rule of ``gridmgr.grids.locating``), the active category, the version of the
+# city's calendar, and the new case's id and code (a replay or a refusal leaves a gap in the
+# numbers); then, only if the report is new and the city, calendar and limits are those its
+# deadline was computed for (``_Place``), the case, its report, the report's history row and
+# live event (payload and rooms completed with the place), and the duplicate check (open cases
+# of the category near the point, as ``_NEARBY``; the new case is not among them).
+_NEW_CASE_CONTEXT = f"""
+hit AS (
+    SELECT id, code, city_id FROM regions
+    WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+    ORDER BY char_length(code) DESC, code, city_id
+    LIMIT 1
+), ctx AS MATERIALIZED (
+    SELECT (SELECT r.id FROM reports r
+            WHERE r.reporter_key = :key AND r.client_id = :client_id) AS replay_id,
+           hit.id AS region_id, hit.code AS grid_code, hit.city_id,
+           cat.id AS category_id, cat.limits, cat.duplicate_radius_m,
+           cat.duplicate_window_hours,
+           {calendar_version_sql("hit.city_id")} AS calendar_version,
+           n.id AS case_id,
+           to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
+               || lpad(n.id::text, greatest(6, length(n.id::text)), '0') AS case_code
+    FROM (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id) n
+    LEFT JOIN hit ON true
+    LEFT JOIN categories cat ON cat.code = :category AND cat.active
+), ok AS (
+    SELECT * FROM ctx
+    WHERE replay_id IS NULL AND region_id IS NOT NULL AND category_id IS NOT NULL
+      AND city_id = :expect_city AND calendar_version IS NOT DISTINCT FROM :expect_calendar
+      AND coalesce(limits, '{{}}') = CAST(:expect_limits AS jsonb)
+)"""
+_NEW_CASE_ROOMS = """ARRAY(
+    SELECT DISTINCT room COLLATE "C" FROM unnest(CAST(:rooms AS text[])
+        || ('city:' || c.city_id)
+        || ARRAY(SELECT 'region:' || left(c.grid_code, n) FROM unnest('{6,9,12,15}'::int[]) n
+                 WHERE n <= char_length(c.grid_code))) room
+    ORDER BY 1)"""
+_REPORT_AS_NEW_CASE = Prepared("gridmgr_intake_new_case", f"""
+WITH {_NEW_CASE_CONTEXT}, c AS (
     INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
                        grid_code, location, description, reporter_id, deadlines)
-    VALUES (:case_id, :code, :city_id, 'reported', :source, :channel, :category_id, :region_id,
-            :grid_code, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
-            CAST(:deadlines AS jsonb))
-    RETURNING id
+    SELECT case_id, case_code, city_id, 'reported', :source, :channel, category_id, region_id,
+           grid_code, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
+           CAST(:deadlines AS jsonb)
+    FROM ok
+    RETURNING id, code, city_id, grid_code, category_id
 ), r AS (
     INSERT INTO reports ({_REPORT_COLUMNS})
-    SELECT {_REPORT_VALUES}, c.id, NULL FROM c
+    SELECT {_REPORT_VALUES.replace(":category_id", "c.category_id")}, c.id, NULL FROM c
     RETURNING id
-), {history_and_event_ctes("r", _REPORT_STEP_DETAILS)},
-{_NEAR_OPEN_CASES}
-SELECT (SELECT id FROM r) AS report_id, (SELECT id FROM h) AS history_id,
+), {history_and_event_ctes(
+    "c JOIN r ON true", "CAST(:details AS jsonb) || jsonb_build_object('report_id', r.id)",
+    case_id="c.id", rooms=_NEW_CASE_ROOMS,
+    payload="CAST(:payload AS jsonb) || jsonb_build_object("
+            "'id', c.id, 'code', c.code, 'grid_code', c.grid_code)")},
+{_NEAR_OPEN_CASES.replace("WHERE ST_DWithin(location, ", "WHERE EXISTS (SELECT FROM ok)"
+                          " AND ST_DWithin(location, ")
+                 .replace(":deg", "(SELECT duplicate_radius_m / (111320 * :cos_lat) FROM ok)")
+                 .replace(":category_id", "(SELECT category_id FROM ok)")
+                 .replace(":hours", "(SELECT duplicate_window_hours FROM ok)")
+                 .replace(":radius", "(SELECT duplicate_radius_m FROM ok)")}
+SELECT ctx.*, (SELECT id FROM r) AS report_id, (SELECT id FROM h) AS history_id,
        (SELECT coalesce(json_agg(json_build_object(
             'id', id, 'code', code, 'state', state, 'distance', distance,
             'reporter_count', reporter_count, 'created_at', created_at) ORDER BY distance),
             '[]') FROM near) AS nearby
-""", setup=_GENERIC_PLAN)
+FROM ctx
+""", setup="SET LOCAL plan_cache_mode = force_generic_plan; ")
