@@ -433,28 +433,35 @@ WITH c AS (
 SELECT c.*, (SELECT id FROM r) AS report_id FROM c
 """)
 
-# Open cases of a category near a point, nearest first. The cases in the bounding box of the
-# radius come first, from the GiST index on location, and only then are the category, state,
-# time window and exact distance checked. The fence (MATERIALIZED) keeps every plan, generic
-# ones included, from joining the category's btree index in, which walks every recent case of
-# the category: 2 ms at 1,000,000 cases, against 0.1 ms for the box.
-_NEAR_OPEN_CASES = """
+def _near_open_cases(category_id: str = ":category_id", deg: str = ":deg",
+                     hours: str = ":hours", radius: str = ":radius", only_if: str = "true") -> str:
+    """CTEs ``box`` and ``near``: the open cases of a category reported within its time window
+    near (:lon, :lat), nearest first. The box (the radius's bounding box, ``deg`` degrees)
+    with the category and the time comes from one GiST index (migration 0014); state and exact
+    distance are checked after. The fence (MATERIALIZED) keeps every plan, generic ones
+    included, off the category's btree index, which walks every recent case of the category.
+    The arguments are SQL: parameters by default, or what the statement itself found."""
+    return f"""
 box AS MATERIALIZED (
-    SELECT id, code, state, reporter_count, created_at, category_id, location FROM cases
-    WHERE ST_DWithin(location, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :deg)
+    SELECT id, code, state, reporter_count, created_at, location FROM cases
+    WHERE {only_if}
+      AND ST_DWithin(location, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), {deg})
+      AND category_id = {category_id}
+      AND created_at >= now() - make_interval(secs => CAST({hours} AS float8) * 3600)
 ), near AS (
     SELECT id, code, state, reporter_count, created_at,
            ST_Distance(location::geography,
                        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance
     FROM box
-    WHERE category_id = :category_id AND state = ANY(:open) AND id <> :exclude
-      AND created_at >= now() - make_interval(secs => CAST(:hours AS float8) * 3600)
+    WHERE state = ANY(:open) AND id <> :exclude
       AND ST_DWithin(location::geography,
-                     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :radius)
+                     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, {radius})
     ORDER BY distance
     LIMIT :limit
 )"""
-_NEARBY = text(f"WITH {_NEAR_OPEN_CASES} SELECT * FROM near")
+
+
+_NEARBY = text(f"WITH {_near_open_cases()} SELECT * FROM near")
 
 # A report as a new case, in one statement: whether this client_id is known, which grid holds
 # the point (the rule of ``gridmgr.grids.locating``), the active category, the version of the
@@ -512,12 +519,10 @@ WITH {_NEW_CASE_CONTEXT}, c AS (
     case_id="c.id", rooms=_NEW_CASE_ROOMS,
     payload="CAST(:payload AS jsonb) || jsonb_build_object("
             "'id', c.id, 'code', c.code, 'grid_code', c.grid_code)")},
-{_NEAR_OPEN_CASES.replace("WHERE ST_DWithin(location, ", "WHERE EXISTS (SELECT FROM ok)"
-                          " AND ST_DWithin(location, ")
-                 .replace(":deg", "(SELECT duplicate_radius_m / (111320 * :cos_lat) FROM ok)")
-                 .replace(":category_id", "(SELECT category_id FROM ok)")
-                 .replace(":hours", "(SELECT duplicate_window_hours FROM ok)")
-                 .replace(":radius", "(SELECT duplicate_radius_m FROM ok)")}
+{_near_open_cases(category_id="(SELECT category_id FROM ok)",
+                  deg="(SELECT duplicate_radius_m / (111320 * :cos_lat) FROM ok)",
+                  hours="(SELECT duplicate_window_hours FROM ok)",
+                  radius="(SELECT duplicate_radius_m FROM ok)", only_if="EXISTS (SELECT FROM ok)")}
 SELECT ctx.*, (SELECT id FROM r) AS report_id, (SELECT id FROM h) AS history_id,
        (SELECT coalesce(json_agg(json_build_object(
             'id', id, 'code', code, 'state', state, 'distance', distance,

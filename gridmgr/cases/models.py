@@ -83,6 +83,10 @@ class Case(db.Model):
         Index("ix_cases_department_id", "department_id",
               postgresql_where=text("department_id IS NOT NULL")),
         Index("ix_cases_worker_id", "worker_id", postgresql_where=text("worker_id IS NOT NULL")),
+        # Where (maps, nearby), and the duplicate check: a category's recent cases near a point
+        # (btree_gist; migration 0014).
+        Index("ix_cases_location_category_created", "location", "category_id", "created_at",
+              postgresql_using="gist"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -95,7 +99,7 @@ class Case(db.Model):
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), index=True)
     grid_code: Mapped[str] = mapped_column(String(15))
-    location = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
+    location = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
