@@ -134,3 +134,39 @@ def test_a_starting_relay_numbers_what_came_before_and_pushes_only_what_comes_af
         assert [(data["n"], data["seq"]) for data in emitted] == [(3, 4)]
     finally:
         relay.stop()
+
+
+def test_a_writer_overlapping_a_notifying_one_stays_silent_and_is_still_delivered_at_once(
+        app, monkeypatch):
+    """PostgreSQL commits notifying transactions one at a time, so a writer sends no NOTIFY
+    while another's is on its way; the relay, woken by that one, looks again shortly after and
+    delivers the silent writer's event long before its poll (set to 30 s here)."""
+    from gridmgr.live import relay as relay_module
+
+    emitted: list[dict] = []
+    monkeypatch.setattr(relay_module, "_emit", lambda event, data, to: emitted.append(data))
+    monkeypatch.setitem(app.config, "GRIDMGR_LIVE_POLL_SECONDS", 30)
+    relay = relay_module.Relay()
+    relay.start(app)
+    first, second = psycopg2.connect(_dsn(app)), psycopg2.connect(_dsn(app))
+    listener = psycopg2.connect(_dsn(app))
+    listener.autocommit = True
+    try:
+        listener.cursor().execute("LISTEN gridmgr_live")
+        insert = ("INSERT INTO live_events (event, payload, rooms) "
+                  "VALUES ('case.updated', %s, ARRAY['city:1'])")
+        first.cursor().execute(insert, ('{"n": 1}',))
+        second.cursor().execute(insert, ('{"n": 2}',))  # while the first's NOTIFY is pending
+        first.commit()
+        assert relay.caught_up(1, timeout=5)
+        second.commit()
+        started = time.monotonic()
+        assert relay.caught_up(2, timeout=5)
+        assert time.monotonic() - started < 1
+        assert [(data["n"], data["seq"]) for data in emitted] == [(1, 1), (2, 2)]
+        listener.poll()
+        assert len(listener.notifies) == 1  # the second writer sent none
+    finally:
+        relay.stop()
+        for conn in (first, second, listener):
+            conn.close()

@@ -25,6 +25,10 @@ from gridmgr.extensions import db
 NOTIFY_CHANNEL = "gridmgr_live"
 # Transaction-level advisory lock of the numbering: relays of several processes number in turn.
 OUTBOX_LOCK = 0x6C697665  # "live"
+# Transaction-level advisory lock a writer takes to NOTIFY (migration 0015): while one writer's
+# notification is on its way, the others send none (PostgreSQL commits notifying transactions
+# one at a time), and the relays look again shortly after each wake-up (gridmgr.live.relay).
+NOTIFY_LOCK = 0x6E6F7469  # "noti"
 SEQUENCE_BATCH = 1000
 
 # Numbers the committed, unnumbered rows in id order (run on an autocommit connection, then

@@ -1,7 +1,9 @@
 """Delivery after commit: each server process relays outbox rows to its own Socket.IO clients.
 
 The relay holds one PostgreSQL connection that LISTENs on the outbox trigger's channel and also
-polls every ``GRIDMGR_LIVE_POLL_SECONDS`` (a missed notification only delays an event). Woken, it
+polls every ``GRIDMGR_LIVE_POLL_SECONDS`` (a missed notification only delays an event). A
+writer notifies only when no other writer's notification is on its way (migration 0015), so
+after each wake-up that found events the relay looks again 10, 50 and 200 ms later. Woken, it
 numbers the rows committed since (``gridmgr.live.outbox.sequence_pending``; relays of several
 processes take turns), then emits every row with ``seq`` above the last one it delivered, in
 order, to the rows' rooms on ``/live`` with ``ignore_queue=True``: every process reads the
@@ -25,6 +27,10 @@ from gridmgr.live.outbox import NOTIFY_CHANNEL, sequence_pending
 
 NAMESPACE = "/live"
 BATCH = 500
+# After a wake-up that found events, look again after these pauses (seconds) before waiting for
+# the next notification: a writer whose transaction overlapped a notifying one sent none
+# (``gridmgr.live.outbox.NOTIFY_LOCK``), and its rows may commit just after our read.
+LOOK_AGAIN = (0.01, 0.05, 0.2)
 log = logging.getLogger(__name__)
 
 
@@ -97,37 +103,41 @@ class Relay:
                     cur.execute("SELECT coalesce(max(seq), 0) FROM live_events")
                     self.delivered = cur.fetchone()[0]
             self.ready.set()
+            pauses = iter(())
             while not self._stop.is_set():
                 conn.notifies.clear()
-                self._drain(conn)
+                if self._drain(conn):
+                    pauses = iter(LOOK_AGAIN)
                 if conn.notifies:
                     # A commit notified while we drained: psycopg2 read its notice with our
                     # queries' results, so the socket is quiet and select() would sleep for
                     # the whole poll interval. Its row may be newer than what we read: again.
                     continue
-                if select.select([conn], [], [], self._poll)[0]:
+                if select.select([conn], [], [], next(pauses, self._poll))[0]:
                     conn.poll()
         finally:
             conn.close()
 
-    def _drain(self, conn) -> None:
+    def _drain(self, conn) -> bool:
         """Number what has committed since, then emit every row after ``delivered``, in
-        sequence order."""
+        sequence order; whether there was any."""
         with conn.cursor() as cur:
             sequence_pending(cur)
+        emitted = False
         while True:
             with conn.cursor() as cur:
                 cur.execute("SELECT seq, event, payload, rooms FROM live_events WHERE seq > %s "
                             "ORDER BY seq LIMIT %s", (self.delivered, BATCH))
                 rows = cur.fetchall()
             if not rows:
-                return
+                return emitted
             with self.lock:
                 for seq, event, payload, rooms in rows:
                     _emit(event, event_data(seq, payload), rooms)
                     self.delivered = seq
+            emitted = True
             if len(rows) < BATCH:
-                return
+                return emitted
 
 
 def _emit(event: str, data: dict, to) -> None:
