@@ -501,6 +501,11 @@ _NEW_CASE_ROOMS = """ARRAY(
         || ARRAY(SELECT 'region:' || left(c.grid_code, n) FROM unnest('{6,9,12,15}'::int[]) n
                  WHERE n <= char_length(c.grid_code))) room
     ORDER BY 1)"""
+# The grid lookup runs best as a generic plan, and so does the rest (planning would cost as
+# much as running it; left to PostgreSQL's choice the statement cost twice as much). The setting
+# is made for the statement's own transaction only, in the same round trip: in autocommit mode
+# each statement is a transaction of its own.
+_GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan; "
 _REPORT_AS_NEW_CASE = Prepared("gridmgr_intake_new_case", f"""
 WITH {_NEW_CASE_CONTEXT}, c AS (
     INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
@@ -529,4 +534,4 @@ SELECT ctx.*, (SELECT id FROM r) AS report_id, (SELECT id FROM h) AS history_id,
             'reporter_count', reporter_count, 'created_at', created_at) ORDER BY distance),
             '[]') FROM near) AS nearby
 FROM ctx
-""", setup="SET LOCAL plan_cache_mode = force_generic_plan; ")
+""", setup=_GENERIC_PLAN)
