@@ -403,14 +403,15 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def wrk(port: int, path: str, seconds: int, connections: int, prefix: str,
-        delay_ms: float = 0.0, warmup: bool = True) -> dict:
+        delay_ms: float = 0.0, warmup: float = 5) -> dict:
+    """A wrk run of ``seconds`` against ``path``; first, unmeasured, ``warmup`` seconds."""
     script = Path(tempfile.mkdtemp()) / "post.lua"
     script.write_text(WRK_SCRIPT % {
         "categories": ", ".join(f'"{c}"' for c in CATEGORIES), "west": WEST, "south": SOUTH,
         "width": EAST - WEST, "height": NORTH - SOUTH})
     url = f"http://127.0.0.1:{port}{path}"
     if warmup:
-        subprocess.run(["wrk", "-t2", f"-c{connections}", "-d5s", "-s", str(script), url,
+        subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{warmup:g}s", "-s", str(script), url,
                         "--", f"{prefix}-warm", "0"], capture_output=True, check=True)
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s",
@@ -454,13 +455,13 @@ def paced_run(port: int, args, prefix: str) -> dict:
     delay = 1000.0 * connections / args.rate
     for n in range(3):
         probe = wrk(port, "/api/v1/reports", 4, connections, f"{prefix}-c{n}",
-                    delay_ms=delay, warmup=False)
+                    delay_ms=delay, warmup=0)
         if abs(probe["rate"] - args.rate) < 0.03 * args.rate:
             break
         period = (delay + probe["p50_ms"]) * probe["rate"] / args.rate
         delay = max(0.0, period - probe["p50_ms"])
     paced = wrk(port, "/api/v1/reports", args.seconds, connections, prefix, delay_ms=delay,
-                warmup=False)
+                warmup=0)
     return {**paced, "connections": connections, "delay_ms": round(delay, 1)}
 
 
@@ -475,6 +476,10 @@ def main() -> dict:
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=10,
                         help="length of each saturated turn of each app")
+    parser.add_argument("--warmup", type=float, default=15,
+                        help="unmeasured seconds of load on each app before its first turn "
+                             "(gridmgr's first turn after the reset ran cold with 5: 648/s "
+                             "against 788 – 917/s in the next two)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="turns of each app, alternating (ceiling, gridmgr, ceiling, ...)")
     parser.add_argument("--connections", type=int, default=16)
@@ -525,9 +530,9 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
             for n in range(args.rounds):
                 turns.append((
                     wrk(minimal_port, "/report", args.seconds, args.connections, f"{run}m{n}",
-                        warmup=n == 0),
+                        warmup=args.warmup if n == 0 else 0),
                     wrk(port, "/api/v1/reports", args.seconds, args.connections, f"{run}s{n}",
-                        warmup=n == 0)))
+                        warmup=args.warmup if n == 0 else 0)))
             stop(minimal)
             minimal = None
             ceiling = combined([m for m, _ in turns])
@@ -565,7 +570,8 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "setup": {k: v for k, v in setup.items() if k != "home"},
         "server": f"gunicorn -w {args.workers} {' '.join(worker_class(args.threads))}",
-        "load": f"wrk -t2 -c{args.connections}, {args.rounds} turns of {args.seconds} s each",
+        "load": f"wrk -t2 -c{args.connections}, {args.warmup:g} s unmeasured on each app, "
+                f"then {args.rounds} turns of {args.seconds} s each",
         "evaluation_triggers_disabled": toggled,
         "ceiling_minimal_locate_insert": ceiling, "gridmgr_saturated": saturated,
         "gridmgr_paced": {**paced, "offered_rate": args.rate},
