@@ -12,6 +12,7 @@ import json
 import math
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from gridmgr.calendar.deadlines import (
+    Calendar,
     add_limit,
     calendar_by_version,
     calendar_for_city,
@@ -123,7 +125,8 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
         row = db.session.execute(_NEW_CASE, {
             **params, "city_id": place.city_id, "region_id": place.region.id,
             "grid_code": place.region.code, "source": source,
-            "deadlines": json.dumps(_stage_deadline(category, stage, place.city_id)),
+            "deadlines": json.dumps(_stage_deadline(category.limits, stage,
+                                                    lambda: calendar_for_city(place.city_id))),
             "tz": current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai"),
         }).one()
         action = "report"
@@ -158,6 +161,10 @@ class _Place:
     city_id: int
     calendar_version: str | None
     limits: dict
+
+    def calendar(self) -> Calendar:
+        """The city's calendar, cached per process by its content hash."""
+        return calendar_by_version(self.city_id, self.calendar_version)
 
     def matches(self) -> dict:
         return {"expect_city": self.city_id, "expect_calendar": self.calendar_version,
@@ -243,7 +250,7 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
     cell = (data.category, round(lon * 10), round(lat * 10))
     place = _PLACES.get(cell, _NO_PLACE)
     for _ in range(3):  # a calendar edited between two runs is the only reason for a third
-        params["deadlines"] = json.dumps(_stage_deadline_at(place, stage))
+        params["deadlines"] = json.dumps(_stage_deadline(place.limits, stage, place.calendar))
         row = _REPORT_AS_NEW_CASE.one({**params, **place.matches()}, connection)
         if row.replay_id is not None:
             return None
@@ -269,17 +276,6 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
                       history_id=row.history_id, uploaded_by=case.reporter_id)
     return IntakeResult(row.report_id, row.case_id, row.case_code, "reported", True, token,
                         duplicates)
-
-
-def _stage_deadline_at(place: _Place, stage: str) -> dict:
-    """The first stage's deadline from now, by the place's category limits and calendar (the
-    calendar cached per process by its content hash)."""
-    limit = place.limits.get(stage)
-    if not limit:
-        return {}
-    calendar = calendar_by_version(place.city_id, place.calendar_version)
-    due = add_limit(datetime.now(UTC), limit["amount"], limit["unit"], calendar)
-    return {stage: due.isoformat()}
 
 
 def nearby_cases(lon: float, lat: float, category, exclude: int | None = None,
@@ -355,11 +351,13 @@ def _point(data: ReportInput) -> tuple[float, float]:
     return to_wgs84(lon, lat, data.coord_sys)
 
 
-def _stage_deadline(category, stage: str, city_id: int) -> dict:
-    limit = (category.limits or {}).get(stage)
+def _stage_deadline(limits: dict | None, stage: str, calendar: Callable[[], Calendar]) -> dict:
+    """The stage's deadline from now by a category's ``limits`` ({} when it has none for the
+    stage); ``calendar`` gives the city's working calendar, asked for only when needed."""
+    limit = (limits or {}).get(stage)
     if not limit:
         return {}
-    due = add_limit(datetime.now(UTC), limit["amount"], limit["unit"], calendar_for_city(city_id))
+    due = add_limit(datetime.now(UTC), limit["amount"], limit["unit"], calendar())
     return {stage: due.isoformat()}
 
 
