@@ -453,16 +453,19 @@ def paced_run(port: int, args, prefix: str) -> dict:
     """
     connections = max(args.connections, 64)
     delay = 1000.0 * connections / args.rate
+    calibration_201 = 0
     for n in range(3):
         probe = wrk(port, "/api/v1/reports", 4, connections, f"{prefix}-c{n}",
                     delay_ms=delay, warmup=0)
+        calibration_201 += probe["statuses"].get("201", 0)
         if abs(probe["rate"] - args.rate) < 0.03 * args.rate:
             break
         period = (delay + probe["p50_ms"]) * probe["rate"] / args.rate
         delay = max(0.0, period - probe["p50_ms"])
     paced = wrk(port, "/api/v1/reports", args.seconds, connections, prefix, delay_ms=delay,
                 warmup=0)
-    return {**paced, "connections": connections, "delay_ms": round(delay, 1)}
+    return {**paced, "connections": connections, "delay_ms": round(delay, 1),
+            "calibration_201": calibration_201}
 
 
 def count(url: str, sql: str, params: tuple = ()) -> int:
@@ -544,7 +547,9 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
         if minimal is not None:
             stop(minimal)
 
-    created = sum(r["statuses"].get("201", 0) for r in (saturated, paced))
+    # The paced run's short calibration runs store reports of the run's prefix too.
+    created = sum(r["statuses"].get("201", 0) for r in (saturated, paced)) \
+        + paced["calibration_201"]
     warm_created = count(url, "SELECT count(*) FROM reports WHERE client_id LIKE %s",
                          (f"{run}s%-warm-%",))
     stored = count(url, "SELECT count(*) FROM reports WHERE client_id LIKE %s "
