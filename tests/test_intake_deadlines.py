@@ -61,3 +61,34 @@ def test_a_holiday_added_to_the_calendar_moves_the_next_reports_deadline(client,
     created, due = report(client, city, 2)
     tomorrow = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone)
     assert due == tomorrow + timedelta(hours=1)  # the first working hour after the holiday
+
+
+def test_calendar_edits_made_with_sql_time_the_next_report(client, city):
+    """The calendar's version is kept by the database (migration 0016), so an edit made
+    outside gridmgr, with SQL, counts as well: new working hours, then a holiday taken away."""
+    verify_limit(1, "working_hours")
+    zone = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(zone).date()
+    calendar = WorkingCalendar(city_id=city.city_id, timezone="Asia/Shanghai",
+                               periods=[["00:00", "24:00"]], weekdays=[1, 2, 3, 4, 5, 6, 7])
+    db.session.add(calendar)
+    db.session.flush()
+    db.session.add(CalendarDay(calendar_id=calendar.id, day=today, kind="holiday"))
+    db.session.commit()
+    tomorrow = datetime.combine(today + timedelta(days=1), datetime.min.time(), zone)
+    assert report(client, city, 1)[1] == tomorrow + timedelta(hours=1)
+
+    db.session.execute(text("""UPDATE working_calendars SET periods = '[["02:00", "24:00"]]'
+                               WHERE id = :id"""), {"id": calendar.id})
+    db.session.commit()
+    assert report(client, city, 2)[1] == tomorrow + timedelta(hours=3)
+
+    db.session.execute(text("DELETE FROM calendar_days WHERE calendar_id = :id"),
+                       {"id": calendar.id})
+    db.session.commit()
+    now = datetime.now(zone)
+    created, due = report(client, city, 3)
+    if now.hour >= 2 and now + timedelta(hours=1) < tomorrow:  # today works again, from 02:00
+        assert abs(due - created - timedelta(hours=1)) < timedelta(seconds=5)
+    else:
+        assert due < tomorrow + timedelta(hours=3)

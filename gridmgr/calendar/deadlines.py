@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from gridmgr.errors import InvalidInput
@@ -120,12 +121,11 @@ def calendar_for_city(city_id: int | None) -> Calendar:
 
 
 def calendar_version_sql(city_id: str) -> str:
-    """An SQL expression: a hash of the working calendar (time zone, hours, special days) of
-    the city whose id is the SQL ``city_id``. A statement that needs a deadline selects it,
-    and :func:`calendar_by_version` answers from the process's cache while it is unchanged."""
-    return f"""(SELECT md5(concat_ws('|', ci.timezone, w::text, (
-                SELECT string_agg(d.day::text || d.kind, ',' ORDER BY d.day, d.kind)
-                FROM calendar_days d WHERE d.calendar_id = w.id)))
+    """An SQL expression: the version of the working calendar (time zone, hours, special days)
+    of the city whose id is the SQL ``city_id``. The database raises a calendar's version with
+    every change to it or its days (migration 0016). A statement that needs a deadline selects
+    it, and :func:`calendar_by_version` answers from the process's cache while it is unchanged."""
+    return f"""(SELECT concat_ws('|', ci.timezone, w.id, w.version)
         FROM cities ci LEFT JOIN working_calendars w ON w.city_id = ci.id
         WHERE ci.id = {city_id})"""
 
@@ -134,8 +134,8 @@ _calendars: dict[tuple[int, str | None], Calendar] = {}
 
 
 def calendar_by_version(city_id: int, version: str | None) -> Calendar:
-    """The city's calendar, cached per process under the hash of its content
-    (:func:`calendar_version_sql`): an edited calendar has a new hash and is read again."""
+    """The city's calendar, cached per process under its version
+    (:func:`calendar_version_sql`): an edited calendar has a new version and is read again."""
     calendar = _calendars.get((city_id, version))
     if calendar is None:
         calendar = calendar_for_city(city_id)
@@ -322,10 +322,17 @@ def _working_intervals(cal: Calendar, begin: datetime) -> Iterator[tuple[datetim
     """Working periods (UTC start, UTC end) of working days from ``begin``'s local day on."""
     day = begin.astimezone(cal.tz).date() - timedelta(days=1)
     for _ in range(_SEARCH_DAYS):
-        if cal.is_working_day(day):
-            for a, b in cal.periods:
-                lo = _localize(datetime.combine(day, a), cal.tz).astimezone(_UTC)
-                hi = _localize(datetime.combine(day, b), cal.tz).astimezone(_UTC)
-                if hi > lo:
-                    yield lo, hi
+        yield from _day_intervals(cal, day)
         day += timedelta(days=1)
+
+
+@lru_cache(maxsize=4096)
+def _day_intervals(cal: Calendar, day: date) -> tuple[tuple[datetime, datetime], ...]:
+    """The working periods of one local day in UTC (none on a day off). Cached: every report
+    times its first stage, and the same few days' periods are converted again each time."""
+    if not cal.is_working_day(day):
+        return ()
+    intervals = ((_localize(datetime.combine(day, a), cal.tz).astimezone(_UTC),
+                  _localize(datetime.combine(day, b), cal.tz).astimezone(_UTC))
+                 for a, b in cal.periods)
+    return tuple((lo, hi) for lo, hi in intervals if hi > lo)

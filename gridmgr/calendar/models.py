@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,6 +25,8 @@ class WorkingCalendar(db.Model):
         JSONB, server_default=text("""'[["08:00", "12:00"], ["14:00", "18:00"]]'"""))
     # ISO weekdays that are working days (1 = Monday).
     weekdays: Mapped[list] = mapped_column(JSONB, server_default=text("'[1, 2, 3, 4, 5]'"))
+    # Raised by the database with every change to the calendar or its days (migration 0016).
+    version: Mapped[int] = mapped_column(BigInteger, server_default=text("1"))
 
 
 class CalendarDay(db.Model):

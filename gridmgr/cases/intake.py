@@ -163,7 +163,7 @@ class _Place:
     limits: dict
 
     def calendar(self) -> Calendar:
-        """The city's calendar, cached per process by its content hash."""
+        """The city's calendar, cached per process under its version."""
         return calendar_by_version(self.city_id, self.calendar_version)
 
     def matches(self) -> dict:
@@ -395,7 +395,7 @@ _REPORT_VALUES = """:reporter_key, :client_id, :reporter_id, :token_hash, :chann
 
 # A new case and its first report in one statement; the report's ON CONFLICT decides.
 _NEW_CASE = text(f"""
-WITH n AS (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id),
+WITH n AS (SELECT nextval('cases_id_seq') AS id),
 c AS (
     INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
                        grid_code, location, description, reporter_id, deadlines)
@@ -484,7 +484,7 @@ hit AS (
            n.id AS case_id,
            to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
                || lpad(n.id::text, greatest(6, length(n.id::text)), '0') AS case_code
-    FROM (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id) n
+    FROM (SELECT nextval('cases_id_seq') AS id) n
     LEFT JOIN hit ON true
     LEFT JOIN categories cat ON cat.code = :category AND cat.active
 ), ok AS (
