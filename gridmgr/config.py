@@ -15,7 +15,10 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     DATABASE_URL = os.environ.get("DATABASE_URL")
     REDIS_URL = os.environ.get("REDIS_URL")
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # The pool hands out the connection returned last: a process serving one request at a
+    # time then works on one warm server backend instead of taking turns between all it
+    # opened (intake, measured: 663 → 732 reports/s), and connections left idle can expire.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_use_lifo": True}
     # Seconds a pooled connection may sit unused before it is tested at its next checkout
     # (instead of SQLAlchemy's pre-ping on every checkout: gridmgr.database.engine).
     GRIDMGR_DB_PING_AFTER_IDLE = float(os.environ.get("GRIDMGR_DB_PING_AFTER_IDLE", 10))
