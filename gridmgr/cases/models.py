@@ -146,14 +146,16 @@ class Report(db.Model):
     __table_args__ = (
         UniqueConstraint("reporter_key", "client_id", name="uq_reports_reporter_client"),
         CheckConstraint(f"channel IN ({_in(CHANNELS)})", name="ck_reports_channel"),
+        # Signed-in reporters' reports only: anonymous reports have none (migration 0017).
+        Index("ix_reports_reporter_id", "reporter_id",
+              postgresql_where=text("reporter_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # "u<user id>" for a signed-in reporter, "anon" for anonymous reports.
     reporter_key: Mapped[str] = mapped_column(String(24))
     client_id: Mapped[str] = mapped_column(String(64))
-    reporter_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Anonymous reporters follow their report with a token; only its SHA-256 is kept.
     tracking_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     channel: Mapped[str] = mapped_column(String(12))

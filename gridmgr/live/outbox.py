@@ -52,8 +52,13 @@ class LiveEvent(db.Model):
     __tablename__ = "live_events"
 
     __table_args__ = (
-        Index("ix_live_events_seq", "seq", unique=True),
+        # Rows are inserted unnumbered (NULL) and numbered after commit: only numbers are kept
+        # (migration 0017), and every query on seq compares it.
+        Index("ix_live_events_seq", "seq", unique=True, postgresql_where=text("seq IS NOT NULL")),
         Index("ix_live_events_unsequenced", "id", postgresql_where=text("seq IS NULL")),
+        # Only the prune of old events reads it; rows come in time order (migration 0017).
+        Index("ix_live_events_created_at", "created_at", postgresql_using="brin",
+              postgresql_with={"autosummarize": "on"}),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -61,8 +66,8 @@ class LiveEvent(db.Model):
     event: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSONB)
     rooms: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 server_default=func.now())
 
 
 def publish(event: str, payload: dict, rooms: list[str]) -> None:
