@@ -14,8 +14,10 @@ Then, in one run, on this machine:
    shared host) falls on both alike, and the ratio is of the totals;
 3. gridmgr's intake at a fixed offered rate (``--rate``, default 500 reports/s) for latency;
 
-and checks that every 201 became exactly one stored report (and one case). Prints the figures
-and writes ``bench/results/intake.json``.
+and checks that every 201 became exactly one stored report (and one case). A Flask hello app
+served the same way is measured before and after (the issue's yardstick for the machine, 4,958
+req/s on its reference machine): the machine's speed moves between sessions and within one.
+Prints the figures and writes ``bench/results/intake.json``.
 
     .venv/bin/python bench/intake.py --cases 1000000
 """
@@ -44,6 +46,7 @@ RESULTS = ROOT / "bench" / "results"
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/gridmgr_bench_cases"
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
 RATELIMIT_STORAGE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+HELLO_SECONDS = 5
 
 # The lattice: 10 × 10 communities of 25 × 20 unit grids of DX × DY degrees (~100 m).
 WEST, SOUTH, DX, DY = 116.20, 39.80, 0.00117, 0.0009
@@ -438,6 +441,14 @@ def wrk(port: int, path: str, seconds: int, connections: int, prefix: str,
     return result
 
 
+def hello_rate(port: int, seconds: int, connections: int) -> float:
+    """Requests/s of the Flask hello app (``GET /``): how fast the machine is right now."""
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s",
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+                         check=True)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))
+
+
 def combined(turns: list[dict]) -> dict:
     """Turns of one app as one run: the rate of the totals; the latencies are the median of
     the turns' (p50) and the worst turn's (p99, max)."""
@@ -539,9 +550,14 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
 
     reports_before = count(url, "SELECT count(*) FROM reports")
     cases_before = count(url, "SELECT count(*) FROM cases")
-    minimal, minimal_port = serve("bench.minimal_app:create_app()", url, setup["home"],
-                                  args.workers, args.threads)
+    hello, hello_port = serve("bench.minimal_app:create_hello_app()", url, setup["home"],
+                              args.workers, args.threads)
+    minimal = None
     try:
+        machine = {"issue_reference": 4958,
+                   "before": hello_rate(hello_port, HELLO_SECONDS, args.connections)}
+        minimal, minimal_port = serve("bench.minimal_app:create_app()", url, setup["home"],
+                                      args.workers, args.threads)
         proc, port = serve("wsgi:app", url, setup["home"], args.workers, args.threads)
         try:
             turns = []
@@ -558,7 +574,9 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
             paced = paced_run(port, args, f"{run}p")
         finally:
             stop(proc)
+        machine["after"] = hello_rate(hello_port, HELLO_SECONDS, args.connections)
     finally:
+        stop(hello)
         if minimal is not None:
             stop(minimal)
 
@@ -587,7 +605,8 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
              "server_errors": sum(n for r in (saturated, paced)
                                   for code, n in r["statuses"].items() if code >= "500")}
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "flask_hello_per_s": machine},
         "setup": {k: v for k, v in setup.items() if k != "home"},
         "server": f"gunicorn -w {args.workers} {' '.join(worker_class(args.threads))}",
         "load": f"wrk -t2 -c{args.connections}, {args.warmup:g} s unmeasured on each app, "
@@ -600,7 +619,9 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
         "check": check,
     }
     print(json.dumps(result, indent=2))
-    print(f"\nceiling {ceiling['rate']:.0f}/s · gridmgr {saturated['rate']:.0f}/s "
+    print(f"\nmachine: Flask hello {machine['before']:.0f}/s before, {machine['after']:.0f}/s "
+          f"after (reference 4,958/s)\nceiling {ceiling['rate']:.0f}/s · "
+          f"gridmgr {saturated['rate']:.0f}/s "
           f"(p50 {saturated['p50_ms']:.1f} ms, p99 {saturated['p99_ms']:.1f} ms) · ratio "
           f"{result['ratio_to_ceiling']:.0%} (turns: "
           f"{', '.join(f'{r:.0%}' for r in result['ratio_per_round'])}) · "

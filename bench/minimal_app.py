@@ -71,3 +71,16 @@ def create_app() -> Flask:
         cur.execute("SELECT pg_advisory_xact_lock(4242)")  # workers boot at once
         cur.execute(TABLE)
     return app
+
+
+def create_hello_app() -> Flask:
+    """The machine's yardstick: the issue's "Flask hello endpoint" (4,958 req/s on its
+    reference machine), served and loaded as the two apps are. ``bench/intake.py`` measures it
+    before and after the apps, so that each run says how fast the machine was."""
+    app = Flask(__name__)
+
+    @app.get("/")
+    def hello():
+        return "Hello, World!"
+
+    return app
