@@ -16,8 +16,9 @@ A report written as a new case put 22 entries into b-tree indexes (``pg_walinspe
   by a partial index of the signed-in reporters' reports.
 - ``ix_live_events_created_at`` serves only the prune of old events
   (``gridmgr.dispatch.jobs.prune_outbox``). Rows are written in the order of their time, so a
-  BRIN index (one summary per 128 pages) finds the old ones as well. An insert costs it nothing; each full range of pages is summarised by autovacuum
-  (``autosummarize``), and a range not yet summarised is read whole, so no old row is missed.
+  BRIN index (one summary per 128 pages) finds the old ones as well. An insert costs it almost
+  nothing; each full range of pages is summarised by autovacuum (``autosummarize``), and a
+  range not yet summarised is read whole, so no old row is missed.
 """
 
 import sqlalchemy as sa
