@@ -8,7 +8,7 @@ import json
 import math
 import time
 
-from flask import current_app, jsonify, request, send_file
+from flask import current_app, request, send_file
 from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 from limits import RateLimitItem, parse
@@ -27,6 +27,7 @@ from gridmgr.extensions import limiter
 from gridmgr.geo.coords import COORD_SYSTEMS
 from gridmgr.shared_counts import BatchedWindowCounts
 from mobile_api.auth import auth_optional, current_user
+from mobile_api.json_bodies import json_answer, quick_load
 
 blp = Blueprint("reports", __name__, description="Reports from citizens and inspectors")
 
@@ -90,8 +91,9 @@ blp.before_request(refuse_nul_characters)
 
 
 def read_body(schema: Schema) -> tuple[dict, list[FileStorage]]:
-    """The request's fields (JSON object or multipart form) validated by ``schema``, and the
-    uploaded ``photos`` parts; 400 ``malformed_json``, 422 ``invalid_input``."""
+    """The request's fields (JSON object or multipart form) validated by ``schema`` (a plain
+    JSON body by its :func:`quick_load` first), and the uploaded ``photos`` parts;
+    400 ``malformed_json``, 422 ``invalid_input``."""
     files: list[FileStorage] = []
     if request.mimetype == "multipart/form-data" or request.mimetype == (
             "application/x-www-form-urlencoded"):
@@ -103,6 +105,9 @@ def read_body(schema: Schema) -> tuple[dict, list[FileStorage]]:
                 raise InvalidInput("attributes must be a JSON object.",
                                    code="invalid_input") from None
         files = [f for f in request.files.getlist("photos") if f.filename or f.content_length]
+    elif request.mimetype == "application/json" and (
+            data := quick_load(schema).load(request.get_data(cache=True))) is not None:
+        return data, files
     else:
         raw = request.get_json(silent=True)
         if raw is None:
@@ -298,7 +303,7 @@ def post_report():
     photos = store_uploads(files)
     result = submit_report(ReportInput(photos=photos, **data), current_user())
     # Already in the documented shape: as JSON directly, not copied again by the schema.
-    return jsonify(result.to_dict()), 201 if result.created else 200
+    return json_answer(result.to_dict(), 201 if result.created else 200)
 
 
 @blp.route("/reports/track/<token>")
