@@ -503,6 +503,9 @@ _NEW_CASE_ROOMS = """ARRAY(
 # much as running it; left to PostgreSQL's choice the statement cost twice as much). The setting
 # is made for the statement's own transaction only, in the same round trip: in autocommit mode
 # each statement is a transaction of its own.
+# The radius in degrees of longitude here. ``cos_lat`` is typed: left to inference it was an
+# integer, 0.77 became 1, and the box missed cases due east or west near the radius.
+_DEGREES_OF_RADIUS = "(SELECT duplicate_radius_m / (111320 * CAST(:cos_lat AS float8)) FROM ok)"
 _GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan; "
 _REPORT_AS_NEW_CASE = Prepared("gridmgr_intake_new_case", f"""
 WITH {_NEW_CASE_CONTEXT}, c AS (
@@ -523,7 +526,7 @@ WITH {_NEW_CASE_CONTEXT}, c AS (
     payload="CAST(:payload AS jsonb) || jsonb_build_object("
             "'id', c.id, 'code', c.code, 'grid_code', c.grid_code)")},
 {_near_open_cases(category_id="(SELECT category_id FROM ok)",
-                  deg="(SELECT duplicate_radius_m / (111320 * :cos_lat) FROM ok)",
+                  deg=_DEGREES_OF_RADIUS,
                   hours="(SELECT duplicate_window_hours FROM ok)",
                   radius="(SELECT duplicate_radius_m FROM ok)", only_if="EXISTS (SELECT FROM ok)")}
 SELECT ctx.*, (SELECT id FROM r) AS report_id, (SELECT id FROM h) AS history_id,
