@@ -150,14 +150,25 @@ def step_parameters(row, *, action: str, from_state: str | None, actor=None,
                     note: str | None = None, lon: float | None = None,
                     lat: float | None = None, details: dict | None = None) -> dict:
     """The bound parameters of a step's history row and live event (see
-    :func:`history_and_event_ctes`)."""
+    :func:`history_and_event_ctes`), ``details`` and ``payload`` as JSON text."""
+    values = step_values(row, action=action, from_state=from_state, actor=actor, note=note,
+                         lon=lon, lat=lat, details=details)
+    values["details"] = json.dumps(values["details"], ensure_ascii=False, default=str)
+    values["payload"] = json.dumps(values["payload"], default=_jsonable)
+    return values
+
+
+def step_values(row, *, action: str, from_state: str | None, actor=None,
+                note: str | None = None, lon: float | None = None, lat: float | None = None,
+                details: dict | None = None) -> dict:
+    """:func:`step_parameters` with ``details`` and ``payload`` as dicts, for a statement that
+    takes its parameters as one JSON object (``Prepared`` with ``types``)."""
     payload = live_payload(row)
     payload["action"] = action
     return {
         "case_id": row.id, "actor_id": actor.id if actor else None,
         "actor_role": actor.role if actor else None, "action": action,
         "from_state": from_state, "to_state": row.state, "lon": lon, "lat": lat, "note": note,
-        "details": json.dumps(details or {}, ensure_ascii=False, default=str),
-        "event": EVENTS.get(action, "case.updated"),
-        "payload": json.dumps(payload, default=_jsonable), "rooms": sorted(set(rooms_of(row))),
+        "details": details or {}, "event": EVENTS.get(action, "case.updated"),
+        "payload": payload, "rooms": sorted(set(rooms_of(row))),
     }

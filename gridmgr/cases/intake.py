@@ -32,7 +32,7 @@ from gridmgr.cases.events import (
     CASE_RETURNING,
     history_and_event_ctes,
     record_step,
-    step_parameters,
+    step_values,
 )
 from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
 from gridmgr.cases.photos import StoredPhoto, attach_photos
@@ -45,6 +45,7 @@ from gridmgr.people.models import User
 from gridmgr.people.policy import authorize
 
 CITIZEN_ROLES = ("citizen",)
+NEARBY_LIMIT = 20  # possible duplicates told at most
 
 
 @dataclass
@@ -168,7 +169,7 @@ class _Place:
 
     def matches(self) -> dict:
         return {"expect_city": self.city_id, "expect_calendar": self.calendar_version,
-                "expect_limits": json.dumps(self.limits)}
+                "expect_limits": self.limits}
 
 
 # Per process: the place of the last report of each category in each 0.1° cell (about 10 km).
@@ -232,8 +233,8 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
         category=data.category, lon=lon, lat=lat, deadline=None, yellow_at=None,
         handled_at=None, paused_at=None, department_id=None, worker_id=None,
         reporter_id=reporter.id if reporter else None)
-    step = step_parameters(case, action="report", from_state=None, actor=reporter, lon=lon,
-                           lat=lat, note=data.description, details={"channel": data.channel})
+    step = step_values(case, action="report", from_state=None, actor=reporter, lon=lon, lat=lat,
+                       note=data.description, details={"channel": data.channel})
     params = {
         **step, "rooms": [f"worker:{case.reporter_id}"] if case.reporter_id else [],
         "key": key, "client_id": client_id, "category": data.category,
@@ -241,16 +242,14 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
         "reporter_key": key, "reporter_id": case.reporter_id,
         "token_hash": hash_token(token) if token else None, "channel": data.channel,
         "coord_sys": data.coord_sys, "description": data.description,
-        "attributes": json.dumps(data.attributes, ensure_ascii=False),
-        "contact_name": data.contact_name, "contact_phone": data.contact_phone,
-        "contact_email": data.contact_email, "source": source,
-        "cos_lat": max(math.cos(math.radians(lat)), 0.01), "open": list(OPEN_STATES),
-        "exclude": 0, "limit": 20,
+        "attributes": data.attributes, "contact_name": data.contact_name,
+        "contact_phone": data.contact_phone, "contact_email": data.contact_email,
+        "source": source, "cos_lat": max(math.cos(math.radians(lat)), 0.01),
     }
     cell = (data.category, round(lon * 10), round(lat * 10))
     place = _PLACES.get(cell, _NO_PLACE)
     for _ in range(3):  # a calendar edited between two runs is the only reason for a third
-        params["deadlines"] = json.dumps(_stage_deadline(place.limits, stage, place.calendar))
+        params["deadlines"] = _stage_deadline(place.limits, stage, place.calendar)
         row = _REPORT_AS_NEW_CASE.one({**params, **place.matches()}, connection)
         if row.replay_id is not None:
             return None
@@ -279,7 +278,7 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
 
 
 def nearby_cases(lon: float, lat: float, category, exclude: int | None = None,
-                 limit: int = 20) -> list[dict]:
+                 limit: int = NEARBY_LIMIT) -> list[dict]:
     """Open cases of ``category`` within its duplicate radius and time window, nearest first."""
     radius = float(category.duplicate_radius_m)
     rows = db.session.execute(_NEARBY, {
@@ -432,7 +431,9 @@ SELECT c.*, (SELECT id FROM r) AS report_id FROM c
 """)
 
 def _near_open_cases(category_id: str = ":category_id", deg: str = ":deg",
-                     hours: str = ":hours", radius: str = ":radius", only_if: str = "true") -> str:
+                     hours: str = ":hours", radius: str = ":radius", only_if: str = "true",
+                     open_states: str = ":open", exclude: str = ":exclude",
+                     limit: str = ":limit") -> str:
     """CTEs ``box`` and ``near``: the open cases of a category reported within its time window
     near (:lon, :lat), nearest first. The box (the radius's bounding box, ``deg`` degrees)
     with the category and the time comes from one GiST index (migration 0014); state and exact
@@ -451,11 +452,11 @@ box AS MATERIALIZED (
            ST_Distance(location::geography,
                        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance
     FROM box
-    WHERE state = ANY(:open) AND id <> :exclude
+    WHERE state = ANY({open_states}) AND id <> {exclude}
       AND ST_DWithin(location::geography,
                      ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, {radius})
     ORDER BY distance
-    LIMIT :limit
+    LIMIT {limit}
 )"""
 
 
@@ -494,18 +495,18 @@ hit AS (
       AND coalesce(limits, '{{}}') = CAST(:expect_limits AS jsonb)
 )"""
 _NEW_CASE_ROOMS = """ARRAY(
-    SELECT DISTINCT room COLLATE "C" FROM unnest(CAST(:rooms AS text[])
-        || ('city:' || c.city_id)
+    SELECT DISTINCT room COLLATE "C" FROM unnest(
+        ARRAY(SELECT jsonb_array_elements_text(:rooms)) || ('city:' || c.city_id)
         || ARRAY(SELECT 'region:' || left(c.grid_code, n) FROM unnest('{6,9,12,15}'::int[]) n
                  WHERE n <= char_length(c.grid_code))) room
     ORDER BY 1)"""
+# The radius in degrees of longitude here. ``cos_lat`` is typed: left to inference it was an
+# integer, 0.77 became 1, and the box missed cases due east or west near the radius.
+_DEGREES_OF_RADIUS = "(SELECT duplicate_radius_m / (111320 * CAST(:cos_lat AS float8)) FROM ok)"
 # The grid lookup runs best as a generic plan, and so does the rest (planning would cost as
 # much as running it; left to PostgreSQL's choice the statement cost twice as much). The setting
 # is made for the statement's own transaction only, in the same round trip: in autocommit mode
 # each statement is a transaction of its own.
-# The radius in degrees of longitude here. ``cos_lat`` is typed: left to inference it was an
-# integer, 0.77 became 1, and the box missed cases due east or west near the radius.
-_DEGREES_OF_RADIUS = "(SELECT duplicate_radius_m / (111320 * CAST(:cos_lat AS float8)) FROM ok)"
 _GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan; "
 _REPORT_AS_NEW_CASE = Prepared("gridmgr_intake_new_case", f"""
 WITH {_NEW_CASE_CONTEXT}, c AS (
@@ -513,7 +514,7 @@ WITH {_NEW_CASE_CONTEXT}, c AS (
                        grid_code, location, description, reporter_id, deadlines)
     SELECT case_id, case_code, city_id, 'reported', :source, :channel, category_id, region_id,
            grid_code, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
-           CAST(:deadlines AS jsonb)
+           :deadlines
     FROM ok
     RETURNING id, code, city_id, grid_code, category_id
 ), r AS (
@@ -521,18 +522,31 @@ WITH {_NEW_CASE_CONTEXT}, c AS (
     SELECT {_REPORT_VALUES.replace(":category_id", "c.category_id")}, c.id, NULL FROM c
     RETURNING id
 ), {history_and_event_ctes(
-    "c JOIN r ON true", "CAST(:details AS jsonb) || jsonb_build_object('report_id', r.id)",
+    "c JOIN r ON true", ":details || jsonb_build_object('report_id', r.id)",
     case_id="c.id", rooms=_NEW_CASE_ROOMS,
-    payload="CAST(:payload AS jsonb) || jsonb_build_object("
+    payload=":payload || jsonb_build_object("
             "'id', c.id, 'code', c.code, 'grid_code', c.grid_code)")},
-{_near_open_cases(category_id="(SELECT category_id FROM ok)",
-                  deg=_DEGREES_OF_RADIUS,
+{_near_open_cases(category_id="(SELECT category_id FROM ok)", deg=_DEGREES_OF_RADIUS,
                   hours="(SELECT duplicate_window_hours FROM ok)",
-                  radius="(SELECT duplicate_radius_m FROM ok)", only_if="EXISTS (SELECT FROM ok)")}
-SELECT ctx.*, (SELECT id FROM r) AS report_id, (SELECT id FROM h) AS history_id,
+                  radius="(SELECT duplicate_radius_m FROM ok)", only_if="EXISTS (SELECT FROM ok)",
+                  open_states=f"'{{{','.join(OPEN_STATES)}}}'::text[]", exclude="0",
+                  limit=str(NEARBY_LIMIT))}
+SELECT ctx.replay_id, ctx.region_id, ctx.city_id, ctx.category_id, ctx.calendar_version,
+       ctx.case_id, ctx.case_code, (SELECT id FROM r) AS report_id,
+       (SELECT id FROM h) AS history_id,
+       -- read only when nothing was written (the deadline's place was not this one)
+       CASE WHEN NOT EXISTS (SELECT FROM r) THEN ctx.limits END AS limits,
        (SELECT coalesce(json_agg(json_build_object(
             'id', id, 'code', code, 'state', state, 'distance', distance,
             'reporter_count', reporter_count, 'created_at', created_at) ORDER BY distance),
             '[]') FROM near) AS nearby
 FROM ctx
-""", setup=_GENERIC_PLAN)
+""", setup=_GENERIC_PLAN, types={
+    "lon": "float8", "lat": "float8", "cos_lat": "float8", "expect_city": "integer",
+    "reporter_id": "integer", "actor_id": "integer", **dict.fromkeys((
+        "key", "client_id", "tz", "category", "expect_calendar", "source", "channel",
+        "description", "reporter_key", "token_hash", "coord_sys", "contact_name",
+        "contact_phone", "contact_email", "actor_role", "action", "from_state", "to_state",
+        "note", "event"), "text"),
+    **dict.fromkeys(("expect_limits", "deadlines", "attributes", "details", "payload", "rooms"),
+                    "jsonb")})

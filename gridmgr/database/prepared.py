@@ -15,6 +15,7 @@ from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import msgspec
 from sqlalchemy.pool import PoolProxiedConnection
 
 from gridmgr.extensions import db
@@ -34,14 +35,23 @@ def autocommit_connection() -> Iterator[PoolProxiedConnection]:
         connection.close()
 
 
+_ENCODER = msgspec.json.Encoder()
+
 # A ``:name`` parameter of SQL written as for ``sqlalchemy.text`` (not a ``::type`` cast).
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 class Prepared:
-    """One named statement; :meth:`execute` prepares it on first use per connection."""
+    """One named statement; :meth:`execute` prepares it on first use per connection.
 
-    def __init__(self, name: str, sql: str, setup: str = "") -> None:
+    With ``types`` (each parameter's SQL type, ``jsonb`` for JSON values) the parameters go as
+    one JSON object, the statement's only parameter, instead of one literal each: psycopg2
+    quotes a value in about 0.7 µs, so a statement of 35 spent 24 µs there (and more inside a
+    request), against 3 µs to encode them all with msgspec. Values are then plain Python
+    (dicts and lists for ``jsonb``, not JSON text)."""
+
+    def __init__(self, name: str, sql: str, setup: str = "",
+                 types: dict[str, str] | None = None) -> None:
         self.name = name
         self._row = None
         names: list[str] = []
@@ -51,10 +61,18 @@ class Prepared:
                 names.append(match.group(1))
             return f"${names.index(match.group(1)) + 1}"
 
-        self.body = PARAMETER.sub(positional, sql)
-        self.names = tuple(names)
+        def field(match: re.Match) -> str:
+            names.append(match.group(1))
+            kind = types[match.group(1)]
+            if kind == "jsonb":
+                return f"($1->'{match.group(1)}')"
+            return f"CAST($1->>'{match.group(1)}' AS {kind})"
+
+        self.packed = types is not None
+        self.body = PARAMETER.sub(field if self.packed else positional, sql)
+        self.names = tuple(dict.fromkeys(names))
         # Positional: psycopg2 fills a tuple faster than a dict (about 30 µs for 40 values).
-        arguments = ", ".join("%s" for _ in names)
+        arguments = "%s" if self.packed else ", ".join("%s" for _ in names)
         # ``setup``: statements sent in the same round trip first (e.g. SET LOCAL).
         self.run = f"{setup}EXECUTE {name}({arguments})" if names else f"{setup}EXECUTE {name}"
 
@@ -65,9 +83,14 @@ class Prepared:
             connection = db.session.connection().connection
         cursor = connection.cursor()
         if self.name not in connection.info:
-            cursor.execute(f"PREPARE {self.name} AS {self.body}")
+            signature = "(jsonb)" if self.packed else ""
+            cursor.execute(f"PREPARE {self.name}{signature} AS {self.body}")
             connection.info[self.name] = True
-        cursor.execute(self.run, tuple([params[n] for n in self.names]))
+        if self.packed:
+            values = (_ENCODER.encode({n: params[n] for n in self.names}).decode(),)
+        else:
+            values = tuple([params[n] for n in self.names])
+        cursor.execute(self.run, values)
         return cursor
 
     def one(self, params: dict, connection: PoolProxiedConnection | None = None):
