@@ -251,13 +251,19 @@ def test_an_inspector_fixes_a_small_problem_on_the_spot(client, city, make_user,
     assert len(detail["history"][-1]["photos"]) == 2
 
 
-def test_a_second_citizen_joins_an_open_case_instead_of_opening_another(
-        client, city, make_user, auth_headers):
+def a_citizens_case_and_a_second_citizen(client, city, make_user, auth_headers):
+    """A citizen's C0101 report at the centre of grid 0; (second citizen, lon, lat, case id)."""
     first, second = make_user("citizen"), make_user("citizen")
     lon, lat = city.centre(0)
     created = client.post("/api/v1/reports", headers=auth_headers(first), json={
         "lon": lon, "lat": lat, "category": "C0101", "client_id": "a-1"}).get_json()
-    case_id = created["case"]["id"]
+    return second, lon, lat, created["case"]["id"]
+
+
+def test_a_second_citizen_joins_an_open_case_instead_of_opening_another(
+        client, city, make_user, auth_headers):
+    second, lon, lat, case_id = a_citizens_case_and_a_second_citizen(client, city, make_user,
+                                                                     auth_headers)
 
     nearby = client.get(f"/api/v1/cases/nearby?lon={lon + 0.0001}&lat={lat}&category=C0101")
     assert nearby.status_code == 200
@@ -283,18 +289,16 @@ def test_a_new_report_is_told_of_the_open_case_of_its_kind_17_m_east(
         client, city, make_user, auth_headers):
     # C0101's radius is 20 m; at this latitude a degree of longitude is only ~85 km, so a box
     # of the radius in degrees of latitude would miss a case due east or west.
-    first, second = make_user("citizen"), make_user("citizen")
-    lon, lat = city.centre(0)
-    created = client.post("/api/v1/reports", headers=auth_headers(first), json={
-        "lon": lon, "lat": lat, "category": "C0101", "client_id": "east-1"}).get_json()
+    second, lon, lat, case_id = a_citizens_case_and_a_second_citizen(client, city, make_user,
+                                                                     auth_headers)
     for metres, told in ((17, True), (-17, True), (25, False)):
         east, _ = city.near(0, metres_east=metres)
         answer = client.post("/api/v1/reports", headers=auth_headers(second), json={
             "lon": east, "lat": lat, "category": "C0101", "client_id": f"east-2-{metres}"})
         assert answer.status_code == 201, answer.get_json()
         found = [(d["id"], round(d["distance_m"])) for d in answer.get_json()[
-            "possible_duplicates"] if d["id"] == created["case"]["id"]]
-        assert found == ([(created["case"]["id"], abs(metres))] if told else [])
+            "possible_duplicates"] if d["id"] == case_id]
+        assert found == ([(case_id, abs(metres))] if told else [])
 
 
 def test_an_anonymous_citizen_follows_a_report_with_its_tracking_token(client, city):
