@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import msgspec
 import psycopg2.errors
 from flask import current_app
 from sqlalchemy import text
@@ -269,7 +270,7 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
     duplicates = [{"id": d["id"], "code": d["code"], "state": d["state"],
                    "distance_m": round(d["distance"], 1), "reporter_count": d["reporter_count"],
                    "created_at": datetime.fromisoformat(d["created_at"]).isoformat()}
-                  for d in row.nearby]
+                  for d in msgspec.json.decode(row.nearby)]
     if data.photos:
         attach_photos(data.photos, case_id=row.case_id, report_id=row.report_id,
                       history_id=row.history_id, uploaded_by=case.reporter_id)
@@ -439,6 +440,8 @@ def _near_open_cases(category_id: str = ":category_id", deg: str = ":deg",
     with the category and the time comes from one GiST index (migration 0014); state and exact
     distance are checked after. The fence (MATERIALIZED) keeps every plan, generic ones
     included, off the category's btree index, which walks every recent case of the category.
+    Distances are on the sphere (``use_spheroid`` false): within a duplicate radius of tens of
+    metres they differ from the spheroid's by millimetres, and cost half as much.
     The arguments are SQL: parameters by default, or what the statement itself found."""
     return f"""
 box AS MATERIALIZED (
@@ -450,11 +453,11 @@ box AS MATERIALIZED (
 ), near AS (
     SELECT id, code, state, reporter_count, created_at,
            ST_Distance(location::geography,
-                       ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance
+                       ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, false) AS distance
     FROM box
     WHERE state = ANY({open_states}) AND id <> {exclude}
       AND ST_DWithin(location::geography,
-                     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, {radius})
+                     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, {radius}, false)
     ORDER BY distance
     LIMIT {limit}
 )"""
@@ -539,7 +542,7 @@ SELECT ctx.replay_id, ctx.region_id, ctx.city_id, ctx.category_id, ctx.calendar_
        (SELECT coalesce(json_agg(json_build_object(
             'id', id, 'code', code, 'state', state, 'distance', distance,
             'reporter_count', reporter_count, 'created_at', created_at) ORDER BY distance),
-            '[]') FROM near) AS nearby
+            '[]')::text FROM near) AS nearby
 FROM ctx
 """, setup=_GENERIC_PLAN, types={
     "lon": "float8", "lat": "float8", "cos_lat": "float8", "expect_city": "integer",
