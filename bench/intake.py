@@ -14,7 +14,10 @@ Then, in one run, on this machine:
    shared host) falls on both alike, and the ratio is of the totals;
 3. gridmgr's intake at a fixed offered rate (``--rate``, default 500 reports/s) for latency;
 
-and checks that every 201 became exactly one stored report (and one case). A Flask hello app
+and checks that every 201 became exactly one stored report (and one case). Each saturated turn
+also counts the CPU time (user + system) that the app's gunicorn processes and all PostgreSQL
+processes used per request: on a shared host whose speed moves, these figures move far less
+than the rates do, and they say which side a change saved. A Flask hello app
 served the same way is measured before and after (the issue's yardstick for the machine, 4,958
 req/s on its reference machine): the machine's speed moves between sessions and within one.
 Prints the figures and writes ``bench/results/intake.json``.
@@ -37,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -420,9 +424,35 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
+def cpu_seconds(server: subprocess.Popen) -> dict[str, float]:
+    """CPU time (user + system) used so far by ``server``'s processes (gunicorn's master and
+    workers) and by every PostgreSQL process of this machine."""
+    def used(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # gone meanwhile
+            return 0.0
+        return times.user + times.system
+
+    master = psutil.Process(server.pid)
+    return {"server": sum(used(p) for p in [master, *master.children(recursive=True)]),
+            "postgres": sum(used(p) for p in psutil.process_iter()
+                            if _name(p) == "postgres")}
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:
+        return ""
+
+
 def wrk(port: int, path: str, seconds: int, connections: int, prefix: str,
-        delay_ms: float = 0.0, warmup: float = 5) -> dict:
-    """A wrk run of ``seconds`` against ``path``; first, unmeasured, ``warmup`` seconds."""
+        delay_ms: float = 0.0, warmup: float = 5,
+        cpu_of: subprocess.Popen | None = None) -> dict:
+    """A wrk run of ``seconds`` against ``path``; first, unmeasured, ``warmup`` seconds. With
+    ``cpu_of`` (the server), the result has the CPU time used in the measured run (``cpu_s``:
+    the server's processes and PostgreSQL's)."""
     script = Path(tempfile.mkdtemp()) / "post.lua"
     script.write_text(WRK_SCRIPT % {
         "categories": ", ".join(f'"{c}"' for c in CATEGORIES), "west": WEST, "south": SOUTH,
@@ -431,6 +461,7 @@ def wrk(port: int, path: str, seconds: int, connections: int, prefix: str,
     if warmup:
         subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{warmup:g}s", "-s", str(script), url,
                         "--", f"{prefix}-warm", "0"], capture_output=True, check=True)
+    before = cpu_seconds(cpu_of) if cpu_of else None
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s",
          "-s", str(script),
@@ -438,6 +469,9 @@ def wrk(port: int, path: str, seconds: int, connections: int, prefix: str,
     found = re.search(r"WRKJSON (\{.*\})", out.stdout)
     result = json.loads(found.group(1))
     result["rate"] = round(result["requests"] / result["seconds"], 1)
+    if before is not None:
+        after = cpu_seconds(cpu_of)
+        result["cpu_s"] = {side: round(after[side] - before[side], 3) for side in after}
     return result
 
 
@@ -465,8 +499,19 @@ def combined(turns: list[dict]) -> dict:
             "p99_ms": max(t["p99_ms"] for t in turns),
             "max_ms": max(t["max_ms"] for t in turns),
             "errors": sum(t["errors"] for t in turns), "statuses": statuses,
+            **cpu_per_request(turns),
             "turns": [{"rate": t["rate"], "p50_ms": t["p50_ms"], "p99_ms": t["p99_ms"]}
                       for t in turns]}
+
+
+def cpu_per_request(turns: list[dict]) -> dict:
+    """The CPU time of the turns per request answered, in µs, by side (when it was counted)."""
+    if not all("cpu_s" in t for t in turns):
+        return {}
+    requests = sum(t["requests"] for t in turns)
+    return {"cpu_us_per_request": {
+        side: round(1e6 * sum(t["cpu_s"][side] for t in turns) / requests)
+        for side in turns[0]["cpu_s"]}}
 
 
 def paced_run(port: int, args, prefix: str) -> dict:
@@ -564,9 +609,9 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
             for n in range(args.rounds):
                 turns.append((
                     wrk(minimal_port, "/report", args.seconds, args.connections, f"{run}m{n}",
-                        warmup=args.warmup if n == 0 else 0),
+                        warmup=args.warmup if n == 0 else 0, cpu_of=minimal),
                     wrk(port, "/api/v1/reports", args.seconds, args.connections, f"{run}s{n}",
-                        warmup=args.warmup if n == 0 else 0)))
+                        warmup=args.warmup if n == 0 else 0, cpu_of=proc)))
             stop(minimal)
             minimal = None
             ceiling = combined([m for m, _ in turns])
@@ -616,6 +661,11 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
         "gridmgr_paced": {**paced, "offered_rate": args.rate},
         "ratio_to_ceiling": round(saturated["rate"] / ceiling["rate"], 3),
         "ratio_per_round": [round(g["rate"] / m["rate"], 3) for m, g in turns],
+        # The same ratio by the CPU time a request cost (gunicorn + PostgreSQL), which a busy
+        # neighbour on a shared host moves less than it moves the rates.
+        "cpu_ratio_to_ceiling": round(
+            sum(ceiling["cpu_us_per_request"].values())
+            / sum(saturated["cpu_us_per_request"].values()), 3),
         "check": check,
     }
     print(json.dumps(result, indent=2))
@@ -628,6 +678,10 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
           f"at {paced['rate']:.0f}/s offered "
           f"{args.rate}/s: p99 {paced['p99_ms']:.1f} ms · every 201 one report: "
           f"{check['every_201_one_report']}")
+    mine, its = saturated["cpu_us_per_request"], ceiling["cpu_us_per_request"]
+    print(f"CPU per report: ceiling {its['server']} µs in gunicorn + {its['postgres']} µs in "
+          f"PostgreSQL · gridmgr {mine['server']} + {mine['postgres']} µs · ceiling's share "
+          f"{result['cpu_ratio_to_ceiling']:.0%}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "intake-without-evaluation-triggers" if toggled else "intake"
     if args.out:
