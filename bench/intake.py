@@ -16,8 +16,7 @@ Then, in one run, on this machine:
 
 and checks that every 201 became exactly one stored report (and one case). Each saturated turn
 also counts the CPU time (user + system) that the app's gunicorn processes and all PostgreSQL
-processes used per request: on a shared host whose speed moves, these figures move far less
-than the rates do, and they say which side a change saved. A Flask hello app
+processes used per request, which says which side a change saved. A Flask hello app
 served the same way is measured before and after (the issue's yardstick for the machine, 4,958
 req/s on its reference machine): the machine's speed moves between sessions and within one.
 Prints the figures and writes ``bench/results/intake.json``.
@@ -661,8 +660,7 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
         "gridmgr_paced": {**paced, "offered_rate": args.rate},
         "ratio_to_ceiling": round(saturated["rate"] / ceiling["rate"], 3),
         "ratio_per_round": [round(g["rate"] / m["rate"], 3) for m, g in turns],
-        # The same ratio by the CPU time a request cost (gunicorn + PostgreSQL), which a busy
-        # neighbour on a shared host moves less than it moves the rates.
+        # The same ratio by the CPU time a request cost (gunicorn + PostgreSQL).
         "cpu_ratio_to_ceiling": round(
             sum(ceiling["cpu_us_per_request"].values())
             / sum(saturated["cpu_us_per_request"].values()), 3),
