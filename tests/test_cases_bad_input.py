@@ -9,6 +9,7 @@ import pytest
 from cityfixtures import OUTSIDE, city_fixture, jpeg_bytes, multipart  # noqa: F401
 from sqlalchemy import text
 
+from gridmgr.cases import intake
 from gridmgr.extensions import db
 
 TABLES = ("cases", "reports", "case_history", "photos", "live_events")
@@ -127,6 +128,28 @@ def test_a_replayed_client_id_never_makes_a_second_case(client, city, citizen_he
         assert again.status_code == 200
         assert again.get_json()["case"] == first.get_json()["case"]
     assert counts() == before
+
+
+def test_refusals_resends_and_second_runs_take_no_case_number(client, city, citizen_headers):
+    """Case numbers follow one another: a refused report, a resend and the statement's run
+    that writes nothing (a place this process has not seen yet) leave no gap."""
+    lon, lat = city.centre(1)
+
+    def post(**body):
+        return client.post("/api/v1/reports", headers=citizen_headers,
+                           json={"lon": lon, "lat": lat, "category": "C0101", **body})
+
+    first = post(client_id="numbers-1")
+    assert first.status_code == 201
+    refused(post(lon=OUTSIDE[0], lat=OUTSIDE[1], client_id="numbers-2"), 422, "outside_city")
+    refused(post(category="X9999", client_id="numbers-3"), 422, "unknown_category")
+    assert post(client_id="numbers-1").status_code == 200
+    intake._PLACES.clear()  # so the next report's statement runs twice
+    second = post(category="C0102", client_id="numbers-4")
+    assert second.status_code == 201
+    first_case, second_case = first.get_json()["case"], second.get_json()["case"]
+    assert second_case["id"] == first_case["id"] + 1
+    assert int(second_case["code"][8:]) == int(first_case["code"][8:]) + 1
 
 
 def test_stale_and_forged_tokens_are_refused(client, city, make_user):

@@ -466,12 +466,13 @@ box AS MATERIALIZED (
 _NEARBY = text(f"WITH {_near_open_cases()} SELECT * FROM near")
 
 # A report as a new case, in one statement: whether this client_id is known, which grid holds
-# the point (the rule of ``gridmgr.grids.locating``), the active category, the version of the
-# city's calendar, and the new case's id and code (a replay or a refusal leaves a gap in the
-# numbers); then, only if the report is new and the city, calendar and limits are those its
-# deadline was computed for (``_Place``), the case, its report, the report's history row and
-# live event (payload and rooms completed with the place), and the duplicate check (open cases
-# of the category near the point, as ``_NEARBY``; the new case is not among them).
+# the point (the rule of ``gridmgr.grids.locating``), the active category and the version of
+# the city's calendar; then, only if the report is new and the city, calendar and limits are
+# those its deadline was computed for (``_Place``), the new case's number (so a resend, a
+# refusal or a run that writes nothing leaves no gap in the numbers), the case, its report, the
+# report's history row and live event (payload and rooms completed with the place), and the
+# duplicate check (open cases of the category near the point, as ``_NEARBY``; the new case is
+# not among them).
 _NEW_CASE_CONTEXT = f"""
 hit AS (
     SELECT id, code, city_id FROM regions
@@ -484,15 +485,12 @@ hit AS (
            hit.id AS region_id, hit.code AS grid_code, hit.city_id,
            cat.id AS category_id, cat.limits, cat.duplicate_radius_m,
            cat.duplicate_window_hours,
-           {calendar_version_sql("hit.city_id")} AS calendar_version,
-           n.id AS case_id,
-           to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
-               || lpad(n.id::text, greatest(6, length(n.id::text)), '0') AS case_code
-    FROM (SELECT nextval('cases_id_seq') AS id) n
+           {calendar_version_sql("hit.city_id")} AS calendar_version
+    FROM (VALUES (1)) AS one
     LEFT JOIN hit ON true
     LEFT JOIN categories cat ON cat.code = :category AND cat.active
-), ok AS (
-    SELECT * FROM ctx
+), ok AS MATERIALIZED (
+    SELECT ctx.*, nextval('cases_id_seq') AS case_id FROM ctx
     WHERE replay_id IS NULL AND region_id IS NOT NULL AND category_id IS NOT NULL
       AND city_id = :expect_city AND calendar_version IS NOT DISTINCT FROM :expect_calendar
       AND coalesce(limits, '{{}}') = CAST(:expect_limits AS jsonb)
@@ -515,9 +513,10 @@ _REPORT_AS_NEW_CASE = Prepared("gridmgr_intake_new_case", f"""
 WITH {_NEW_CASE_CONTEXT}, c AS (
     INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
                        grid_code, location, description, reporter_id, deadlines)
-    SELECT case_id, case_code, city_id, 'reported', :source, :channel, category_id, region_id,
-           grid_code, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
-           :deadlines
+    SELECT case_id, to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
+                    || lpad(case_id::text, greatest(6, length(case_id::text)), '0'),
+           city_id, 'reported', :source, :channel, category_id, region_id, grid_code,
+           ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id, :deadlines
     FROM ok
     RETURNING id, code, city_id, grid_code, category_id
 ), r AS (
@@ -535,7 +534,8 @@ WITH {_NEW_CASE_CONTEXT}, c AS (
                   open_states=f"'{{{','.join(OPEN_STATES)}}}'::text[]", exclude="0",
                   limit=str(NEARBY_LIMIT))}
 SELECT ctx.replay_id, ctx.region_id, ctx.city_id, ctx.category_id, ctx.calendar_version,
-       ctx.case_id, ctx.case_code, (SELECT id FROM r) AS report_id,
+       (SELECT id FROM c) AS case_id, (SELECT code FROM c) AS case_code,
+       (SELECT id FROM r) AS report_id,
        (SELECT id FROM h) AS history_id,
        -- read only when nothing was written (the deadline's place was not this one)
        CASE WHEN NOT EXISTS (SELECT FROM r) THEN ctx.limits END AS limits,
