@@ -6,7 +6,8 @@ the benchmark city of ``bench/intake.py`` (50,000 unit grids, ``--cases`` existi
 built first when missing, and what earlier runs wrote is deleted) and counts the CPU time
 (user + system) of the PostgreSQL backends that serve:
 
-- gridmgr: reports posted one at a time to the WSGI app in-process (``POST /api/v1/reports``,
+- gridmgr: reports posted one at a time to the app in-process with Flask's test client
+  (``POST /api/v1/reports``,
   the same random points and categories as ``bench/intake.py``), so that the statement is
   built and run exactly as served; only the backend's CPU is counted, not Python's;
 - the ceiling: the minimal app's locate-and-insert statement (``bench/minimal_app.py``) on a
@@ -25,7 +26,6 @@ Prints the figures and writes ``bench/results/intake_statement.json``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -85,6 +85,7 @@ class Gridmgr:
         separator = "&" if "?" in url else "?"
         self.app = bench_app(f"{url}{separator}application_name={APPLICATION}",
                              Path(tempfile.mkdtemp(prefix="gridmgr-bench-statement-")))
+        self.client = self.app.test_client()
         self.run, self.posted = run, 0
         self.admin = psycopg2.connect(plain(url))
         self.admin.autocommit = True
@@ -92,19 +93,11 @@ class Gridmgr:
     def post(self) -> None:
         lon, lat = random_point()
         self.posted += 1
-        body = json.dumps({"lon": lon, "lat": lat, "category": random.choice(CATEGORIES),
-                           "client_id": f"{self.run}-{self.posted}", "channel": "app"}).encode()
-        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/reports", "QUERY_STRING": "",
-                   "SERVER_NAME": "bench", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-                   "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-                   "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http",
-                   "wsgi.errors": sys.stderr, "wsgi.multithread": False,
-                   "wsgi.multiprocess": True, "wsgi.run_once": False,
-                   "REMOTE_ADDR": "127.0.0.1"}
-        statuses: list[str] = []
-        answer = b"".join(self.app(environ, lambda status, headers: statuses.append(status)))
-        if not statuses[0].startswith("201"):
-            raise RuntimeError(f"a report was refused: {statuses[0]} {answer[:200]!r}")
+        answer = self.client.post("/api/v1/reports", json={
+            "lon": lon, "lat": lat, "category": random.choice(CATEGORIES),
+            "client_id": f"{self.run}-{self.posted}", "channel": "app"})
+        if answer.status_code != 201:
+            raise RuntimeError(f"a report was refused: {answer.status} {answer.data[:200]!r}")
 
     def backends(self) -> list[int]:
         with self.admin.cursor() as cur:
