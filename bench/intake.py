@@ -383,15 +383,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(target: str, url: str, home: str, workers: int,
-          threads: int = 1) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    # Rate limits stay on, counted in Redis as in production (several workers share one count;
-    # per-process memory storage would be both wrong and slower).
+def write_served_config(home: str | Path) -> None:
+    """The instance configuration the apps are served with. Rate limits stay on, counted in
+    Redis as in production (several workers share one count; per-process memory storage would
+    be both wrong and slower)."""
     Path(home, "config.py").write_text(
         "RATELIMIT_ENABLED = True\nGRIDMGR_INTAKE_RATE_LIMIT = '1000000 per second'\n"
         f"RATELIMIT_STORAGE_URI = {RATELIMIT_STORAGE!r}\n"
         "SECRET_KEY = 'bench-secret-key-of-sufficient-length-0123456789'\n")
+
+
+def serve(target: str, url: str, home: str, workers: int,
+          threads: int = 1) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    write_served_config(home)
     env = {**os.environ, "DATABASE_URL": url, "GRIDMGR_HOME": home, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [GUNICORN, "-w", str(workers), *worker_class(threads), "-b", f"127.0.0.1:{port}",
