@@ -41,7 +41,7 @@ from pathlib import Path
 
 import psutil
 import psycopg2
-from werkzeug.test import EnvironBuilder
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,8 +65,8 @@ TRIGGERS = (("cases", "cases_evaluation_facts_insert"),
             ("live_events", "live_events_notify"))
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU seconds (user + system) the processes ``pids`` have used so far."""
+def backend_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the backends ``pids`` have used so far."""
     total = 0.0
     for pid in pids:
         try:
@@ -103,15 +103,13 @@ class Side:
         return made
 
     def post(self, environ: dict) -> None:
-        statuses = []
-        answer = self.app(environ, lambda status, headers, exc_info=None:
-                          statuses.append(status))
+        answer, status, _ = run_wsgi_app(self.app, environ)
         try:
             body = b"".join(answer)
         finally:
-            getattr(answer, "close", lambda: None)()
-        if not statuses[0].startswith("201"):
-            raise RuntimeError(f"{self.name}: a report was refused: {statuses[0]} {body[:200]!r}")
+            answer.close()
+        if not status.startswith("201"):
+            raise RuntimeError(f"{self.name}: a report was refused: {status} {body[:200]!r}")
 
     def backends(self) -> list[int]:
         with self.admin.cursor() as cur:
@@ -132,10 +130,12 @@ def sides(url: str, run: str) -> tuple[Side, Side]:
                           "GRIDMGR_HOME": str(home)})
     os.environ["DATABASE_URL"] = f"{url}{separator}application_name=gridmgr-bench-sides-ceiling"
     from bench.minimal_app import create_app as create_minimal_app
+    from gridmgr.serving import settle_memory
 
+    minimal = create_minimal_app()
+    settle_memory()  # as wsgi.py does once the app is built
     return (Side("gridmgr", gridmgr, "/api/v1/reports", url, "gridmgr-bench-sides", run),
-            Side("ceiling", create_minimal_app(), "/report", url,
-                 "gridmgr-bench-sides-ceiling", run))
+            Side("ceiling", minimal, "/report", url, "gridmgr-bench-sides-ceiling", run))
 
 
 def turn(side: Side, reports: int) -> dict[str, float]:
@@ -145,11 +145,10 @@ def turn(side: Side, reports: int) -> dict[str, float]:
         side.post(environ)
     environs = side.requests(reports)
     pids = side.backends()
-    me = [os.getpid()]
-    python, backends = cpu_seconds(me), cpu_seconds(pids)
+    python, backends = time.process_time(), backend_cpu(pids)
     for environ in environs:
         side.post(environ)
-    python, backends = cpu_seconds(me) - python, cpu_seconds(pids) - backends
+    python, backends = time.process_time() - python, backend_cpu(pids) - backends
     if set(side.backends()) != set(pids):
         raise RuntimeError("the backends changed during a turn")
     return {"python": 1e6 * python / reports, "postgres": 1e6 * backends / reports}
