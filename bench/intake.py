@@ -428,19 +428,21 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
+def process_cpu(process: psutil.Process | int) -> float:
+    """CPU seconds (user + system) a process (or pid) has used so far; 0 if it is gone."""
+    try:
+        times = (psutil.Process(process) if isinstance(process, int) else process).cpu_times()
+    except psutil.Error:  # gone meanwhile
+        return 0.0
+    return times.user + times.system
+
+
 def cpu_seconds(server: subprocess.Popen) -> dict[str, float]:
     """CPU time (user + system) used so far by ``server``'s processes (gunicorn's master and
     workers) and by every PostgreSQL process of this machine."""
-    def used(process: psutil.Process) -> float:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:  # gone meanwhile
-            return 0.0
-        return times.user + times.system
-
     master = psutil.Process(server.pid)
-    return {"server": sum(used(p) for p in [master, *master.children(recursive=True)]),
-            "postgres": sum(used(p) for p in psutil.process_iter()
+    return {"server": sum(process_cpu(p) for p in [master, *master.children(recursive=True)]),
+            "postgres": sum(process_cpu(p) for p in psutil.process_iter()
                             if _name(p) == "postgres")}
 
 

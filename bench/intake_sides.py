@@ -39,7 +39,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import psycopg2
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
@@ -56,6 +55,7 @@ from bench.intake import (  # noqa: E402
     database_url,
     plain,
     prepare,
+    process_cpu,
     write_served_config,
 )
 
@@ -67,14 +67,7 @@ TRIGGERS = (("cases", "cases_evaluation_facts_insert"),
 
 def backend_cpu(pids: list[int]) -> float:
     """CPU seconds (user + system) the backends ``pids`` have used so far."""
-    total = 0.0
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
+    return sum(process_cpu(pid) for pid in pids)
 
 
 class Side:
