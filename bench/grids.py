@@ -1,8 +1,8 @@
 """Benchmark: import + unit-grid generation for a city of about 50,000 unit grids.
 
 The city is central Chongqing on real boundaries: 渝中区, 江北区 and 南岸区 (about 508 km²)
-from ``../shared/data/china`` (falling back to the copy of 渝中区 shipped for the demo would
-give only ~2,500 grids, so the shared file is required). Streets (~5 km²) and communities
+from ``tests/data/china`` (the copy of 渝中区 shipped for the demo alone would give only
+~2,500 grids). Streets (~5 km²) and communities
 (~0.5 km²) are laid out inside them as Voronoi cells, written to GeoJSON files and imported
 through ``import_regions`` like an administrator's files; then ``generate_grids`` cuts the
 communities into 10,000 m² unit grids.
@@ -39,7 +39,7 @@ from gridmgr.demo.layout import seeds_inside, voronoi_split  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-SHARED = ROOT.parent / "shared" / "data" / "china" / "chongqing_districts.geojson"
+SHARED = ROOT / "tests" / "data" / "china" / "chongqing_districts.geojson"
 DISTRICTS = ("500103", "500105", "500108")  # 渝中区, 江北区, 南岸区
 STREET_AREA_M2 = 5_000_000
 COMMUNITY_AREA_M2 = 500_000

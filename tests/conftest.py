@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -23,8 +24,22 @@ from gridmgr.database.embedded import EmbeddedCluster
 from gridmgr.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
+DATA_DIR = ROOT / "tests" / "data"
 KEEP_TABLES = {"spatial_ref_sys", "alembic_version"}
+
+
+def _refuse_reads_beside_the_checkout(event: str, args: tuple) -> None:
+    """A clone must pass alone: opening a file next to the checkout (not inside it) fails."""
+    if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    path = os.path.abspath(os.fsdecode(args[0]))
+    if path.startswith(_BESIDE) and not path.startswith(_INSIDE):
+        raise PermissionError(f"tests read only files inside the repository, not {path}")
+
+
+_INSIDE = str(ROOT) + os.sep
+_BESIDE = str(ROOT.parent) + os.sep
+sys.addaudithook(_refuse_reads_beside_the_checkout)
 
 
 def _admin_url() -> str:
@@ -115,10 +130,9 @@ def runner(app):
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.fail(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+def data_dir() -> Path:
+    """Real boundary files and an Open311 catalogue kept with the tests (see its README)."""
+    return DATA_DIR
 
 
 # --- people: users, tokens, signing in --------------------------------------------------------

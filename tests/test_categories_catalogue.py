@@ -72,10 +72,10 @@ def test_loading_the_defaults_twice_changes_nothing_and_keeps_a_citys_edits(app_
 
 
 def test_open311_services_become_categories_and_their_groups_classes(app_ctx, runner,
-                                                                     shared_data):
-    services = json.loads((shared_data / "open311_bloomington_services.json").read_text())
+                                                                     data_dir):
+    services = json.loads((data_dir / "open311_bloomington_services.json").read_text())
     result = runner.invoke(main, ["categories", "import",
-                                  str(shared_data / "open311_bloomington_services.json")])
+                                  str(data_dir / "open311_bloomington_services.json")])
     assert result.exit_code == 0, result.output
     assert "63 categories created" in result.output
     groups = {s["group"] for s in services}
@@ -95,18 +95,18 @@ def test_open311_services_become_categories_and_their_groups_classes(app_ctx, ru
     # A translation made later survives a re-import.
     ops.update_category("37", {"name_zh": "涂鸦"})
     again = runner.invoke(main, ["categories", "import",
-                                 str(shared_data / "open311_bloomington_services.json")])
+                                 str(data_dir / "open311_bloomington_services.json")])
     assert again.exit_code == 0
     assert "0 categories created" in again.output and "63 unchanged" in again.output
     assert ops.get_category("37").name_zh == "涂鸦"
 
 
 def test_an_open311_service_definition_becomes_the_categorys_extra_questions(app_ctx, runner,
-                                                                             shared_data):
+                                                                             data_dir):
     runner.invoke(main, ["categories", "import",
-                         str(shared_data / "open311_bloomington_services.json")])
+                         str(data_dir / "open311_bloomington_services.json")])
     result = runner.invoke(main, ["categories", "import",
-                                  str(shared_data / "open311_bloomington_service_69.json")])
+                                  str(data_dir / "open311_bloomington_service_69.json")])
     assert result.exit_code == 0, result.output
     assert "extra questions set for 69" in result.output
     attributes = ops.get_category("69").attributes
@@ -117,9 +117,9 @@ def test_an_open311_service_definition_becomes_the_categorys_extra_questions(app
 
 
 def test_a_definition_for_an_unknown_service_or_a_bad_file_is_refused(app_ctx, runner, tmp_path,
-                                                                     shared_data):
+                                                                     data_dir):
     result = runner.invoke(main, ["categories", "import",
-                                  str(shared_data / "open311_bloomington_service_69.json")])
+                                  str(data_dir / "open311_bloomington_service_69.json")])
     assert result.exit_code != 0 and "category_not_found" in result.output
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"categories": [{"code": "E9901", "class": "E01",

@@ -21,9 +21,9 @@ YUZHONG = "500103"
 CELL = 40_000  # 渝中区 is ~23 km²: ~600 grids of 4 ha stay under the 999 limit.
 
 
-def load_yuzhong(shared_data) -> int:
+def load_yuzhong(data_dir) -> int:
     """Put 渝中区 from the shared Chongqing file in as a district of city ``cq``."""
-    features = json.loads((shared_data / "china" / "chongqing_districts.geojson").read_text())
+    features = json.loads((data_dir / "china" / "chongqing_districts.geojson").read_text())
     feature = next(f for f in features["features"] if str(f["properties"]["code"]) == YUZHONG)
     geom = shapely.make_valid(shape(feature["geometry"]))
     city_id = db.session.execute(text(
@@ -44,8 +44,8 @@ def grid_rows():
         "FROM regions WHERE level = 'grid' ORDER BY code")).all()
 
 
-def test_grids_cover_the_district_without_overlaps_in_documented_order(app_ctx, shared_data):
-    load_yuzhong(shared_data)
+def test_grids_cover_the_district_without_overlaps_in_documented_order(app_ctx, data_dir):
+    load_yuzhong(data_dir)
     result = generate_grids(within="district", cell_area_m2=CELL)
 
     count = result.generated[YUZHONG]
@@ -87,8 +87,8 @@ def test_grids_cover_the_district_without_overlaps_in_documented_order(app_ctx, 
     assert keys == sorted(keys)
 
 
-def test_generating_twice_on_an_unchanged_district_changes_nothing(app_ctx, shared_data, runner):
-    load_yuzhong(shared_data)
+def test_generating_twice_on_an_unchanged_district_changes_nothing(app_ctx, data_dir, runner):
+    load_yuzhong(data_dir)
     first = runner.invoke(grids, args=["generate", "--within", "district",
                                 "--cell-area", str(CELL)])
     assert first.exit_code == 0, first.output
@@ -102,8 +102,8 @@ def test_generating_twice_on_an_unchanged_district_changes_nothing(app_ctx, shar
     assert grid_rows() == before
 
 
-def test_a_changed_district_gets_its_grids_rewritten_under_the_same_codes(app_ctx, shared_data):
-    load_yuzhong(shared_data)
+def test_a_changed_district_gets_its_grids_rewritten_under_the_same_codes(app_ctx, data_dir):
+    load_yuzhong(data_dir)
     generate_grids(within="district", cell_area_m2=CELL)
     ids_before = dict(db.session.execute(text(
         "SELECT code, id FROM regions WHERE level = 'grid'")).all())
@@ -129,9 +129,9 @@ def test_a_changed_district_gets_its_grids_rewritten_under_the_same_codes(app_ct
     assert outside == 0
 
 
-def test_more_than_999_grids_in_a_parent_is_refused_and_changes_nothing(app_ctx, shared_data,
+def test_more_than_999_grids_in_a_parent_is_refused_and_changes_nothing(app_ctx, data_dir,
                                                                       runner):
-    load_yuzhong(shared_data)
+    load_yuzhong(data_dir)
     generate_grids(within="district", cell_area_m2=CELL)
     before = grid_rows()
 
@@ -154,11 +154,11 @@ def test_more_than_999_grids_in_a_parent_is_refused_and_changes_nothing(app_ctx,
     assert grid_rows() == before
 
 
-def test_bad_generation_requests_are_refused(app_ctx, shared_data):
+def test_bad_generation_requests_are_refused(app_ctx, data_dir):
     with pytest.raises(InvalidInput) as nothing:
         generate_grids()
     assert nothing.value.code == "no_parents"
-    load_yuzhong(shared_data)
+    load_yuzhong(data_dir)
     with pytest.raises(InvalidInput) as level:
         generate_grids(within="grid")
     assert level.value.code == "bad_level"
@@ -171,8 +171,8 @@ def test_bad_generation_requests_are_refused(app_ctx, shared_data):
     assert db.session.execute(text("SELECT count(*) FROM regions")).scalar_one() == 1
 
 
-def test_a_parent_with_imported_grids_is_left_alone_and_reported(app_ctx, shared_data):
-    city_id = load_yuzhong(shared_data)
+def test_a_parent_with_imported_grids_is_left_alone_and_reported(app_ctx, data_dir):
+    city_id = load_yuzhong(data_dir)
     district_id = db.session.scalar(text("SELECT id FROM regions WHERE code = :c"),
                                     {"c": YUZHONG})
     # An inspector's hand-drawn grid around 解放碑, imported rather than generated.

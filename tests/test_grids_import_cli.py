@@ -14,8 +14,8 @@ from gridmgr.extensions import db
 from gridmgr.grids.locating import locate
 
 
-def test_importing_chicago_from_the_command_line(runner, app_ctx, shared_data):
-    path = str(shared_data / "chicago_community_areas" / "Chicago77.shp")
+def test_importing_chicago_from_the_command_line(runner, app_ctx, data_dir):
+    path = str(data_dir / "chicago_community_areas" / "Chicago77.shp")
     refused = runner.invoke(main, args=["grids", "import", path, "--level", "community",
                                   "--name-field", "COMMUNITY", "--code-field", "AREA_NUMBE"])
     assert refused.exit_code == 1
@@ -33,8 +33,8 @@ def test_importing_chicago_from_the_command_line(runner, app_ctx, shared_data):
 
 
 def test_a_strict_import_of_chongqing_lists_every_problem_and_exits_non_zero(
-        runner, app_ctx, shared_data):
-    path = str(shared_data / "china" / "chongqing_districts.geojson")
+        runner, app_ctx, data_dir):
+    path = str(data_dir / "china" / "chongqing_districts.geojson")
     result = runner.invoke(main, args=["grids", "import", path, "--level", "district",
                                  "--code-field", "code", "--name-field", "name"])
     assert result.exit_code == 1

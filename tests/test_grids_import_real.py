@@ -23,17 +23,17 @@ def _region_count() -> int:
     return db.session.scalar(select(func.count()).select_from(Region))
 
 
-def test_chicago_without_a_crs_is_refused_and_nothing_is_imported(app_ctx, shared_data):
+def test_chicago_without_a_crs_is_refused_and_nothing_is_imported(app_ctx, data_dir):
     with pytest.raises(InvalidInput) as err:
-        import_regions(shared_data / "chicago_community_areas" / "Chicago77.shp", "community",
+        import_regions(data_dir / "chicago_community_areas" / "Chicago77.shp", "community",
                        name_field="COMMUNITY", code_field="AREA_NUMBE")
     assert err.value.code == "missing_crs"
     assert "--srid" in err.value.message
     assert _region_count() == 0
 
 
-def test_chicago_with_its_srid_loads_77_areas_of_the_right_size(app_ctx, shared_data):
-    result = import_regions(shared_data / "chicago_community_areas" / "Chicago77.shp",
+def test_chicago_with_its_srid_loads_77_areas_of_the_right_size(app_ctx, data_dir):
+    result = import_regions(data_dir / "chicago_community_areas" / "Chicago77.shp",
                             "community", srid=3435, name_field="COMMUNITY",
                             code_field="AREA_NUMBE")
     assert len(result.codes) == 77 and result.created == 77
@@ -51,8 +51,8 @@ def test_chicago_with_its_srid_loads_77_areas_of_the_right_size(app_ctx, shared_
     assert loop.region.level == "community"
 
 
-def test_reimporting_chicago_updates_by_code_instead_of_duplicating(app_ctx, shared_data):
-    path = shared_data / "chicago_community_areas" / "Chicago77.shp"
+def test_reimporting_chicago_updates_by_code_instead_of_duplicating(app_ctx, data_dir):
+    path = data_dir / "chicago_community_areas" / "Chicago77.shp"
     import_regions(path, "community", srid=3435, name_field="COMMUNITY", code_field="AREA_NUMBE")
     ids = dict(db.session.execute(select(Region.code, Region.id)).all())
     again = import_regions(path, "community", srid=3435, name_field="COMMUNITY",
@@ -61,8 +61,8 @@ def test_reimporting_chicago_updates_by_code_instead_of_duplicating(app_ctx, sha
     assert dict(db.session.execute(select(Region.code, Region.id)).all()) == ids
 
 
-def test_new_york_boroughs_from_the_zip_locate_times_square_in_manhattan(app_ctx, shared_data):
-    result = import_regions(shared_data / "nyc_boroughs" / "nybb_16a.zip", "district",
+def test_new_york_boroughs_from_the_zip_locate_times_square_in_manhattan(app_ctx, data_dir):
+    result = import_regions(data_dir / "nyc_boroughs" / "nybb_16a.zip", "district",
                             city="nyc", name_field="BoroName", code_field="BoroCode")
     assert sorted(result.codes) == ["000001", "000002", "000003", "000004", "000005"]
     times_square = locate(-73.9855, 40.7580)
@@ -76,9 +76,9 @@ def test_new_york_boroughs_from_the_zip_locate_times_square_in_manhattan(app_ctx
 CHONGQING_INVALID = {"九龙坡区", "合川区", "大渡口区", "奉节县", "潼南区", "铜梁区", "长寿区"}
 
 
-def test_chongqing_strict_import_names_every_bad_polygon_and_overlap(app_ctx, shared_data):
+def test_chongqing_strict_import_names_every_bad_polygon_and_overlap(app_ctx, data_dir):
     with pytest.raises(InvalidBoundaries) as err:
-        import_regions(shared_data / "china" / "chongqing_districts.geojson", "district",
+        import_regions(data_dir / "china" / "chongqing_districts.geojson", "district",
                        city="chongqing", code_field="code", name_field="name")
     problems = err.value.details["problems"]
     invalid = {p["name"] for p in problems if p["problem"] == "invalid_geometry"}
@@ -93,8 +93,8 @@ def test_chongqing_strict_import_names_every_bad_polygon_and_overlap(app_ctx, sh
     assert db.session.scalar(text("SELECT count(*) FROM cities")) == 0
 
 
-def test_chongqing_repaired_loads_valid_districts_without_overlaps(app_ctx, shared_data):
-    path = shared_data / "china" / "chongqing_districts.geojson"
+def test_chongqing_repaired_loads_valid_districts_without_overlaps(app_ctx, data_dir):
+    path = data_dir / "china" / "chongqing_districts.geojson"
     result = import_regions(path, "district", city="chongqing", code_field="code",
                             name_field="name", repair=True)
     assert len(result.codes) == 38

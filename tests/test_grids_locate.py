@@ -48,8 +48,8 @@ def postgis_answers(lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
     return answers
 
 
-def test_single_and_batch_agree_with_postgis_on_random_points(app_ctx, shared_data):
-    load_yuzhong(shared_data)
+def test_single_and_batch_agree_with_postgis_on_random_points(app_ctx, data_dir):
+    load_yuzhong(data_dir)
     generate_grids(within="district", cell_area_m2=CELL)
     lons, lats = random_points(20_000)
 
@@ -61,8 +61,8 @@ def test_single_and_batch_agree_with_postgis_on_random_points(app_ctx, shared_da
         == batch[:400].tolist()
 
 
-def test_a_point_resolves_to_its_grid_and_every_ancestor(app_ctx, shared_data, runner):
-    load_yuzhong(shared_data)
+def test_a_point_resolves_to_its_grid_and_every_ancestor(app_ctx, data_dir, runner):
+    load_yuzhong(data_dir)
     generate_grids(within="district", cell_area_m2=CELL)
 
     location = locate(*JIEFANGBEI)
@@ -76,8 +76,8 @@ def test_a_point_resolves_to_its_grid_and_every_ancestor(app_ctx, shared_data, r
     assert location.region.code in shown.output and "渝中区" in shown.output
 
 
-def test_a_point_outside_every_region_is_outside_city(app_ctx, shared_data, runner):
-    load_yuzhong(shared_data)
+def test_a_point_outside_every_region_is_outside_city(app_ctx, data_dir, runner):
+    load_yuzhong(data_dir)
     with pytest.raises(OutsideCity) as outside:
         locate(116.397, 39.909)  # Tian'anmen, far from Chongqing
     assert outside.value.code == "outside_city" and outside.value.status == 422
@@ -87,8 +87,8 @@ def test_a_point_outside_every_region_is_outside_city(app_ctx, shared_data, runn
     assert shown.exit_code == 1 and "outside_city" in shown.output
 
 
-def test_without_grids_the_deepest_region_answers_and_new_grids_are_seen(app_ctx, shared_data):
-    load_yuzhong(shared_data)
+def test_without_grids_the_deepest_region_answers_and_new_grids_are_seen(app_ctx, data_dir):
+    load_yuzhong(data_dir)
     assert locate(*JIEFANGBEI).region.code == YUZHONG
     [before] = locate_many([JIEFANGBEI[0]], [JIEFANGBEI[1]])
     assert before == locate(*JIEFANGBEI).region.id
@@ -98,8 +98,8 @@ def test_without_grids_the_deepest_region_answers_and_new_grids_are_seen(app_ctx
     assert after == locate(*JIEFANGBEI).region.id != before
 
 
-def test_points_on_shared_corners_and_edges_always_resolve_to_the_same_grid(app_ctx, shared_data):
-    load_yuzhong(shared_data)
+def test_points_on_shared_corners_and_edges_always_resolve_to_the_same_grid(app_ctx, data_dir):
+    load_yuzhong(data_dir)
     generate_grids(within="district", cell_area_m2=CELL)
     # A vertex shared by four grids: every one of them holds it; the smallest code wins.
     corner = db.session.execute(text("""
@@ -133,9 +133,9 @@ def test_points_on_shared_corners_and_edges_always_resolve_to_the_same_grid(app_
     assert (batch == postgis_answers(lons, lats)).all()
 
 
-def test_a_boundary_changed_elsewhere_reaches_the_batch_index(app_ctx, shared_data,
+def test_a_boundary_changed_elsewhere_reaches_the_batch_index(app_ctx, data_dir,
                                                               monkeypatch):
-    load_yuzhong(shared_data)
+    load_yuzhong(data_dir)
     [before] = locate_many([JIEFANGBEI[0]], [JIEFANGBEI[1]])
     assert before != OUTSIDE
     # Another process moves the district away (a plain UPDATE, as any writer may do).
@@ -147,8 +147,8 @@ def test_a_boundary_changed_elsewhere_reaches_the_batch_index(app_ctx, shared_da
     assert locate_many([JIEFANGBEI[0] + 1], [JIEFANGBEI[1]]).tolist() == [before]
 
 
-def test_threads_sharing_the_batch_index_get_the_same_answers(app_ctx, shared_data):
-    load_yuzhong(shared_data)
+def test_threads_sharing_the_batch_index_get_the_same_answers(app_ctx, data_dir):
+    load_yuzhong(data_dir)
     generate_grids(within="district", cell_area_m2=CELL)
     lons, lats = random_points(50_000, seed=11)
     index = locating.current_index()

@@ -12,8 +12,8 @@ JIEFANGBEI = (106.5770, 29.5570)
 
 
 @pytest.fixture
-def yuzhong_grids(app_ctx, shared_data):
-    load_yuzhong(shared_data)
+def yuzhong_grids(app_ctx, data_dir):
+    load_yuzhong(data_dir)
     return generate_grids(within="district", cell_area_m2=CELL).generated[YUZHONG]
 
 
