@@ -10,7 +10,6 @@ Prints p50/p95 per query and writes ``bench/results/cases.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -24,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from intake import RESULTS, bench_app, database_url, prepare  # noqa: E402
+from intake import bench_app, database_url, prepare  # noqa: E402
+from record import record  # noqa: E402
 
 from gridmgr.extensions import db  # noqa: E402
 
@@ -124,8 +124,7 @@ def main() -> dict:
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
            "grids": setup["grids"], "cases": cases, "queries": results,
            "worst_p95_ms": max(r["p95_ms"] for r in results.values())}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cases.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    record("cases", out)
     print(f"\n{cases:,} cases, {setup['grids']:,} grids: worst p95 {out['worst_p95_ms']} ms")
     return out
 

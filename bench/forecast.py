@@ -25,12 +25,11 @@ Prints the figures and writes bench/results/forecast.json.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
+from record import record
 
 from gridmgr.prevention.forecast import (
     INTERVAL,
@@ -42,7 +41,6 @@ from gridmgr.prevention.forecast import (
 )
 from gridmgr.prevention.hotspots import WEEKS, assess_series
 
-RESULTS = Path(__file__).resolve().parent / "results" / "forecast.json"
 FIRST_DAY = date(2023, 11, 27)  # a Monday
 
 
@@ -189,8 +187,7 @@ def main() -> None:
               "grids": args.grids, "categories": args.categories, "years": args.years,
               "backtest_weeks": args.weeks, "seed": args.seed,
               "cases": int(counts.sum()), "synthesis_seconds": round(made, 2), **figures}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    record("forecast", report)
     print(f"synthetic history: {args.years} years, {args.grids} grids x {args.categories} "
           f"categories, {report['cases']:,} cases; backtest over the last {args.weeks} weeks")
     print("mean absolute error per grid x category x week "
@@ -206,7 +203,6 @@ def main() -> None:
     print(f"  own-history test alone: {alone['found']} found ({alone['recall']:.1%}), "
           f"{alone['false_positives']} false positives ({alone['false_positive_rate']:.3%})")
     print(f"fit + forecast per week: {figures['fit_seconds_per_week_p50']:.3f} s (median)")
-    print(f"written {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -34,11 +34,12 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from record import record  # noqa: E402
+
 from gridmgr import create_app  # noqa: E402
 from gridmgr.demo.layout import seeds_inside, voronoi_split  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 SHARED = ROOT / "tests" / "data" / "china" / "chongqing_districts.geojson"
 DISTRICTS = ("500103", "500105", "500108")  # 渝中区, 江北区, 南岸区
 STREET_AREA_M2 = 5_000_000
@@ -175,8 +176,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_1m": round(os.getloadavg()[0], 2)},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "grids.json").write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
+    record("grids", figures)
     print(json.dumps(figures, ensure_ascii=False, indent=2))
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import scratch  # noqa: E402
+from record import record  # noqa: E402
 
 from gridmgr.categories.operations import load_default_catalogue  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
@@ -110,8 +110,7 @@ def main() -> dict:
     print(f"imported {result.cases:,} cases ({result.steps:,} steps) in {seconds:.1f} s: "
           f"{report['cases_per_second']:,} cases/s; importing again skipped "
           f"{len(again.skipped):,} in {again_seconds:.1f} s")
-    scratch.RESULTS.mkdir(parents=True, exist_ok=True)
-    (scratch.RESULTS / "history_import.json").write_text(json.dumps(report, indent=2) + "\n")
+    record("history_import", report)
     return report
 
 

@@ -19,7 +19,6 @@ dropped and created afresh. Prints the figures and writes ``bench/results/indica
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import scratch  # noqa: E402
+from record import record  # noqa: E402
 
 from gridmgr.evaluation import indicators, periods  # noqa: E402
 from gridmgr.evaluation.tables import evaluate  # noqa: E402
@@ -206,12 +206,9 @@ def main() -> dict:
                "build_seconds": round(seconds, 1), "runs": args.runs, "tables": figures,
                "city_counts": city.counts, "python": platform.python_version(),
                "machine": platform.machine()}
-    scratch.RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "indicators.json"
-    (scratch.RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
     print(f"{history_rows:,} history rows, {in_month:,} cases created in 2026-11; "
-          f"built in {seconds:.0f} s; load average {results['load_average_1m']}; "
-          f"written to bench/results/{name}")
+          f"built in {seconds:.0f} s; load average {results['load_average_1m']}")
+    record("indicators", results)
     return results
 
 

@@ -41,11 +41,11 @@ from pathlib import Path
 
 import psutil
 import psycopg2
+from record import record
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-RESULTS = ROOT / "bench" / "results"
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/gridmgr_bench_cases"
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
 RATELIMIT_STORAGE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -687,11 +687,8 @@ def measure(args, url: str, setup: dict, toggled: list[str]) -> dict:
     print(f"CPU per report: ceiling {its['server']} µs in gunicorn + {its['postgres']} µs in "
           f"PostgreSQL · gridmgr {mine['server']} + {mine['postgres']} µs · ceiling's share "
           f"{result['cpu_ratio_to_ceiling']:.0%}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
     name = "intake-without-evaluation-triggers" if toggled else "intake"
-    if args.out:
-        name = args.out
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    record(args.out or name, result)
     return result
 
 

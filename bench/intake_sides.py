@@ -45,11 +45,12 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from record import record  # noqa: E402
+
 from bench.intake import (  # noqa: E402
     CATEGORIES,
     EAST,
     NORTH,
-    RESULTS,
     SOUTH,
     WEST,
     database_url,
@@ -205,8 +206,7 @@ def main() -> dict:
           f"{mine['python']} + {mine['postgres']} µs ({bare['postgres']} µs in PostgreSQL "
           f"without its three statement triggers) · ceiling's share "
           f"{result['ceiling_share']['both']:.0%}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "intake_sides.json").write_text(json.dumps(result, indent=2) + "\n")
+    record("intake_sides", result)
     return result
 
 

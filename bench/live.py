@@ -61,6 +61,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from record import record  # noqa: E402
+
 from gridmgr import create_app  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
 
@@ -526,12 +528,12 @@ def main() -> None:
                         help="gunicorn sync workers with --api-process gunicorn")
     parser.add_argument("--client-procs", type=int, default=2,
                         help="processes the phones are spread over")
-    parser.add_argument("--out", help="default bench/results/live[_gevent][_same].json")
+    parser.add_argument("--out", help="results name (default live[_gevent][_same])")
     args = parser.parse_args()
     name = "live" if args.async_mode == "threading" else f"live_{args.async_mode}"
     if args.api_process == "same":
         name += "_same"
-    args.out = args.out or str(ROOT / "bench" / "results" / f"{name}.json")
+    args.out = args.out or name
 
     database_url, drop = scratch_database(args.admin_url)
     database = make_url(database_url).database
@@ -617,9 +619,7 @@ def main() -> None:
             db.session.remove()
             db.engine.dispose()
         drop()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
+    record(args.out, results)
 
 
 def print_run(run: dict) -> None:

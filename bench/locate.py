@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from grids import CITY, bench_app, build_city, migrate_and_empty  # noqa: E402
+from record import record  # noqa: E402
 
 from gridmgr.extensions import db  # noqa: E402
 from gridmgr.grids import locating  # noqa: E402
 from gridmgr.grids.locating import OUTSIDE, locate, locate_many  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 SINGLE_N = 5_000
 HTTP_N = 2_000
 BATCH_N = 1_000_000
@@ -173,8 +173,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_1m": round(os.getloadavg()[0], 2)},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "locate.json").write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
+    record("locate", figures)
     print(json.dumps(figures, ensure_ascii=False, indent=2))
 
 

@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from flask_migrate import upgrade  # noqa: E402
 from open311_world import IN_EAST, IN_WEST, build_world  # noqa: E402
+from record import record  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from gridmgr import create_app  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NAME = "gridmgr_bench_open311"
 
@@ -133,6 +133,5 @@ def main(posts: int = 200, cases: int = 50_000) -> dict:
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:3]]
     figures = main(*args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "open311.json").write_text(json.dumps(figures, indent=2) + "\n")
+    record("open311", figures)
     print(json.dumps(figures, indent=2))

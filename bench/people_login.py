@@ -13,7 +13,6 @@ postgres), created afresh and dropped at the end. Writes ``bench/results/people_
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flask_migrate import upgrade  # noqa: E402
+from record import record  # noqa: E402
 
 from gridmgr import create_app  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
@@ -35,7 +35,6 @@ from gridmgr.people.models import User  # noqa: E402
 from gridmgr.people.passwords import hash_password  # noqa: E402
 from gridmgr.people.policy import ACTIONS, can  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NAME = "gridmgr_bench_people"
 
@@ -110,5 +109,4 @@ if __name__ == "__main__":
     figures = main(int(sys.argv[1]) if len(sys.argv) > 1 else 30)
     for key, value in figures.items():
         print(f"{key:32} {value}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "people_login.json").write_text(json.dumps(figures, indent=2) + "\n")
+    record("people_login", figures)

@@ -18,7 +18,6 @@ dropped and created afresh. Writes ``bench/results/prevention_api.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import scratch  # noqa: E402
+from record import record  # noqa: E402
 
 from gridmgr.extensions import db  # noqa: E402
 from gridmgr.prevention import forecast  # noqa: E402
@@ -139,8 +139,7 @@ def main() -> dict:
     report = {"cases": args.cases, "grids": 800, "categories": 20, "years": 3,
               "runs": args.runs, "build_seconds": round(seconds, 1), "calls": figures,
               "data": "synthetic; timings only"}
-    scratch.RESULTS.mkdir(parents=True, exist_ok=True)
-    (scratch.RESULTS / "prevention_api.json").write_text(json.dumps(report, indent=2) + "\n")
+    record("prevention_api", report)
     return report
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import tempfile
@@ -29,6 +28,7 @@ _spec.loader.exec_module(world)
 world.NAME = "gridmgr_bench_report"
 
 from flask_migrate import upgrade  # noqa: E402
+from record import record  # noqa: E402
 from weasyprint import HTML  # noqa: E402
 
 from gridmgr import create_app  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> dict:
                "load_average_1m": round(os.getloadavg()[0], 1),
                "python": platform.python_version(), "machine": platform.machine()}
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "bench" / "results" / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+    record("report", results)
     median = results["median"]
     print(f"{args.cases:,} cases ({results['cases_in_month']:,} in 2026-11, "
           f"{results['grids']:,} grids): report in {median['total_s']:.1f} s median "

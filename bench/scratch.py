@@ -5,7 +5,7 @@
 city starts from: ``CITY`` (city 1, Asia/Shanghai), ``CATEGORIES`` (one class of 20 event
 categories, ids 1–20) and ``GRID_SLOTS`` (a temp table numbering the unit grids from 0, to
 spread cases over them); ``run_statements`` runs such scripts in the session. ``percentile``
-reads the timings; ``RESULTS`` is where the figures are written.
+reads the timings; ``record.record`` keeps the figures.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from gridmgr import create_app
 from gridmgr.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 CITY = """

@@ -17,7 +17,6 @@ the PostgreSQL at 127.0.0.1:5432, created when missing. Prints the figures and w
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -34,10 +33,11 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from record import record  # noqa: E402
+
 from gridmgr import create_app  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 DB_NAME = "gridmgr_bench_maps"
 COLS, ROWS = 250, 200  # unit grids
 WEST, NORTH = 106.40, 29.70
@@ -277,9 +277,7 @@ def main() -> None:
         print(f"{name:>26} {row['n']:>4} {row['p50_ms']:>7} {row['p95_ms']:>7} "
               f"{row['bytes_mean'] / 1024:>8.1f}")
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "tiles.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written {RESULTS / 'tiles.json'}")
+    record("tiles", results)
 
 
 def _window(rng, lon0, lat0, lon1, lat1, width, height) -> tuple[float, float, float, float]:

@@ -38,10 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from record import record  # noqa: E402
+
 from gridmgr import create_app  # noqa: E402
 from gridmgr.extensions import db  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 SCREENSHOT = ROOT / "docs" / "wall.png"
 DB_NAME = "gridmgr_bench_wall"
 BIG_DB = "gridmgr_bench_maps"
@@ -274,9 +275,8 @@ def main() -> None:
         big = results["big_city_load"]
         print(f"50,000 grids / 100,000 open cases: load to first full render p50 "
               f"{big['p50_ms']} ms, max {big['max_ms']} ms")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "wall.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written {RESULTS / 'wall.json'} and {SCREENSHOT}")
+    record("wall", results)
+    print(f"screenshot: {SCREENSHOT}")
 
 
 if __name__ == "__main__":
