@@ -7,6 +7,7 @@ Callers commit. Administrative operations take the acting user and ask the polic
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +17,7 @@ from gridmgr.extensions import db
 from gridmgr.grids.models import City, Region
 from gridmgr.people.models import ROLES, STAFF_ROLES, Department, User
 from gridmgr.people.passwords import dummy_hash, hash_password, needs_rehash, verify_password
-from gridmgr.people.policy import authorize
+from gridmgr.people.policy import authorize, can
 from gridmgr.people.tokens import (
     TokenError,
     decode_token,
@@ -103,29 +104,42 @@ def create_user(actor: User, username: str, password: str, role: str, *,
                 phone: str | None = None, email: str | None = None) -> User:
     """A new user with a role, a region scope (code; None: whole city) and a department."""
     _check_password(password)
+    assignment = _role_assignment(role, region_code=region_code, city=city,
+                                  department=department)
+    _authorize_assignment(actor, assignment)
     user = User(username=username, password_hash=hash_password(password), is_active=True,
                 display_name=display_name, phone=phone, email=email)
-    _assign_role(user, role, region_code=region_code, city=city, department=department)
-    _authorize_on(actor, user)
+    _assign_role(user, assignment)
     return _insert_user(user)
 
 
 def update_user(actor: User, user: User, *, role: str | None = None, region_code=_UNSET,
                 city=_UNSET, department=_UNSET, password: str | None = None,
                 **fields) -> User:
-    """Change a user's role, scope, department, password or profile fields."""
+    """Change a user's role, scope, department, password or profile fields.
+
+    Every check runs before anything changes, against the actor's scope as it stands: when
+    administrators edit themselves, ``actor`` and ``user`` are one object.
+    """
     _authorize_on(actor, user)
+    assignment = None
     if role is not None or region_code is not _UNSET or city is not _UNSET \
             or department is not _UNSET:
-        _assign_role(
-            user, role or user.role,
+        assignment = _role_assignment(
+            role or user.role,
             region_code=(user.region.code if user.region else None)
             if region_code is _UNSET else region_code,
             city=_city_slug(user) if city is _UNSET else city,
             department=user.department_id if department is _UNSET else department)
-        _authorize_on(actor, user)
+        _authorize_assignment(actor, assignment)
     if password is not None:
         _check_password(password)
+    if fields.get("is_active") is False and user.id == actor.id:
+        raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
+
+    if assignment is not None:
+        _assign_role(user, assignment)
+    if password is not None:
         user.password_hash = hash_password(password)
     for name in ("display_name", "phone", "email", "is_active"):
         if name in fields:
@@ -185,14 +199,35 @@ def find_user(username: str) -> User:
     return user
 
 
-def _manages(actor: User, user: User) -> bool:
-    from gridmgr.people.policy import can
+class RoleAssignment(NamedTuple):
+    """A role with its scope and department, checked and resolved but given to nobody yet."""
 
-    return can(actor, "admin.users", region_code=_scope_code(user), city_id=user.city_id)
+    role: str
+    region: Region | None
+    city_id: int | None
+    department: Department | None
+
+
+def _manages(actor: User, user: User) -> bool:
+    return can(actor, "admin.users", **_user_target(user.role, _scope_code(user), user.city_id))
 
 
 def _authorize_on(actor: User, user: User) -> None:
-    authorize(actor, "admin.users", region_code=_scope_code(user), city_id=user.city_id)
+    authorize(actor, "admin.users", **_user_target(user.role, _scope_code(user), user.city_id))
+
+
+def _authorize_assignment(actor: User, assignment: RoleAssignment) -> None:
+    """The actor may give this role and scope: it lies inside the actor's own scope."""
+    region = assignment.region
+    authorize(actor, "admin.users", **_user_target(
+        assignment.role, region.code if region else None,
+        region.city_id if region else assignment.city_id))
+
+
+def _user_target(role: str, region_code: str | None, city_id: int | None) -> dict:
+    # Staff of no region and no city act in every city; citizens act only on their own cases.
+    return {"region_code": region_code, "city_id": city_id,
+            "every_city": role in STAFF_ROLES and region_code is None and city_id is None}
 
 
 def _scope_code(user: User) -> str | None:
@@ -205,8 +240,9 @@ def _check_password(password: str) -> None:
                            code="password_too_short")
 
 
-def _assign_role(user: User, role: str, *, region_code: str | None, city: str | None,
-                 department: int | str | None) -> None:
+def _role_assignment(role: str, *, region_code: str | None, city: str | None,
+                     department: int | str | None) -> RoleAssignment:
+    """Check and resolve a role, scope and department without touching any user."""
     if role not in ROLES:
         raise InvalidInput(f"Unknown role {role!r}; roles are {', '.join(ROLES)}.",
                            code="unknown_role")
@@ -217,12 +253,17 @@ def _assign_role(user: User, role: str, *, region_code: str | None, city: str | 
     dept = find_department(department) if department not in (None, "") else None
     if role == "department" and dept is None:
         raise InvalidInput("Department staff need a department.", code="department_required")
-    user.role = role
-    user.region = region
-    user.region_id = region.id if region else None
-    user.city_id = region.city_id if region else (_city_id(city) if city else None)
-    user.department = dept
-    user.department_id = dept.id if dept else None
+    city_id = region.city_id if region else (_city_id(city) if city else None)
+    return RoleAssignment(role, region, city_id, dept)
+
+
+def _assign_role(user: User, assignment: RoleAssignment) -> None:
+    user.role = assignment.role
+    user.region = assignment.region
+    user.region_id = assignment.region.id if assignment.region else None
+    user.city_id = assignment.city_id
+    user.department = assignment.department
+    user.department_id = assignment.department.id if assignment.department else None
 
 
 def _scope_region(code: str, city: str | None) -> Region:
@@ -286,11 +327,12 @@ def find_department(ref: int | str) -> Department:
 
 
 def get_department(actor: User, department_id: int) -> Department:
-    """One department."""
+    """One department the actor may manage."""
     authorize(actor, "admin.departments")
     department = db.session.get(Department, department_id)
     if department is None:
         raise NotFound(f"No department has the id {department_id}.")
+    _authorize_department(actor, department.city_id)
     return department
 
 
@@ -301,33 +343,39 @@ def list_departments() -> list[Department]:
 
 def create_department(actor: User, name: str, name_en: str | None = None,
                       city: str | None = None) -> Department:
-    """A new department; names are unique."""
+    """A new department (of no city: of every city); names are unique."""
     authorize(actor, "admin.departments")
-    department = Department(name=name, name_en=name_en,
-                            city_id=_city_id(city) if city else None)
+    city_id = _city_id(city) if city else None
+    _authorize_department(actor, city_id)
     _ensure_unique_department(name, None)
+    department = Department(name=name, name_en=name_en, city_id=city_id)
     db.session.add(department)
     db.session.flush()
     return department
 
 
 def update_department(actor: User, department: Department, **fields) -> Department:
-    """Rename a department or move it to a city."""
-    authorize(actor, "admin.departments")
+    """Rename a department or move it to a city (both the old and the new in the actor's)."""
+    _authorize_department(actor, department.city_id)
+    city_id = department.city_id
+    if "city" in fields:
+        city_id = _city_id(fields["city"]) if fields["city"] else None
+        _authorize_department(actor, city_id)
     if "name" in fields:
         _ensure_unique_department(fields["name"], department.id)
+
+    if "name" in fields:
         department.name = fields["name"]
     if "name_en" in fields:
         department.name_en = fields["name_en"]
-    if "city" in fields:
-        department.city_id = _city_id(fields["city"]) if fields["city"] else None
+    department.city_id = city_id
     db.session.flush()
     return department
 
 
 def delete_department(actor: User, department: Department) -> None:
     """Remove a department nobody works in any more."""
-    authorize(actor, "admin.departments")
+    _authorize_department(actor, department.city_id)
     staff = db.session.scalar(select(func.count()).select_from(User)
                               .where(User.department_id == department.id, User.is_active))
     if staff:
@@ -335,6 +383,10 @@ def delete_department(actor: User, department: Department) -> None:
                        code="department_in_use")
     db.session.delete(department)
     db.session.flush()
+
+
+def _authorize_department(actor: User, city_id: int | None) -> None:
+    authorize(actor, "admin.departments", city_id=city_id, every_city=city_id is None)
 
 
 def _ensure_unique_department(name: str, own_id: int | None) -> None:

@@ -16,7 +16,9 @@ raises). A decision has three parts:
    department; the worker a case is assigned to sees and works it even outside their scope),
    ``handler_id`` (nobody checks their own handling), ``worker_id`` (duty and
    position only for oneself unless one manages rosters), ``room`` for ``live.join``
-   (``city:{id}``, ``region:{code}``, ``department:{id}``, ``worker:{user_id}``).
+   (``city:{id}``, ``region:{code}``, ``department:{id}``, ``worker:{user_id}``),
+   ``every_city`` for ``admin.users`` / ``admin.departments`` (a staff user or a department
+   of no city reaches every city: only an administrator of no city manages it).
 
 Anonymous callers (``user=None``) may only do :data:`ANONYMOUS_ACTIONS`.
 """
@@ -136,7 +138,8 @@ def authorize(user: User | None, action: str, *, region_code: str | None = None,
     role = user.role.replace("_", " ")
     phrase = ACTIONS[action]
     if reason == "scope":
-        where = f" outside region {scope_filter(user)}" if scope_filter(user) else " in that city"
+        where = (f" outside region {scope_filter(user)}" if scope_filter(user)
+                 else " for every city" if ctx.get("every_city") else " in that city")
         message = f"{who} {role} may not {phrase}{where}."
     elif reason == "role":
         message = f"{who} {role} may not {phrase}."
@@ -236,6 +239,14 @@ def _live_room(user: User, ctx: dict) -> str | None:
     return refused
 
 
+def _not_beyond_own_city(user: User, ctx: dict) -> str | None:
+    # A target of no city acts in every city; a city's administrator would otherwise grant
+    # (or take) more than their own scope.
+    if ctx.get("every_city") and user_city_id(user) is not None:
+        return "scope"
+    return None
+
+
 _RELATIONS: dict[str, Callable[[User, dict], str | None]] = {
     "case.view": _own_case,
     "case.view_private": _own_case,
@@ -245,4 +256,6 @@ _RELATIONS: dict[str, Callable[[User, dict], str | None]] = {
     "duty.set": _own_duty,
     "position.send": _own_position,
     "live.join": _live_room,
+    "admin.users": _not_beyond_own_city,
+    "admin.departments": _not_beyond_own_city,
 }
