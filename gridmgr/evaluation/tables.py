@@ -7,15 +7,13 @@ when their own region lies inside it.
 
 from __future__ import annotations
 
-import csv
-import io
-
 from sqlalchemy import text
 
 from gridmgr.evaluation import indicators, scores
 from gridmgr.evaluation.indicators import IndicatorRow
 from gridmgr.evaluation.periods import Period
 from gridmgr.extensions import db
+from gridmgr.opendata.writing import csv_line
 
 TABLES = ("regions", "departments", "categories", "people")
 NAME_COLUMNS = ("key", "name", "code", "username", "role", "region_code", "score", "grade")
@@ -143,14 +141,12 @@ def to_csv(rows: list[dict]) -> str:
     names = [n for n in NAME_COLUMNS if any(n in row for row in rows)] or ["key", "name"]
     missed = any("missed_rate" in row["rates"] for row in rows)
     rates = [*indicators.RATES, *(["missed_rate"] if missed else [])]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*names, *indicators.COUNTS, *rates])
+    lines = [csv_line([*names, *indicators.COUNTS, *rates])]
     for row in rows:
-        writer.writerow([*(_cell(row.get(n)) for n in names),
-                         *(row["counts"][c] for c in indicators.COUNTS),
-                         *(_cell(row["rates"].get(r)) for r in rates)])
-    return buffer.getvalue()
+        lines.append(csv_line([*(_cell(row.get(n)) for n in names),
+                               *(row["counts"][c] for c in indicators.COUNTS),
+                               *(_cell(row["rates"].get(r)) for r in rates)]))
+    return "".join(lines)
 
 
 def _cell(value) -> object:

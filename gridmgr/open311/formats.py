@@ -4,7 +4,8 @@ The same Python value (dicts, lists, scalars) is written as JSON or, with Elemen
 XML the specification shows: a list becomes a root element holding one child per item
 (``<services><service>…``), a dict becomes child elements in order. ``None`` is JSON ``null``
 and an empty XML element, except ``media_url``, which XML leaves out when there is none (an
-empty element would read as an empty URL).
+empty element would read as an empty URL). Every string is first passed through
+:func:`gridmgr.opendata.writing.published`, so text XML forbids never reaches either format.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from datetime import UTC, datetime
 from xml.etree import ElementTree
 
 from flask import Response
+
+from gridmgr.opendata.writing import published
 
 FORMATS = ("json", "xml")
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
@@ -55,7 +58,11 @@ def parse_w3c_datetime(text: str, name: str) -> datetime:
                           f"not {text!r}.") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before the first representable instant
+        raise DomainError("invalid_datetime",
+                          f"{name} is outside the years 1 to 9999 once taken to UTC.") from None
 
 
 def _scalar(value) -> str:
@@ -87,6 +94,7 @@ def to_xml(root: str, value) -> bytes:
 
 def render(fmt: str, root: str, value, status: int = 200) -> Response:
     """A response in ``fmt``; ``root`` names the XML root element (JSON has none)."""
+    value = published(value)
     if fmt == "xml":
         body = to_xml(root, value)
     else:

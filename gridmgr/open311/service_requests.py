@@ -27,11 +27,14 @@ from gridmgr.extensions import db
 from gridmgr.open311.formats import parse_w3c_datetime, w3c_datetime
 from gridmgr.open311.services import Jurisdiction, check_attributes, find_category
 from gridmgr.opendata.redaction import redact
+from gridmgr.opendata.writing import coordinate
 
 CLOSED_STATES = ("closed", "cancelled")
 STATUSES = ("open", "closed")
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_LIMIT = 1000
+# Pages beyond this are refused: their offset would overflow PostgreSQL's bigint long before.
+MAX_PAGE = 1_000_000
 MAX_DESCRIPTION = 4000
 # History steps whose note is the reporter's own text (already shown as the description).
 REPORTER_ACTIONS = ("report", "report_joined")
@@ -224,10 +227,15 @@ def date_window(start_date: str | None, end_date: str | None) -> tuple[datetime,
     start = parse_w3c_datetime(start_date, "start_date") if start_date else None
     if start is None and end is None:
         end = datetime.now(UTC)
-    if end is None:
-        end = start + DEFAULT_WINDOW
-    if start is None:
-        start = end - DEFAULT_WINDOW
+    try:
+        if end is None:
+            end = start + DEFAULT_WINDOW
+        if start is None:
+            start = end - DEFAULT_WINDOW
+    except OverflowError:  # a window reaching past year 9999 or before year 1
+        raise DomainError("invalid_date_range",
+                          "start_date and end_date must leave a 90-day window inside the years "
+                          "1 to 9999; give both.") from None
     if end < start:
         raise DomainError("invalid_date_range", "end_date is before start_date.")
     if end - start > DEFAULT_WINDOW:
@@ -250,7 +258,7 @@ def parse_query(args) -> RequestQuery:
         service_codes=_comma_list(args.get("service_code")),
         start=start, end=end,
         statuses=[s.lower() for s in statuses] if statuses else None,
-        page=_positive(args.get("page"), "page", 1), page_size=page_size,
+        page=_positive(args.get("page"), "page", 1, MAX_PAGE), page_size=page_size,
         extensions=(args.get("extensions") or "").lower() in ("true", "1", "yes"))
 
 
@@ -415,8 +423,8 @@ def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
             "address": address,
             "address_id": None,
             "zipcode": None,
-            "lat": round(row.lat, 7),
-            "long": round(row.lon, 7),
+            "lat": coordinate(row.lat),
+            "long": coordinate(row.lon),
             "media_url": media_url_of(media) if media else client_media.get(case.id),
         }
         if extensions:
@@ -451,7 +459,7 @@ def find_updates(args, jurisdiction: Jurisdiction, lang: str) -> list[dict]:
     start, end = date_window(args.get("start_date"), args.get("end_date"))
     limit = _positive(args.get("limit"), "limit", MAX_LIMIT, MAX_LIMIT)
     page_size = _positive(args.get("page_size"), "page_size", limit, MAX_LIMIT)
-    page = _positive(args.get("page"), "page", 1)
+    page = _positive(args.get("page"), "page", 1, MAX_PAGE)
     photo = (select(Photo.sha256).where(Photo.history_id == CaseHistory.id,
                                         Photo.public.is_(True))
              .order_by(Photo.id).limit(1).scalar_subquery())

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from gridmgr.grids.models import LEVELS
 from gridmgr.opendata.exports import (
@@ -37,6 +38,7 @@ def _write(path: Path, chunks) -> int:
               help="Folder to write into (made when missing).")
 @click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="The day whose new cases to dump (default: yesterday, city time).")
+@with_appcontext
 def export_command(out: Path, day: datetime | None) -> None:
     """Write the open-data dump of one day: that day's cases (CSV and GeoJSON) and the
     boundaries of every level, into OUT/YYYY-MM-DD/."""

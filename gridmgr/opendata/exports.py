@@ -4,12 +4,12 @@ What is published about a case: its code, category, state (and the GeoReport sta
 the codes of its unit grid and ancestors, the responsible unit, counts, times and location.
 Nothing about a person and no free text: no reporter, no contact details, no description, no
 notes (descriptions, redacted, are on the Open311 endpoint where a request is read one by one).
+Every value is written through :mod:`gridmgr.opendata.writing`: text XML forbids is dropped,
+CSV cells that would start a spreadsheet formula are quoted, locations are rounded.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from sqlalchemy import text
 from gridmgr.errors import DomainError
 from gridmgr.extensions import db
 from gridmgr.grids.models import LEVELS
+from gridmgr.opendata.writing import COORDINATE_DECIMALS, csv_line, published
 
 CASE_COLUMNS = ["code", "service_code", "category_name_zh", "category_name_en", "class_code",
                 "kind", "state", "status", "source", "channel", "city", "district_code",
@@ -63,11 +64,11 @@ def case_filter(args) -> CaseFilter:
     if states and "closed" in states:
         expanded.append("cancelled")
     region = (args.get("region") or "").strip() or None
-    if region is not None and not region.isdigit():
+    if region is not None and not (region.isascii() and region.isdigit()):
         raise DomainError("invalid_region", "region is a region code prefix (digits).")
     limit = args.get("limit")
     if limit not in (None, ""):
-        if not str(limit).isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIMIT:
             raise DomainError("invalid_limit", f"limit is a whole number from 1 to {MAX_LIMIT}.")
         limit = int(limit)
     else:
@@ -80,7 +81,7 @@ def case_filter(args) -> CaseFilter:
         limit=limit)
 
 
-_CASES_SQL = """
+_CASES_SQL = f"""
 SELECT c.code, cat.code AS service_code, cat.name_zh AS category_name_zh,
        cat.name_en AS category_name_en, cls.code AS class_code, cls.kind, c.state,
        CASE WHEN c.state IN ('closed', 'cancelled') THEN 'closed' ELSE 'open' END AS status,
@@ -90,8 +91,8 @@ SELECT c.code, cat.code AS service_code, cat.name_zh AS category_name_zh,
        CASE WHEN length(c.grid_code) >= 12 THEN left(c.grid_code, 12) END AS community_code,
        c.grid_code, d.name AS agency_responsible, c.reporter_count,
        c.created_at, c.updated_at, c.dispatched_at, c.deadline, c.closed_at,
-       round(ST_X(c.location)::numeric, 6)::float8 AS lon,
-       round(ST_Y(c.location)::numeric, 6)::float8 AS lat
+       round(ST_X(c.location)::numeric, {COORDINATE_DECIMALS})::float8 AS lon,
+       round(ST_Y(c.location)::numeric, {COORDINATE_DECIMALS})::float8 AS lat
 FROM cases c
 JOIN categories cat ON cat.id = c.category_id
 JOIN category_classes cls ON cls.id = cat.class_id
@@ -114,20 +115,15 @@ def case_rows(selection: CaseFilter) -> Iterator[dict]:
         {"start": selection.start, "end": selection.end, "categories": selection.categories,
          "region": selection.region, "states": selection.states, "limit": selection.limit})
     for row in result.mappings():
-        yield {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+        yield published({k: (v.isoformat() if isinstance(v, datetime) else v)
+                         for k, v in row.items()})
 
 
 def csv_chunks(rows: Iterator[dict]) -> Iterator[str]:
     """CSV text (header first), one chunk per row."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CASE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    yield buffer.getvalue()
+    yield csv_line(CASE_COLUMNS)
     for row in rows:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(row)
-        yield buffer.getvalue()
+        yield csv_line(row[name] for name in CASE_COLUMNS)
 
 
 def _feature_collection(features: Iterator[str]) -> Iterator[str]:
@@ -150,10 +146,10 @@ def case_geojson_chunks(rows: Iterator[dict]) -> Iterator[str]:
     return _feature_collection(features())
 
 
-_REGIONS_SQL = """
+_REGIONS_SQL = f"""
 SELECT r.code, r.name, r.level, p.code AS parent_code, city.slug AS city,
        round(r.area_m2::numeric, 1)::float8 AS area_m2,
-       ST_AsGeoJSON(r.geom, 7) AS geometry
+       ST_AsGeoJSON(r.geom, {COORDINATE_DECIMALS}) AS geometry
 FROM regions r
 JOIN cities city ON city.id = r.city_id
 LEFT JOIN regions p ON p.id = r.parent_id
@@ -178,7 +174,7 @@ def region_geojson_chunks(level: str, city: str | None = None,
         for row in result.mappings():
             properties = {k: row[k] for k in ("code", "name", "level", "parent_code", "city",
                                               "area_m2")}
-            yield ('{"type": "Feature", "id": ' + json.dumps(row["code"])
+            yield ('{"type": "Feature", "id": ' + json.dumps(published(row["code"]))
                    + ', "geometry": ' + row["geometry"] + ', "properties": '
-                   + json.dumps(properties, ensure_ascii=False) + "}")
+                   + json.dumps(published(properties), ensure_ascii=False) + "}")
     return _feature_collection(features())

@@ -1,0 +1,65 @@
+"""How every published document is written, whatever the database holds.
+
+Intake refuses text that XML cannot carry, but older rows and imported history may still hold
+it; a single such character would make a whole GeoReport XML list unreadable. So every writer
+of a public document (GeoReport JSON and XML, open data, statistics CSVs, the daily dump)
+passes its values through :func:`published`, which drops the characters XML 1.0 forbids: C0
+controls other than tab, line feed and carriage return, U+FFFE, U+FFFF and lone surrogates.
+
+Every CSV line goes through :func:`csv_line`: besides that cleaning, a text cell that a
+spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return) gets a leading single quote (OWASP's rule against CSV injection). Numbers are
+written as numbers, so a negative longitude stays numeric.
+
+A published location is rounded to :data:`COORDINATE_DECIMALS` decimals (about 0.1 m): enough
+to find the lamp post, no more than the city means to say about where a citizen stood.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+
+# Characters outside XML 1.0's Char production (https://www.w3.org/TR/xml/#charsets).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+COORDINATE_DECIMALS = 6
+
+
+def coordinate(value: float) -> float:
+    """A longitude or latitude as published: rounded to :data:`COORDINATE_DECIMALS`."""
+    return round(value, COORDINATE_DECIMALS)
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 forbids (so JSON and XML carry the same text)."""
+    return _NOT_XML.sub("", text)
+
+
+def published(value):
+    """``value`` (dicts, lists, scalars) with every string passed through :func:`xml_text`."""
+    if isinstance(value, str):
+        return xml_text(value)
+    if isinstance(value, dict):
+        return {key: published(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [published(item) for item in value]
+    return value
+
+
+def spreadsheet_cell(value):
+    """A CSV cell value: text cleaned and, when it would start a formula, quoted with ``'``;
+    numbers, booleans and ``None`` unchanged."""
+    if not isinstance(value, str):
+        return value
+    value = xml_text(value)
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def csv_line(cells: Iterable) -> str:
+    """One CSV line, ``\\n``-terminated, every cell passed through :func:`spreadsheet_cell`."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(spreadsheet_cell(c) for c in cells)
+    return buffer.getvalue()
