@@ -1,8 +1,10 @@
-"""A city's working calendar kept in the database: China's 2026 holidays loaded from the
-shipped file, days added by hand, working hours changed, and deadlines that follow them."""
+"""A city's working calendar kept in the database: China's 2026 holidays and swapped working
+days from the national library without loading anything, days added by hand, working hours
+changed, and deadlines that follow them."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -38,16 +40,12 @@ def test_a_city_without_a_calendar_gets_the_defaults_in_its_own_zone(app_ctx):
     assert calendar_for_city(None).tz.key == "Asia/Shanghai"
 
 
-def test_china_2026_holidays_load_from_the_cli_and_move_deadlines(city, runner):
-    result = runner.invoke(main, args=["calendar", "load-holidays"])
-    assert result.exit_code == 0, result.output
-    assert "loaded 39 calendar days" in result.output
-    # Loading again changes nothing.
-    assert runner.invoke(main, args=["calendar", "load-holidays", "--city", "demo"]).exit_code == 0
-    assert db.session.query(CalendarDay).count() == 39
-
+def test_china_2026_holidays_come_with_the_city_and_move_deadlines(city, runner):
     cal = calendar_for_city(city.id)
-    assert date(2026, 10, 1) in cal.holidays and date(2026, 10, 10) in cal.workdays
+    assert cal.country == "CN"
+    assert db.session.query(CalendarDay).count() == 0  # nothing typed in, nothing loaded
+    assert not cal.is_working_day(date(2026, 10, 1))       # 国庆
+    assert cal.is_working_day(date(2026, 10, 10))          # 调休 Saturday
     assert not cal.is_working_day(date(2026, 2, 17))       # 春节
     assert cal.is_working_day(date(2026, 2, 14))           # 调休 Saturday
     # Wednesday 30 September 17:00 + 2 working hours → Thursday 8 October 09:00.
@@ -59,8 +57,37 @@ def test_china_2026_holidays_load_from_the_cli_and_move_deadlines(city, runner):
 
     listing = runner.invoke(main, args=["calendar", "list", "--year", "2026"])
     assert listing.exit_code == 0
-    assert "2026-10-10 Sat workday 国庆节调休" in listing.output
+    assert "2026-10-10 Sat workday National Day (CN)" in listing.output
+    assert "2026-10-01 Thu holiday National Day (CN)" in listing.output
     assert "Asia/Shanghai; 08:00–12:00, 14:00–18:00" in listing.output
+
+
+def test_a_city_adds_its_own_days_from_a_file_on_top_of_its_countrys(city, runner, tmp_path):
+    own = tmp_path / "city-days.json"
+    own.write_text(json.dumps({"days": [
+        {"day": "2026-12-24", "kind": "holiday", "name": "city festival"},
+        {"day": "2026-10-07", "kind": "workday", "name": "city works"}]}), encoding="utf-8")
+    result = runner.invoke(main, args=["calendar", "load-holidays", str(own)])
+    assert result.exit_code == 0, result.output
+    assert "loaded 2 calendar days" in result.output
+    # Loading again changes nothing.
+    assert runner.invoke(main, args=["calendar", "load-holidays", str(own)]).exit_code == 0
+    assert db.session.query(CalendarDay).count() == 2
+    cal = calendar_for_city(city.id)
+    assert not cal.is_working_day(date(2026, 12, 24))
+    assert cal.is_working_day(date(2026, 10, 7))           # a national holiday the city works
+    assert not cal.is_working_day(date(2026, 10, 6))       # the rest of 国庆 still holds
+    listing = runner.invoke(main, args=["calendar", "list", "--year", "2026"]).output
+    assert "2026-10-07 Wed workday city works" in listing
+    assert "2026-10-07 Wed holiday" not in listing
+    assert "2026-10-06 Tue holiday National Day (CN)" in listing
+
+
+def test_loading_without_a_file_is_refused_and_nothing_is_written(city, runner):
+    result = runner.invoke(main, args=["calendar", "load-holidays"])
+    assert result.exit_code == 2
+    assert "Missing argument 'FILE'" in result.output
+    assert db.session.query(CalendarDay).count() == 0
 
 
 def test_days_added_by_hand_and_working_hours_changed(city, runner):

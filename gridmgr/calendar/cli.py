@@ -1,8 +1,9 @@
-"""``gridmgr calendar ...``: working hours, holidays and swapped working days of a city."""
+"""``gridmgr calendar ...``: working hours, country, holidays and swapped working days of a
+city."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -10,6 +11,12 @@ from flask.cli import AppGroup
 
 from gridmgr.calendar import operations as ops
 from gridmgr.calendar.deadlines import calendar_for_city
+from gridmgr.calendar.national import (
+    national_year,
+    uncovered_warning,
+    uncovered_years,
+    years_ahead,
+)
 from gridmgr.errors import DomainError
 
 calendar = AppGroup("calendar", help="A city's working calendar.")
@@ -22,16 +29,28 @@ def _fail(err: DomainError) -> None:
 
 
 @calendar.command("load-holidays")
-@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False,
-                                                        path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @city_option
-def load_holidays_command(file: Path | None, city_slug: str | None) -> None:
-    """Load FILE's holidays and swapped working days (default: China 2026)."""
+def load_holidays_command(file: Path, city_slug: str | None) -> None:
+    """Load FILE's holidays and swapped working days as the city's own days, on top of its
+    country's."""
     try:
         count = ops.load_holidays(ops.find_city(city_slug), file)
     except DomainError as err:
         _fail(err)
     click.echo(f"loaded {count} calendar days")
+
+
+@calendar.command("country")
+@click.argument("code")
+@city_option
+def country_command(code: str, city_slug: str | None) -> None:
+    """Make the city follow CODE's (ISO 3166, e.g. CN, US) holidays and swapped working days."""
+    try:
+        city = ops.set_country(ops.find_city(city_slug), code)
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"{city.slug}: country {city.country}")
 
 
 @calendar.command("add")
@@ -64,7 +83,8 @@ def remove_command(day, city_slug: str | None) -> None:
 @click.option("--year", type=int, default=None)
 @city_option
 def list_command(year: int | None, city_slug: str | None) -> None:
-    """Print the working hours and the holidays and swapped working days."""
+    """Print the working hours and the city's own holidays and swapped working days (with
+    --year, the country's as well), and warn of years the national library does not cover."""
     try:
         city = ops.find_city(city_slug)
         cal = calendar_for_city(city.id)
@@ -72,10 +92,22 @@ def list_command(year: int | None, city_slug: str | None) -> None:
     except DomainError as err:
         _fail(err)
     periods = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in cal.periods)
-    click.echo(f"{city.slug}: {cal.tz.key}; {periods}; weekdays {sorted(cal.weekdays)}")
-    for d in days:
-        click.echo(f"{d.day.isoformat()} {date.strftime(d.day, '%a')} {d.kind} {d.name or ''}"
-                   .rstrip())
+    click.echo(f"{city.slug}: {cal.tz.key}; {periods}; weekdays {sorted(cal.weekdays)}; "
+               f"country {cal.country}")
+    years = sorted({*years_ahead(datetime.now(cal.tz).date()), *([year] if year else [])})
+    missing = uncovered_years(cal.country, years)
+    if missing:
+        click.echo(f"warning: {uncovered_warning(cal.country, missing)}", err=True)
+    lines = {d.day: (d.kind, d.name or "") for d in days}
+    if year is not None:
+        national = national_year(cal.country, year)
+        for day in national.holidays | national.workdays:
+            if day not in lines:
+                kind = "workday" if day in national.workdays else "holiday"
+                lines[day] = (kind, f"{national.names.get(day, '')} ({cal.country})")
+    for day in sorted(lines):
+        kind, name = lines[day]
+        click.echo(f"{day.isoformat()} {date.strftime(day, '%a')} {kind} {name}".rstrip())
 
 
 @calendar.command("hours")

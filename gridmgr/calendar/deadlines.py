@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from gridmgr.calendar.national import DEFAULT_COUNTRY, national_year
 from gridmgr.errors import InvalidInput
 
 UNITS = ("working_hours", "working_days", "urgent_hours", "natural_days")
@@ -47,13 +48,16 @@ _UTC = UTC
 @dataclass(frozen=True)
 class Calendar:
     """A city's working calendar: time zone, daily working periods (local times), ISO working
-    weekdays (1 = Monday), holidays and swapped working days (调休, work on a weekend day)."""
+    weekdays (1 = Monday), the country whose national holidays and swapped working days (调休,
+    work on a weekend day) apply (none: the weekly pattern alone), and the city's own holidays
+    and swapped working days, which take precedence."""
 
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
     periods: tuple[tuple[time, time], ...] = DEFAULT_PERIODS
     weekdays: frozenset[int] = DEFAULT_WEEKDAYS
     holidays: frozenset[date] = frozenset()
     workdays: frozenset[date] = frozenset()
+    country: str | None = None
 
     def __post_init__(self) -> None:
         periods = tuple(sorted((tuple(p) for p in self.periods), key=lambda p: p[0]))
@@ -78,11 +82,19 @@ class Calendar:
         return sum((_naive_span(a, b) for a, b in self.periods), timedelta(0))
 
     def is_working_day(self, day: date) -> bool:
-        """A swapped working day works, a holiday does not, else the weekly pattern decides."""
+        """The city's own days first, then the country's (a swapped working day works, a
+        holiday does not), else the weekly pattern decides. A year the national library does
+        not cover has no national days."""
         if day in self.workdays:
             return True
         if day in self.holidays:
             return False
+        if self.country:
+            national = national_year(self.country, day.year)
+            if day in national.workdays:
+                return True
+            if day in national.holidays:
+                return False
         return day.isoweekday() in self.weekdays
 
     def is_working_time(self, moment: datetime) -> bool:
@@ -94,21 +106,22 @@ class Calendar:
 
 
 def calendar_for_city(city_id: int | None) -> Calendar:
-    """The city's calendar from its WorkingCalendar and CalendarDay rows, or the defaults (in
-    the city's own time zone when it has one)."""
+    """The city's calendar from its WorkingCalendar and CalendarDay rows and its country's
+    national days, or the defaults (in the city's own time zone when it has one)."""
     from gridmgr.calendar.models import CalendarDay, WorkingCalendar
     from gridmgr.extensions import db
+    from gridmgr.grids.models import City
 
     if city_id is None:
-        return Calendar()
+        return Calendar(country=DEFAULT_COUNTRY)
+    city = db.session.execute(
+        db.select(City.timezone, City.country).where(City.id == city_id)).one_or_none()
+    city_tz, country = city if city is not None else (None, None)
+    country = country or DEFAULT_COUNTRY
     row = db.session.execute(
         db.select(WorkingCalendar).where(WorkingCalendar.city_id == city_id)).scalar_one_or_none()
     if row is None:
-        from gridmgr.grids.models import City
-
-        city_tz = db.session.execute(
-            db.select(City.timezone).where(City.id == city_id)).scalar_one_or_none()
-        return Calendar(tz=ZoneInfo(city_tz or DEFAULT_TZ))
+        return Calendar(tz=ZoneInfo(city_tz or DEFAULT_TZ), country=country)
     days = db.session.execute(
         db.select(CalendarDay.day, CalendarDay.kind).where(CalendarDay.calendar_id == row.id)).all()
     return Calendar(
@@ -117,15 +130,17 @@ def calendar_for_city(city_id: int | None) -> Calendar:
         weekdays=frozenset(int(w) for w in (row.weekdays or [])),
         holidays=frozenset(d for d, kind in days if kind == "holiday"),
         workdays=frozenset(d for d, kind in days if kind == "workday"),
+        country=country,
     )
 
 
 def calendar_version_sql(city_id: str) -> str:
-    """An SQL expression: the version of the working calendar (time zone, hours, special days)
-    of the city whose id is the SQL ``city_id``. The database raises a calendar's version with
-    every change to it or its days (migration 0016). A statement that needs a deadline selects
-    it, and :func:`calendar_by_version` answers from the process's cache while it is unchanged."""
-    return f"""(SELECT concat_ws('|', ci.timezone, w.id, w.version)
+    """An SQL expression: the version of the working calendar (time zone, country, hours,
+    special days) of the city whose id is the SQL ``city_id``. The database raises a calendar's
+    version with every change to it or its days (migration 0016). A statement that needs a
+    deadline selects it, and :func:`calendar_by_version` answers from the process's cache
+    while it is unchanged."""
+    return f"""(SELECT concat_ws('|', ci.timezone, ci.country, w.id, w.version)
         FROM cities ci LEFT JOIN working_calendars w ON w.city_id = ci.id
         WHERE ci.id = {city_id})"""
 

@@ -1,20 +1,26 @@
-"""Keeping a city's working calendar: its row, holidays and swapped working days."""
+"""Keeping a city's working calendar: its row, its country, and the holidays and swapped
+working days it adds to its country's (gridmgr.calendar.national)."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gridmgr.calendar.deadlines import Calendar, parse_time
 from gridmgr.calendar.models import CalendarDay, WorkingCalendar
+from gridmgr.calendar.national import (
+    WARN_AHEAD_DAYS,
+    check_country,
+    uncovered_warning,
+    uncovered_years,
+    years_ahead,
+)
 from gridmgr.errors import InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.grids.models import City
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-DEFAULT_HOLIDAYS = DATA / "holidays_cn_2026.json"
 DAY_KINDS = ("holiday", "workday")
 
 
@@ -67,6 +73,13 @@ def set_working_hours(city: City, periods: list[list[str]] | None = None,
              weekdays=frozenset(row.weekdays))
     db.session.commit()
     return row
+
+
+def set_country(city: City, code: str) -> City:
+    """Make the city follow ``code``'s national holidays and swapped working days."""
+    city.country = check_country(code)
+    db.session.commit()
+    return city
 
 
 def set_day(city: City, day: date, kind: str, name: str | None = None) -> CalendarDay:
@@ -129,10 +142,10 @@ def read_holiday_file(path: Path) -> list[tuple[date, str, str | None]]:
     return out
 
 
-def load_holidays(city: City, path: Path | None = None) -> int:
-    """Load a holiday file (default: China 2026) into the city's calendar; returns the count.
-    Idempotent: days already present are updated, none is duplicated."""
-    entries = read_holiday_file(path or DEFAULT_HOLIDAYS)
+def load_holidays(city: City, path: Path) -> int:
+    """Load a holiday file of the city's own days (on top of its country's) into its calendar;
+    returns the count. Idempotent: days already present are updated, none is duplicated."""
+    entries = read_holiday_file(path)
     row = calendar_row(city)
     existing = {d.day: d for d in db.session.execute(
         db.select(CalendarDay).where(CalendarDay.calendar_id == row.id)).scalars()}
@@ -145,3 +158,20 @@ def load_holidays(city: City, path: Path | None = None) -> int:
         entry.kind, entry.name = kind, name
     db.session.commit()
     return len(entries)
+
+
+def uncovered_calendars(ahead_days: int = WARN_AHEAD_DAYS) -> list[dict]:
+    """For each country the cities follow, the years from each city's today to ``ahead_days``
+    ahead that its national library does not cover: ``[{country, years, cities, message}]``."""
+    wanted: dict[str, tuple[set[int], set[str]]] = {}
+    for slug, tz, country in db.session.execute(
+            db.select(City.slug, City.timezone, City.country).order_by(City.slug)):
+        years, cities = wanted.setdefault(country, (set(), set()))
+        today = datetime.now(ZoneInfo(tz or "Asia/Shanghai")).date()
+        missing = uncovered_years(country, years_ahead(today, ahead_days))
+        if missing:
+            years.update(missing)
+            cities.add(slug)
+    return [{"country": country, "years": sorted(years), "cities": sorted(cities),
+             "message": uncovered_warning(country, sorted(years))}
+            for country, (years, cities) in sorted(wanted.items()) if years]

@@ -3,7 +3,7 @@
 The district boundary is real (``gridmgr/data/demo``); its eleven streets carry the real
 street names of 渝中区 and are Voronoi cells around the streets' approximate centres;
 communities are Voronoi cells of evenly spread seeds inside each street; unit grids are
-generated inside the communities; the default catalogue, the 2026 holidays, staff, patrol
+generated inside the communities; the default catalogue, staff, patrol
 inspectors and four weeks of cases come with it (``gridmgr.demo.activity``). Everything goes
 through the administrator's own paths (``import_regions``, ``generate_grids``, the history
 import, the intake), and loading twice changes nothing.
@@ -22,7 +22,6 @@ import shapely
 from shapely.geometry import mapping
 from sqlalchemy import select, text
 
-from gridmgr.calendar.operations import load_holidays
 from gridmgr.categories.operations import load_default_catalogue
 from gridmgr.demo.activity import load_activity
 from gridmgr.demo.layout import seeds_inside, voronoi_split
@@ -124,7 +123,6 @@ def load_demo(progress: bool = False) -> DemoResult:
 
     generate_grids(within="community", city=CITY_SLUG)
     load_default_catalogue()
-    load_holidays(db.session.scalar(select(City).where(City.slug == CITY_SLUG)))
     db.session.commit()
     result = DemoResult(city=CITY_SLUG, users=_demo_users())
     result.activity = load_activity(CITY_SLUG, DISTRICT_CODE, DEMO_PASSWORD)

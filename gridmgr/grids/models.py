@@ -41,6 +41,8 @@ class City(db.Model):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # ISO 3166 alpha-2: whose public holidays and swapped working days the calendar follows.
+    country: Mapped[str] = mapped_column(String(2), default="CN", server_default=text("'CN'"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     regions: Mapped[list[Region]] = relationship(back_populates="city")
