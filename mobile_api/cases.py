@@ -123,13 +123,17 @@ class CasePhotoSchema(Schema):
     report_id = fields.Integer(allow_none=True)
     url = fields.String(allow_none=True)
     thumbnail_url = fields.String(required=True)
-    original_url = fields.String(required=True)
+    original_url = fields.String(allow_none=True, metadata={
+        "description": "only for the uploader and staff who may see private details"})
 
 
 class ReporterContactSchema(Schema):
     id = fields.Integer(required=True)
     reporter_id = fields.Integer(allow_none=True)
     channel = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    lon = fields.Float(allow_none=True)
+    lat = fields.Float(allow_none=True)
     contact_name = fields.String(allow_none=True)
     contact_phone = fields.String(allow_none=True)
     contact_email = fields.String(allow_none=True)
@@ -151,7 +155,8 @@ class CaseDetailSchema(CaseSummarySchema):
     photos = fields.List(fields.Nested(CasePhotoSchema), required=True)
     history = fields.List(fields.Nested(CaseHistorySchema), required=True)
     reports = fields.List(fields.Nested(ReporterContactSchema), metadata={
-        "description": "reporters' contact details: only for who may see private details"})
+        "description": "reports with their reporters' details: every report for staff who may "
+                       "see private details, a citizen's own reports for that citizen"})
 
 
 class NearbyCasesSchema(Schema):
@@ -247,7 +252,9 @@ def get_nearby(query):
 @blp.response(200, CaseDetailSchema)
 @document_errors(blp, 404, 422, notes={404: "case_not_found"})
 def get_case(case_id):
-    """One case with its history and photos (reporters' contacts only for who may see them)."""
+    """One case as the caller may see it: all of it for staff; for a citizen who reported or
+    joined it, their own reports and the public view of the rest (no staff ids, notes or
+    on-site points; public photo copies; point rounded, description redacted)."""
     return case_detail(case_id, current_user())
 
 

@@ -43,7 +43,7 @@ from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
 from gridmgr.grids.locating import OutsideCity, locate
 from gridmgr.people.models import User
-from gridmgr.people.policy import authorize
+from gridmgr.people.policy import authorize, can
 
 CITIZEN_ROLES = ("citizen",)
 NEARBY_LIMIT = 20  # possible duplicates told at most
@@ -119,7 +119,8 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
         "contact_email": data.contact_email,
     }
     if data.duplicate_of is not None:
-        row = _join_case(data.duplicate_of, params)
+        row = _join_case(data.duplicate_of, params, _joins_by_decision(reporter,
+                                                                       data.duplicate_of))
         action, duplicates = "report_joined", []
     else:
         source = "citizen" if reporter is None or reporter.role in CITIZEN_ROLES else "inspector"
@@ -361,8 +362,23 @@ def _stage_deadline(limits: dict | None, stage: str, calendar: Callable[[], Cale
     return {stage: due.isoformat()}
 
 
-def _join_case(case_id: int, params: dict):
-    row = db.session.execute(_JOIN_CASE, {**params, "case_id": case_id,
+def _joins_by_decision(reporter: User | None, case_id: int) -> bool:
+    """Whether ``reporter`` may join a report to the case whatever its place and kind: staff
+    who decide what becomes a case (``case.file``) there merge by their own judgement; anyone
+    else joins only a plausible duplicate."""
+    if reporter is None or reporter.role in CITIZEN_ROLES:
+        return False
+    place = db.session.execute(text("SELECT grid_code, city_id FROM cases WHERE id = :id"),
+                               {"id": case_id}).one_or_none()
+    return place is not None and can(reporter, "case.file", region_code=place.grid_code,
+                                     city_id=place.city_id)
+
+
+def _join_case(case_id: int, params: dict, by_decision: bool = False):
+    """One more reporter of the open case ``case_id``: a report of its category within the
+    category's duplicate radius and window (unless ``by_decision``); 404, 409 or 422
+    ``not_a_duplicate`` otherwise, with nothing written."""
+    row = db.session.execute(_JOIN_CASE, {**params, "case_id": case_id, "by_decision": by_decision,
                                           "open": list(OPEN_STATES)}).one_or_none()
     if row is None:
         exists = db.session.scalar(text("SELECT state FROM cases WHERE id = :id"),
@@ -370,6 +386,10 @@ def _join_case(case_id: int, params: dict):
         db.session.rollback()
         if exists is None:
             raise NotFound(f"No case has the id {case_id}.", code="case_not_found")
+        if exists in OPEN_STATES:
+            raise InvalidInput(
+                f"Case {case_id} is not a report of this kind near here and recent enough to "
+                "be the same problem; report it as a new problem.", code="not_a_duplicate")
         raise Conflict(f"Case {case_id} is {exists} and takes no more reports; report anew.",
                        code="case_not_open")
     return row
@@ -415,12 +435,22 @@ c AS (
 SELECT c.*, (SELECT id FROM r) AS report_id FROM c
 """)
 
-# A duplicate report joins an open case: one more reporter, in one statement.
+# A duplicate report joins an open case: one more reporter, in one statement. A duplicate is
+# of the case's category, within the category's radius (on the sphere, as the duplicate check
+# measures) and reported within its window; staff who file cases may join by decision.
 _JOIN_CASE = text(f"""
 WITH c AS (
     UPDATE cases SET reporter_count = reporter_count + 1, version = version + 1,
                      updated_at = now()
     WHERE id = :case_id AND state = ANY(:open)
+      AND (:by_decision OR EXISTS (
+          SELECT FROM categories k
+          WHERE k.id = cases.category_id AND k.id = :category_id
+            AND cases.created_at >= now() - make_interval(
+                secs => CAST(k.duplicate_window_hours AS float8) * 3600)
+            AND ST_DWithin(cases.location::geography,
+                           ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,
+                           k.duplicate_radius_m, false)))
     RETURNING {CASE_RETURNING}
 ), r AS (
     INSERT INTO reports ({_REPORT_COLUMNS})

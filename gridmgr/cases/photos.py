@@ -113,9 +113,10 @@ def attach_photos(photos: list[StoredPhoto], *, case_id: int, report_id: int | N
 
 
 def photo_file(sha256: str, variant: str, viewer=None) -> tuple[Path, str]:
-    """The file of a stored photo: ``public``, ``thumb`` or ``original`` (path, mime). Originals
-    (with EXIF) go only to their uploader and to staff who may see the case's private details."""
-    from gridmgr.people.policy import can
+    """The file of a stored photo: ``public``, ``thumb`` or ``original`` (path, mime), for who
+    may fetch that copy (``gridmgr.cases.views.may_fetch_photo``): originals (with EXIF) go
+    only to their uploader and to staff who may see the case's private details."""
+    from gridmgr.cases.views import may_fetch_photo
     from gridmgr.people.tokens import TokenError
 
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -127,20 +128,20 @@ def photo_file(sha256: str, variant: str, viewer=None) -> tuple[Path, str]:
         {"h": sha256}).all()
     if not rows:
         raise NotFound("No photo has this hash.", code="photo_not_found")
-    root = photo_root()
-    if variant != "original":
-        if not any(r.public for r in rows) and viewer is None:
-            raise TokenError("token_missing", "This photo is private; sign in.")
-        return root / variant / sha256[:2] / f"{sha256}.jpg", "image/jpeg"
-    if viewer is None:
-        raise TokenError("token_missing", "Originals of photos need a signed-in user.")
-    allowed = any(r.uploaded_by == viewer.id or can(
-        viewer, "case.view_private", region_code=r.grid_code, city_id=r.city_id,
-        reporter_id=r.reporter_id, department_id=r.department_id, assignee_id=r.worker_id)
-        for r in rows)
+    allowed = any(may_fetch_photo(
+        viewer, variant, public=r.public, uploaded_by=r.uploaded_by, region_code=r.grid_code,
+        city_id=r.city_id, reporter_id=r.reporter_id, department_id=r.department_id,
+        assignee_id=r.worker_id) for r in rows)
+    if not allowed and viewer is None:
+        raise TokenError("token_missing", "Originals of photos need a signed-in user."
+                         if variant == "original" else "This photo is private; sign in.")
     if not allowed:
         raise Forbidden("Originals of photos (with their EXIF) are for their uploader and "
-                        "staff who may see private details.")
+                        "staff who may see private details." if variant == "original" else
+                        "This photo is private to the staff of its case.")
+    root = photo_root()
+    if variant != "original":
+        return root / variant / sha256[:2] / f"{sha256}.jpg", "image/jpeg"
     mime = rows[0].mime
     return root / "original" / sha256[:2] / f"{sha256}.{EXTENSION_OF_MIME[mime]}", mime
 

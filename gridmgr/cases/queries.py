@@ -11,6 +11,13 @@ from sqlalchemy import text
 
 from gridmgr.cases.intake import hash_token
 from gridmgr.cases.models import check_case_id
+from gridmgr.cases.views import (
+    case_view,
+    list_view,
+    public_summary,
+    reporter_case,
+    staff_case,
+)
 from gridmgr.errors import InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.people.models import User
@@ -47,6 +54,14 @@ def summary(row) -> dict:
     item["created_at"] = _iso(item["created_at"])
     item["updated_at"] = _iso(item["updated_at"])
     return item
+
+
+def summaries(rows, user: User) -> list[dict]:
+    """The list shapes of case rows as ``user`` sees them (the public side: the public view)."""
+    items = [summary(r) for r in rows]
+    if list_view(user) == "reporter":
+        return [public_summary(item) for item in items]
+    return items
 
 
 def scope_where(user: User, params: dict) -> str:
@@ -108,13 +123,14 @@ def list_cases(user: User, *, state: list[str] | None = None, category: str | No
     rows = db.session.execute(text(f"""
         SELECT {SUMMARY_SQL} FROM cases c JOIN categories cat ON cat.id = c.category_id
         WHERE {' AND '.join(where)} ORDER BY c.id DESC LIMIT :limit"""), params).all()
-    items = [summary(r) for r in rows]
+    items = summaries(rows, user)
     next_cursor = _encode(f"id:{rows[-1].id}") if len(rows) == params["limit"] else None
     return {"items": items, "next_cursor": next_cursor}
 
 
 def case_detail(case_id: int, user: User) -> dict:
-    """One case with its history, photos and (for who may see them) reporters' contacts."""
+    """One case as ``user`` may see it (``gridmgr.cases.views``): all of it for staff; for a
+    citizen, their own reports and the public view of the rest."""
     check_case_id(case_id)
     row = db.session.execute(text(f"""
         SELECT {SUMMARY_SQL}, c.reporter_id, c.handler_id, c.verified_by_id, c.deadlines,
@@ -127,7 +143,7 @@ def case_detail(case_id: int, user: User) -> dict:
     context = {"region_code": row.grid_code, "city_id": row.city_id,
                "reporter_id": _reporter_for(user, case_id, row.reporter_id),
                "department_id": row.department_id, "assignee_id": row.worker_id}
-    authorize(user, "case.view", **context)
+    view = case_view(user, **context)
     body = summary(row)
     body.update({
         "handler_id": row.handler_id, "verified_by_id": row.verified_by_id,
@@ -138,29 +154,17 @@ def case_detail(case_id: int, user: User) -> dict:
         "rating_note": row.rating_note,
     })
     photos = db.session.execute(text("""
-        SELECT sha256, mime, width, height, stage, public, history_id, report_id
+        SELECT sha256, mime, width, height, stage, public, history_id, report_id, uploaded_by
         FROM photos WHERE case_id = :id ORDER BY id"""), {"id": case_id}).all()
-    body["photos"] = [_photo(p) for p in photos]
     history = db.session.execute(text("""
         SELECT id, actor_id, actor_role, action, from_state, to_state, at,
                ST_X(location) AS lon, ST_Y(location) AS lat, note, details
         FROM case_history WHERE case_id = :id ORDER BY id"""), {"id": case_id}).all()
-    body["history"] = [{
-        "id": h.id, "actor_id": h.actor_id, "actor_role": h.actor_role, "action": h.action,
-        "from_state": h.from_state, "to_state": h.to_state, "at": _iso(h.at), "lon": h.lon,
-        "lat": h.lat, "note": h.note, "details": h.details,
-        "photos": [p.sha256 for p in photos if p.history_id == h.id]} for h in history]
-    if can(user, "case.view_private", **context):
-        reports = db.session.execute(text("""
-            SELECT id, reporter_id, channel, contact_name, contact_phone, contact_email,
-                   created_at FROM reports WHERE case_id = :id ORDER BY id"""),
-            {"id": case_id}).all()
-        body["reports"] = [{
-            "id": r.id, "reporter_id": r.reporter_id, "channel": r.channel,
-            "contact_name": r.contact_name, "contact_phone": r.contact_phone,
-            "contact_email": r.contact_email, "created_at": _iso(r.created_at)}
-            for r in reports if user.role != "citizen" or r.reporter_id == user.id]
-    return body
+    if view == "reporter":
+        return reporter_case(body, photos, history, _reports(case_id, reporter_id=user.id),
+                             user, row.reporter_id)
+    reports = _reports(case_id) if can(user, "case.view_private", **context) else None
+    return staff_case(body, photos, history, reports)
 
 
 def tasks_for(user: User) -> dict:
@@ -192,7 +196,7 @@ def tasks_for(user: User) -> dict:
         rows = db.session.execute(text(f"""
             SELECT {SUMMARY_SQL} FROM cases c JOIN categories cat ON cat.id = c.category_id
             WHERE {scope} AND {condition} ORDER BY c.id LIMIT :limit"""), params).all()
-        items += [{"action": action, "case": summary(r)} for r in rows]
+        items += [{"action": action, "case": item} for item in summaries(rows, user)]
     return {"items": items}
 
 
@@ -208,7 +212,7 @@ def sync_delta(user: User, since: str | None, limit: int = 500) -> dict:
     rows = db.session.execute(text(f"""
         SELECT {SUMMARY_SQL} FROM cases c JOIN categories cat ON cat.id = c.category_id
         WHERE {' AND '.join(where)} ORDER BY c.updated_at, c.id LIMIT :limit"""), params).all()
-    items = [summary(r) for r in rows]
+    items = summaries(rows, user)
     nxt = (_encode(f"sync:{rows[-1].updated_at.isoformat()}|{rows[-1].id}") if rows
            else since)
     return {"items": items, "next": nxt, "more": len(rows) == params["limit"]}
@@ -258,12 +262,18 @@ def _reporter_for(user: User, case_id: int, reporter_id: int | None) -> int | No
     return user.id if joined else reporter_id
 
 
-def _photo(p) -> dict:
-    base = f"/api/v1/photos/{p.sha256}"
-    return {"sha256": p.sha256, "mime": p.mime, "width": p.width, "height": p.height,
-            "stage": p.stage, "history_id": p.history_id, "report_id": p.report_id,
-            "url": base if p.public else None, "thumbnail_url": f"{base}?size=thumb",
-            "original_url": f"{base}?size=original"}
+def _reports(case_id: int, reporter_id: int | None = None) -> list[dict]:
+    """The case's reports with their reporters' details; only one reporter's when given."""
+    rows = db.session.execute(text("""
+        SELECT id, reporter_id, channel, description, ST_X(location) AS lon,
+               ST_Y(location) AS lat, contact_name, contact_phone, contact_email, created_at
+        FROM reports
+        WHERE case_id = :id AND (CAST(:reporter AS bigint) IS NULL OR reporter_id = :reporter)
+        ORDER BY id"""), {"id": case_id, "reporter": reporter_id}).all()
+    return [{"id": r.id, "reporter_id": r.reporter_id, "channel": r.channel,
+             "description": r.description, "lon": r.lon, "lat": r.lat,
+             "contact_name": r.contact_name, "contact_phone": r.contact_phone,
+             "contact_email": r.contact_email, "created_at": _iso(r.created_at)} for r in rows]
 
 
 def _utc(moment: datetime) -> datetime:
