@@ -11,7 +11,7 @@ from gridmgr.dispatch.models import RosterEntry
 from gridmgr.errors import NotFound
 from gridmgr.extensions import db
 from gridmgr.geo.coords import COORD_SYSTEMS
-from gridmgr.people.policy import authorize, scope_filter
+from gridmgr.people.policy import authorize, scope_filter, user_city_id
 from mobile_api.auth import auth_required, current_user
 
 blp = Blueprint("dispatch", __name__, description="Duty, positions and rosters of grid workers")
@@ -113,7 +113,7 @@ def list_rosters(query):
 @auth_required()
 @blp.arguments(RosterCreateSchema)
 @blp.response(201, RosterSchema)
-@blp.alt_response(403, description="forbidden: grid outside the caller's scope")
+@blp.alt_response(403, description="forbidden: grid or worker outside the caller's scope")
 @blp.alt_response(404, description="user_not_found, grid_not_found")
 @blp.alt_response(409, description="already_rostered")
 @blp.alt_response(422, description="not_a_worker, invalid_shift, invalid_weekdays")
@@ -122,6 +122,10 @@ def add_roster(data):
     user = current_user()
     grid = rosters.find_grid(data["grid_code"], user.city_id)
     authorize(user, "roster.manage", region_code=grid.code, city_id=grid.city_id)
+    # The worker is managed too: a street's chief rosters only the street's own workers.
+    worker = rosters.find_worker(data["username"])
+    authorize(user, "roster.manage", region_code=scope_filter(worker),
+              city_id=user_city_id(worker))
     entry = rosters.add_roster_entry(data["username"], grid.code, data.get("from_"),
                                      data.get("to"), data.get("weekdays"), grid.city_id)
     return rosters.describe(entry)

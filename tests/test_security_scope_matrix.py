@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from dispatch_world import (
     CATEGORY,
+    GRID_A,
     OTHER_COMMUNITY,
     OTHER_GRID,
     OTHER_STREET,
@@ -505,3 +506,22 @@ def test_a_known_hole(who, key, app, client, make_user, auth_headers, operations
         user = user_scoped_to_a(who, make_user, world)
         failures = run_scoped(client, ops, world, auth_headers(user))
     assert key not in failures, failures.get(key)
+
+
+def test_a_street_chief_who_rosters_another_streets_worker_on_her_grid_is_refused(
+        app, client, make_user, auth_headers):
+    world = build_world(make_user)
+    chief = user_scoped_to_a("duty_chief", make_user, world)
+    make_user("inspector", username="worker_a", region_code=STREET)
+    headers = auth_headers(chief)
+    before = snapshot(world)
+
+    response = client.post("/api/v1/rosters", headers=headers,
+                           json={"username": "worker_b", "grid_code": GRID_A})
+
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "forbidden"
+    assert snapshot(world) == before
+    own = client.post("/api/v1/rosters", headers=headers,
+                      json={"username": "worker_a", "grid_code": GRID_A})
+    assert own.status_code == 201 and own.json["username"] == "worker_a"

@@ -50,13 +50,19 @@ def parse_shift_time(value: str | time | None) -> time | None:
     return time.fromisoformat(value.strip())
 
 
+def find_worker(username: str) -> User:
+    """The user called ``username``; 404 ``user_not_found``."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"No user is called {username!r:.60}.", code="user_not_found")
+    return user
+
+
 def add_roster_entry(username: str, grid_code: str, starts: str | time | None = None,
                      ends: str | time | None = None, weekdays: str | list[int] | None = None,
                      city_id: int | None = None) -> RosterEntry:
     """Roster a grid worker on a unit grid for a shift; commits. 409 when already rostered."""
-    user = db.session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise NotFound(f"No user is called {username!r:.60}.", code="user_not_found")
+    user = find_worker(username)
     if user.role not in WORKER_ROLES or not user.is_active:
         raise InvalidInput(f"{username} is not an active grid worker (inspector).",
                            code="not_a_worker")
