@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
         categories,
         dispatch,
         docs,
+        health,
         prevention,
         regions,
         reports,
@@ -46,6 +47,6 @@ def init_app(app: Flask) -> None:
 
     auth.register_security_scheme(api)
     for module in (auth, admin, regions, categories, reports, cases, dispatch, stats,
-                   prevention):
+                   prevention, health):
         api.register_blueprint(module.blp, url_prefix="/api/v1")
     app.register_blueprint(docs.bp)
