@@ -215,7 +215,8 @@ def revoke(body):
 @limiter.limit(_register_limit)
 @blp.arguments(RegistrationSchema)
 @blp.response(201, PrivateUserSchema)
-@blp.alt_response(409, description="username_taken")
+@blp.alt_response(409, description="username_taken; name_reserved: the username or display name "
+                                    "is a staff member's")
 @blp.alt_response(429, description="too_many_requests")
 def register(data):
     """A citizen creates an account; phone and email stay private."""

@@ -91,11 +91,28 @@ def _decode_any(token: str | None) -> dict:
 
 def register_citizen(username: str, password: str, display_name: str | None = None,
                      phone: str | None = None, email: str | None = None) -> User:
-    """A new citizen account (self-registration)."""
+    """A new citizen account (self-registration); 409 ``name_reserved`` for a username or
+    display name that is a staff member's."""
     _check_password(password)
+    _refuse_staff_name(username)
+    if display_name is not None:
+        _refuse_staff_name(display_name)
     return _insert_user(User(username=username, password_hash=hash_password(password),
                              role="citizen", display_name=display_name, phone=phone,
                              email=email, is_active=True))
+
+
+def _refuse_staff_name(name: str) -> None:
+    """409 ``name_reserved`` when ``name`` is, ignoring case and surrounding spaces, the
+    username or display name of a staff member: a citizen may not pass for one."""
+    wanted = name.strip().lower()
+    taken = db.session.scalar(select(func.count()).select_from(User).where(
+        User.role.in_(STAFF_ROLES),
+        (func.lower(func.btrim(User.username)) == wanted)
+        | (func.lower(func.btrim(User.display_name)) == wanted)))
+    if taken:
+        raise Conflict(f"The name {name.strip()!r:.60} belongs to the city's staff; choose "
+                       "another.", code="name_reserved")
 
 
 def create_user(actor: User, username: str, password: str, role: str, *,
@@ -160,6 +177,8 @@ def deactivate_user(actor: User, user: User) -> None:
 def update_profile(user: User, *, current_password: str | None = None,
                    password: str | None = None, **fields) -> User:
     """A user changes their own display name, contact details or password."""
+    if fields.get("display_name") is not None and user.role not in STAFF_ROLES:
+        _refuse_staff_name(fields["display_name"])
     if password is not None:
         if current_password is None or not verify_password(user.password_hash,
                                                            current_password):
