@@ -44,6 +44,19 @@ class Config:
     GRIDMGR_INTAKE_LIMIT_FLUSH_SECONDS = float(
         os.environ.get("GRIDMGR_INTAKE_LIMIT_FLUSH_SECONDS", 0.1))
 
+    # A JSON body nested deeper than this is refused (400 json_too_deep) on every endpoint.
+    GRIDMGR_JSON_MAX_DEPTH = int(os.environ.get("GRIDMGR_JSON_MAX_DEPTH", 32))
+    # Bounds of a report's free-form ``attributes``: size as JSON (413), nesting depth, keys
+    # and list items in all, characters of each key or string (422).
+    GRIDMGR_REPORT_ATTRIBUTES_MAX_BYTES = int(
+        os.environ.get("GRIDMGR_REPORT_ATTRIBUTES_MAX_BYTES", 8 * 1024))
+    GRIDMGR_REPORT_ATTRIBUTES_MAX_DEPTH = int(
+        os.environ.get("GRIDMGR_REPORT_ATTRIBUTES_MAX_DEPTH", 4))
+    GRIDMGR_REPORT_ATTRIBUTES_MAX_KEYS = int(
+        os.environ.get("GRIDMGR_REPORT_ATTRIBUTES_MAX_KEYS", 100))
+    GRIDMGR_REPORT_ATTRIBUTES_MAX_STRING = int(
+        os.environ.get("GRIDMGR_REPORT_ATTRIBUTES_MAX_STRING", 1000))
+
     # Number of reverse proxies (nginx) in front of the app whose X-Forwarded-* to trust.
     GRIDMGR_TRUSTED_PROXIES = int(os.environ.get("GRIDMGR_TRUSTED_PROXIES", 0))
 

@@ -11,6 +11,7 @@ from flask_smorest import Api as _Api
 from werkzeug.exceptions import HTTPException
 
 from gridmgr.errors import register_error_handlers
+from mobile_api.json_bodies import refuse_deep_json_body
 
 
 class Api(_Api):
@@ -31,6 +32,7 @@ def init_app(app: Flask) -> None:
     """Bind the API and register every domain's blueprint under ``/api/v1``."""
     api.init_app(app, spec_kwargs={"servers": [{"url": "/"}]})
     register_error_handlers(app)
+    app.before_request(refuse_deep_json_body)  # every JSON body of the app, API or not
     from mobile_api import (
         admin,
         auth,

@@ -18,7 +18,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from redis.exceptions import RedisError
 from werkzeug.datastructures import FileStorage
 
-from gridmgr.cases.intake import ReportInput, submit_report
+from gridmgr.cases.intake import ReportInput, refuse_invalid_text, submit_report
 from gridmgr.cases.models import CHANNELS
 from gridmgr.cases.photos import photo_file, store_photo
 from gridmgr.cases.queries import tracked_report
@@ -27,7 +27,7 @@ from gridmgr.extensions import limiter
 from gridmgr.geo.coords import COORD_SYSTEMS
 from gridmgr.shared_counts import BatchedWindowCounts
 from mobile_api.auth import auth_optional, current_user
-from mobile_api.json_bodies import json_answer, quick_load
+from mobile_api.json_bodies import json_answer, quick_load, refuse_deep_json
 
 blp = Blueprint("reports", __name__, description="Reports from citizens and inspectors")
 
@@ -76,15 +76,13 @@ def document_errors(blp_: Blueprint, *statuses: int, notes: dict | None = None):
 
 
 def refuse_nul_characters() -> None:
-    """PostgreSQL text cannot hold NUL: refuse it in paths, queries and fields up front."""
-    found = "\x00" in request.path or "%00" in request.query_string.decode("latin-1")
-    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        found = found or any("\x00" in v for v in request.form.values())
-    elif request.content_length:
-        body = request.get_data(cache=True)
-        found = found or b"\x00" in body or b"\\u0000" in body
-    if found:
-        raise InvalidInput("Text may not contain NUL characters.", code="invalid_input")
+    """The path and the query under :func:`refuse_invalid_text` (NUL, which PostgreSQL text
+    cannot hold, among the refused characters); the body's fields are checked by
+    :func:`read_body`."""
+    url = {"path": request.path}
+    if request.query_string:
+        url.update((f"query {name}", value) for name, value in request.args.items(multi=True))
+    refuse_invalid_text(url)
 
 
 blp.before_request(refuse_nul_characters)
@@ -93,12 +91,13 @@ blp.before_request(refuse_nul_characters)
 def read_body(schema: Schema) -> tuple[dict, list[FileStorage]]:
     """The request's fields (JSON object or multipart form) validated by ``schema`` (a plain
     JSON body by its :func:`quick_load` first), and the uploaded ``photos`` parts;
-    400 ``malformed_json``, 422 ``invalid_input``."""
+    400 ``malformed_json``, 422 ``invalid_input`` or ``invalid_text``."""
     files: list[FileStorage] = []
     if request.mimetype == "multipart/form-data" or request.mimetype == (
             "application/x-www-form-urlencoded"):
         raw = {k: v for k, v in request.form.items()}
         if isinstance(raw.get("attributes"), str):
+            refuse_deep_json(raw["attributes"])
             try:
                 raw["attributes"] = json.loads(raw["attributes"])
             except ValueError:
@@ -107,6 +106,7 @@ def read_body(schema: Schema) -> tuple[dict, list[FileStorage]]:
         files = [f for f in request.files.getlist("photos") if f.filename or f.content_length]
     elif request.mimetype == "application/json" and (
             data := quick_load(schema).load(request.get_data(cache=True))) is not None:
+        refuse_invalid_text(data)
         return data, files
     else:
         raw = request.get_json(silent=True)
@@ -123,6 +123,7 @@ def read_body(schema: Schema) -> tuple[dict, list[FileStorage]]:
     except ValidationError as exc:
         raise InvalidInput("The request body is not valid.", code="invalid_input",
                            fields=exc.messages) from None
+    refuse_invalid_text(data)
     if len(files) > MAX_PHOTOS:
         raise InvalidInput(f"At most {MAX_PHOTOS} photos per request.", code="too_many_photos")
     return data, files
@@ -295,7 +296,11 @@ INTAKE_LIMIT = IntakeLimit()
     description="this client_id was received before: the same report"))
 @document_errors(blp, 400, 404, 409, 413, 415, 422, 429, notes={
     404: "case_not_found: duplicate_of names no case",
-    409: "case_not_open: duplicate_of names a closed or cancelled case"})
+    409: "case_not_open: duplicate_of names a closed or cancelled case; client_id_reused: "
+         "this client_id was used for a report that says something else",
+    413: "attributes_too_large, photo_too_large, request_entity_too_large",
+    422: "invalid_text: a field holds a control character; attributes_too_deep, "
+         "too_many_attributes, attribute_too_long; invalid_input, outside_city, ..."})
 def post_report():
     """Report a problem: located in its unit grid, stored once per client_id."""
     INTAKE_LIMIT.count()

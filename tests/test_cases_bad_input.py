@@ -123,10 +123,13 @@ def test_a_replayed_client_id_never_makes_a_second_case(client, city, citizen_he
     assert first.status_code == 201
     before = counts()
     for _ in range(3):
-        again = client.post("/api/v1/reports", headers=citizen_headers,
-                            json={**body, "lon": lon + 0.0005})
+        again = client.post("/api/v1/reports", headers=citizen_headers, json=body)
         assert again.status_code == 200
         assert again.get_json()["case"] == first.get_json()["case"]
+    # The same client_id with something else to say is another report: refused, not merged.
+    moved = client.post("/api/v1/reports", headers=citizen_headers,
+                        json={**body, "lon": lon + 0.0005})
+    refused(moved, 409, "client_id_reused")
     assert counts() == before
 
 

@@ -309,7 +309,8 @@ def test_an_anonymous_citizen_follows_a_report_with_its_tracking_token(client, c
     assert answer.status_code == 201, answer.get_json()
     token = answer.get_json()["tracking_token"]
     again = client.post("/api/v1/reports", json={
-        "lon": lon, "lat": lat, "description": "路边有暴露垃圾", "client_id": "anon-xyz"})
+        "lon": lon, "lat": lat, "description": "路边有暴露垃圾", "client_id": "anon-xyz",
+        "contact_phone": "13900000000"})
     assert again.status_code == 200 and "tracking_token" not in again.get_json()
     assert again.get_json()["case"]["id"] == answer.get_json()["case"]["id"]
     tracked = client.get(f"/api/v1/reports/track/{token}")

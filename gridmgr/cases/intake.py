@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -47,6 +48,74 @@ from gridmgr.people.policy import authorize, can
 
 CITIZEN_ROLES = ("citizen",)
 NEARBY_LIMIT = 20  # possible duplicates told at most
+# Characters XML 1.0 cannot carry: the C0 controls but tab, LF and CR (NUL among them, which
+# PostgreSQL text cannot hold either), lone surrogates, U+FFFE and U+FFFF. Stored, one of them
+# would break every public Open311 XML list that shows the text.
+_NOT_XML_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def invalid_text_field(fields: Mapping, prefix: str = "") -> str | None:
+    """The name of the first field whose text (keys and values of nested objects and lists
+    included) holds a character XML 1.0 cannot carry, or None."""
+    for name, value in fields.items():
+        label = f"{prefix}{name}"
+        if isinstance(name, str) and _NOT_XML_TEXT.search(name):
+            return label
+        if isinstance(value, str):
+            if _NOT_XML_TEXT.search(value):
+                return label
+        elif isinstance(value, Mapping):
+            found = invalid_text_field(value, f"{label}.")
+            if found:
+                return found
+        elif isinstance(value, list | tuple):
+            found = invalid_text_field(dict(enumerate(value)), f"{label}.")
+            if found:
+                return found
+    return None
+
+
+def refuse_invalid_text(fields: Mapping) -> None:
+    """422 ``invalid_text`` naming the field whose text holds a control character (or another
+    character XML 1.0 cannot carry): the one rule for every text that intake stores."""
+    name = invalid_text_field(fields)
+    if name is not None:
+        raise InvalidInput(f"{name} holds a control character that text may not contain.",
+                           code="invalid_text", field=name)
+
+
+def refuse_unbounded_attributes(attributes: Mapping) -> None:
+    """A report's ``attributes`` within the configured bounds (``GRIDMGR_REPORT_ATTRIBUTES_*``):
+    nesting depth, keys and list items in all, length of each key and string (422), and size
+    as JSON (413)."""
+    config = current_app.config
+    max_depth = config["GRIDMGR_REPORT_ATTRIBUTES_MAX_DEPTH"]
+    max_keys = config["GRIDMGR_REPORT_ATTRIBUTES_MAX_KEYS"]
+    max_string = config["GRIDMGR_REPORT_ATTRIBUTES_MAX_STRING"]
+    max_bytes = config["GRIDMGR_REPORT_ATTRIBUTES_MAX_BYTES"]
+    entries = 0
+    pending: list[tuple[Mapping | list, int]] = [(attributes, 1)]
+    while pending:
+        container, depth = pending.pop()
+        if depth > max_depth:
+            raise InvalidInput(f"attributes may nest at most {max_depth} levels deep.",
+                               code="attributes_too_deep")
+        items = container.items() if isinstance(container, Mapping) else enumerate(container)
+        for key, value in items:
+            entries += 1
+            if entries > max_keys:
+                raise InvalidInput(f"attributes may hold at most {max_keys} keys and list "
+                                   "items in all.", code="too_many_attributes")
+            if isinstance(value, Mapping | list):
+                pending.append((value, depth + 1))
+            elif (isinstance(value, str) and len(value) > max_string) or (
+                    isinstance(key, str) and len(key) > max_string):
+                raise InvalidInput(f"An attribute's key or text may have at most {max_string} "
+                                   "characters.", code="attribute_too_long")
+    size = len(msgspec.json.encode(attributes))
+    if size > max_bytes:
+        raise InvalidInput(f"attributes take {size} bytes as JSON; at most {max_bytes} are "
+                           "accepted.", code="attributes_too_large", status=413)
 
 
 @dataclass
@@ -91,6 +160,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _content_hash(data: ReportInput) -> str:
+    """The SHA-256 of everything a report says, keys sorted: a resend has the same, another
+    report sent under the same ``client_id`` another."""
+    return hashlib.sha256(msgspec.json.encode((
+        data.lon, data.lat, data.coord_sys, data.category, data.description, data.channel,
+        data.duplicate_of, data.contact_name, data.contact_phone, data.contact_email,
+        data.attributes, sorted(p.sha256 for p in data.photos)), order="sorted")).hexdigest()
+
+
 def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
     """Locate, classify and store a report as a new case or as a reporter of ``duplicate_of``;
     a resent ``client_id`` returns the first answer (``created`` False)."""
@@ -98,11 +176,14 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
     if data.channel not in CHANNELS:
         raise InvalidInput(f"Unknown channel {data.channel!r}; use one of {', '.join(CHANNELS)}.",
                            code="bad_channel")
+    if data.attributes:
+        refuse_unbounded_attributes(data.attributes)
     key = f"u{reporter.id}" if reporter else "anon"
     client_id = data.client_id or uuid.uuid4().hex
+    content = _content_hash(data)
     if _fast_path_applies(data):
-        return _submit_new_case(data, reporter, key, client_id)
-    replay = _existing(key, client_id)
+        return _submit_new_case(data, reporter, key, client_id, content)
+    replay = _existing(key, client_id, content)
     if replay is not None:
         return replay
     lon, lat = _point(data)
@@ -110,7 +191,7 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
     category = _category(data)
     token = None if reporter else secrets.token_urlsafe(24)
     params = {
-        "reporter_key": key, "client_id": client_id,
+        "reporter_key": key, "client_id": client_id, "content_hash": content,
         "reporter_id": reporter.id if reporter else None,
         "token_hash": hash_token(token) if token else None, "channel": data.channel,
         "lon": lon, "lat": lat, "coord_sys": data.coord_sys, "description": data.description,
@@ -136,7 +217,7 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
         duplicates = nearby_cases(lon, lat, category, exclude=row.id)
     if row.report_id is None:  # the same client_id committed meanwhile: answer with it
         db.session.rollback()
-        return _existing(key, client_id)
+        return _existing(key, client_id, content)
     history_id = record_step(row, action=action, from_state=None if action == "report"
                              else row.state, actor=reporter, lon=lon, lat=lat,
                              note=data.description, details={"report_id": row.report_id,
@@ -181,7 +262,7 @@ _NO_PLACE = _Place(0, None, {})
 
 
 def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
-                     client_id: str) -> IntakeResult:
+                     client_id: str, content: str) -> IntakeResult:
     """``submit_report`` for a new case: the same checks in the same order, in one statement
     (``_REPORT_AS_NEW_CASE``).
 
@@ -191,34 +272,34 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
     if data.photos:
         try:
             result = _store_new_case(db.session.connection().connection, data, reporter, key,
-                                     client_id)
+                                     client_id, content)
         except psycopg2.errors.UniqueViolation as exc:
             db.session.rollback()
-            return _resent_meanwhile(exc, key, client_id)
+            return _resent_meanwhile(exc, key, client_id, content)
         if result is not None:
             db.session.commit()
             return result
         db.session.rollback()
-        return _existing(key, client_id)
+        return _existing(key, client_id, content)
     with autocommit_connection() as connection:
         try:
-            result = _store_new_case(connection, data, reporter, key, client_id)
+            result = _store_new_case(connection, data, reporter, key, client_id, content)
         except psycopg2.errors.UniqueViolation as exc:
-            return _resent_meanwhile(exc, key, client_id)
-    return result if result is not None else _existing(key, client_id)
+            return _resent_meanwhile(exc, key, client_id, content)
+    return result if result is not None else _existing(key, client_id, content)
 
 
-def _resent_meanwhile(exc: psycopg2.errors.UniqueViolation, key: str,
-                      client_id: str) -> IntakeResult:
+def _resent_meanwhile(exc: psycopg2.errors.UniqueViolation, key: str, client_id: str,
+                      content: str) -> IntakeResult:
     """The same ``client_id`` was stored by a concurrent request after the context statement
     looked: the insert failed as a whole; answer with the report that won."""
     if exc.diag.constraint_name != "uq_reports_reporter_client":
         raise exc
-    return _existing(key, client_id)
+    return _existing(key, client_id, content)
 
 
 def _store_new_case(connection, data: ReportInput, reporter: User | None, key: str,
-                    client_id: str) -> IntakeResult | None:
+                    client_id: str, content: str) -> IntakeResult | None:
     """``_REPORT_AS_NEW_CASE`` on ``connection``; None when ``client_id`` is already stored.
 
     The stage deadline is computed for the place the last report near here was found in; if
@@ -241,7 +322,7 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
         **step, "rooms": [f"worker:{case.reporter_id}"] if case.reporter_id else [],
         "key": key, "client_id": client_id, "category": data.category,
         "tz": current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai"),
-        "reporter_key": key, "reporter_id": case.reporter_id,
+        "reporter_key": key, "reporter_id": case.reporter_id, "content_hash": content,
         "token_hash": hash_token(token) if token else None, "channel": data.channel,
         "coord_sys": data.coord_sys, "description": data.description,
         "attributes": data.attributes, "contact_name": data.contact_name,
@@ -395,21 +476,34 @@ def _join_case(case_id: int, params: dict, by_decision: bool = False):
     return row
 
 
-def _existing(key: str, client_id: str) -> IntakeResult | None:
+def _existing(key: str, client_id: str, content: str) -> IntakeResult | None:
+    """The report this sender already stored under ``client_id``, if it says the same as this
+    one; another report under a used ``client_id`` is refused (409 ``client_id_reused``).
+    ``client_id`` is the sender's own for a signed-in reporter, and shared by every anonymous
+    one: an anonymous sender is told nothing of the report that holds it."""
     row = db.session.execute(text("""
-        SELECT r.id AS report_id, c.id, c.code, c.state
+        SELECT r.id AS report_id, r.content_hash, c.id, c.code, c.state
         FROM reports r JOIN cases c ON c.id = r.case_id
         WHERE r.reporter_key = :key AND r.client_id = :client_id"""),
         {"key": key, "client_id": client_id}).one_or_none()
     if row is None:
         return None
+    if row.content_hash != content:
+        if key == "anon":
+            raise Conflict("This client_id was already used for another report; send this "
+                           "report with a new client_id.", code="client_id_reused")
+        raise Conflict(f"This client_id was already used for your report {row.report_id} "
+                       f"(case {row.code}), which says something else; send a new report with "
+                       "a new client_id.", code="client_id_reused",
+                       report={"id": row.report_id, "case_id": row.id},
+                       case={"id": row.id, "code": row.code, "state": row.state})
     return IntakeResult(row.report_id, row.id, row.code, row.state, False)
 
 
-_REPORT_COLUMNS = """reporter_key, client_id, reporter_id, tracking_token_hash, channel, location,
-    coord_sys, description, category_id, attributes, contact_name, contact_phone, contact_email,
-    case_id, duplicate_of"""
-_REPORT_VALUES = """:reporter_key, :client_id, :reporter_id, :token_hash, :channel,
+_REPORT_COLUMNS = """reporter_key, client_id, content_hash, reporter_id, tracking_token_hash,
+    channel, location, coord_sys, description, category_id, attributes, contact_name,
+    contact_phone, contact_email, case_id, duplicate_of"""
+_REPORT_VALUES = """:reporter_key, :client_id, :content_hash, :reporter_id, :token_hash, :channel,
     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :coord_sys, :description, :category_id,
     CAST(:attributes AS jsonb), :contact_name, :contact_phone, :contact_email"""
 
@@ -577,8 +671,8 @@ FROM ctx
 """, setup=_GENERIC_PLAN, types={
     "lon": "float8", "lat": "float8", "cos_lat": "float8", "expect_city": "integer",
     "reporter_id": "integer", "actor_id": "integer", **dict.fromkeys((
-        "key", "client_id", "tz", "category", "expect_calendar", "source", "channel",
-        "description", "reporter_key", "token_hash", "coord_sys", "contact_name",
+        "key", "client_id", "content_hash", "tz", "category", "expect_calendar", "source",
+        "channel", "description", "reporter_key", "token_hash", "coord_sys", "contact_name",
         "contact_phone", "contact_email", "actor_role", "action", "from_state", "to_state",
         "note", "event"), "text"),
     **dict.fromkeys(("expect_limits", "deadlines", "attributes", "details", "payload", "rooms"),

@@ -155,6 +155,8 @@ class Report(db.Model):
     # "u<user id>" for a signed-in reporter, "anon" for anonymous reports.
     reporter_key: Mapped[str] = mapped_column(String(24))
     client_id: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of what the report says: a used client_id answers only a resend of the same.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Anonymous reporters follow their report with a token; only its SHA-256 is kept.
     tracking_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)

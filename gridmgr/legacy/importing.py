@@ -18,6 +18,7 @@ No live events are published: these cases are history, not news.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -30,6 +31,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from gridmgr.calendar.deadlines import Calendar, add_limit, calendar_for_city, resume
+from gridmgr.cases.intake import invalid_text_field
 from gridmgr.cases.models import CHANNELS, Case, CaseHistory, Report
 from gridmgr.cases.workflow import STEPS as WORKFLOW_STEPS
 from gridmgr.cases.workflow import yellow_at
@@ -182,10 +184,10 @@ def _records(path: Path) -> list[tuple[int, dict]]:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path.name} is not UTF-8 text.", code="bad_file") from exc
-    if "\x00" in content:
-        raise InvalidInput(f"{path.name} holds NUL characters.", code="bad_file")
     if suffix == ".csv":
-        reader = csv.DictReader(content.splitlines())
+        # Rows end at line breaks only: str.splitlines() also breaks at \v, \f, U+2028 …,
+        # which may be in a note.
+        reader = csv.DictReader(io.StringIO(content, newline=""))
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise InvalidInput(f"{path.name} lacks the column(s) {', '.join(missing)}; the "
@@ -193,7 +195,7 @@ def _records(path: Path) -> list[tuple[int, dict]]:
         return [(reader.line_num, record) for record in reader]
     if suffix in (".jsonl", ".ndjson"):
         records = []
-        for number, line in enumerate(content.splitlines(), start=1):
+        for number, line in enumerate(io.StringIO(content, newline=""), start=1):
             if not line.strip():
                 continue
             try:
@@ -221,6 +223,11 @@ def _row(number: int, record: dict, problems: _Problems, now: datetime) -> _Row 
                None, None, _text(record, "actor_role") or None, _text(record, "actor"),
                _text(record, "department"), _text(record, "note") or None,
                _text(record, "channel") or None, None)
+    # The text every intake refuses (NUL, other control characters): a file is no exception.
+    bad_text = invalid_text_field({str(key): _text(record, key) for key in record})
+    if bad_text is not None:
+        problems.add(row, "invalid_text", f"the {bad_text} column holds a control character "
+                     "that text may not contain.")
     if not REFERENCE.match(reference):
         problems.add(row, "bad_reference", f"the case reference {reference!r:.40} must be 1 to "
                      "20 letters, digits or _ . - /.")

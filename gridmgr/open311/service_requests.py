@@ -130,9 +130,10 @@ def file_request(new: NewRequest, jurisdiction: Jurisdiction, media, lang: str) 
     """File an Open311 POST as an anonymous report on the ``open311`` channel; it becomes a
     case that follows the normal workflow. ``media`` is the uploaded file or None; it is
     stored only once everything else is accepted. Returns the GeoReport answer."""
-    from gridmgr.cases.intake import ReportInput, submit_report
+    from gridmgr.cases.intake import ReportInput, refuse_invalid_text, submit_report
     from gridmgr.grids.locating import locate
 
+    refuse_invalid_text(vars(new))
     if not new.service_code:
         raise DomainError("missing_service_code", "service_code is required.")
     try:
