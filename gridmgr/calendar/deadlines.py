@@ -114,12 +114,12 @@ def calendar_for_city(city_id: int | None) -> Calendar:
 
     if city_id is None:
         return Calendar(country=DEFAULT_COUNTRY)
-    city = db.session.execute(
-        db.select(City.timezone, City.country).where(City.id == city_id)).one_or_none()
-    city_tz, country = city if city is not None else (None, None)
+    found = db.session.execute(
+        db.select(City.timezone, City.country, WorkingCalendar)
+        .outerjoin(WorkingCalendar, WorkingCalendar.city_id == City.id)
+        .where(City.id == city_id)).one_or_none()
+    city_tz, country, row = found if found is not None else (None, None, None)
     country = country or DEFAULT_COUNTRY
-    row = db.session.execute(
-        db.select(WorkingCalendar).where(WorkingCalendar.city_id == city_id)).scalar_one_or_none()
     if row is None:
         return Calendar(tz=ZoneInfo(city_tz or DEFAULT_TZ), country=country)
     days = db.session.execute(
