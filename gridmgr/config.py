@@ -56,9 +56,29 @@ class Config:
         os.environ.get("GRIDMGR_REPORT_ATTRIBUTES_MAX_KEYS", 100))
     GRIDMGR_REPORT_ATTRIBUTES_MAX_STRING = int(
         os.environ.get("GRIDMGR_REPORT_ATTRIBUTES_MAX_STRING", 1000))
+    # Steps of the loop (verify, handle, …) per signed-in user, all steps together: far above
+    # what a person does, enough for a phone replaying a day's offline queue.
+    GRIDMGR_STEP_RATE_LIMIT = os.environ.get("GRIDMGR_STEP_RATE_LIMIT", "120 per minute")
+
+    # Photos: pixels (width × height, read from the header before anything is decoded). 52 MP
+    # admits a phone's 50 MP photo (8160 × 6144), about 150 MB once decoded; a picture of a few
+    # kB declaring 60 MP, or a 108/200 MP full-sensor shot, is refused (413).
+    GRIDMGR_PHOTO_MAX_PIXELS = int(os.environ.get("GRIDMGR_PHOTO_MAX_PIXELS", 52_000_000))
 
     # Number of reverse proxies (nginx) in front of the app whose X-Forwarded-* to trust.
     GRIDMGR_TRUSTED_PROXIES = int(os.environ.get("GRIDMGR_TRUSTED_PROXIES", 0))
+
+    # The map wall's session cookie (sealed: maps.session). A wall left without a request
+    # this many seconds is signed out; each request starts the time again.
+    PERMANENT_SESSION_LIFETIME = int(os.environ.get("GRIDMGR_WALL_IDLE_SECONDS", 8 * 3600))
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    # Secure is added by itself to a cookie sent over HTTPS; this forces it everywhere.
+    SESSION_COOKIE_SECURE = os.environ.get("GRIDMGR_SESSION_COOKIE_SECURE", "") == "1"
+    # CSRF (Flask-WTF): checked by the blueprints whose forms a cookie authenticates (the
+    # wall), not by the bearer-token API; a form's token lives as long as its session.
+    WTF_CSRF_CHECK_DEFAULT = False
+    WTF_CSRF_TIME_LIMIT = None
 
     # City defaults (a city can override its own).
     GRIDMGR_TIMEZONE = os.environ.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")

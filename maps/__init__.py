@@ -10,14 +10,19 @@ from bounded endpoints under ``/maps/...``: unit grids as vector tiles from Post
 from __future__ import annotations
 
 from flask import Blueprint, Flask
+from flask_wtf.csrf import CSRFProtect
 
 bp = Blueprint("maps", __name__, template_folder="templates", static_folder="static",
                static_url_path="/maps/static")
+# The wall's forms are authenticated by its cookie, so each carries a CSRF token; the
+# bearer-token API is not, and is not checked (WTF_CSRF_CHECK_DEFAULT is off).
+csrf = CSRFProtect()
 
 
 def init_app(app: Flask) -> None:
-    """Register the wall's blueprint and its translations (Chinese by default, English)."""
+    """Register the wall's blueprint, its CSRF check and translations (Chinese by default)."""
     from maps import i18n, views  # noqa: F401 - views registers the routes on bp
 
+    csrf.init_app(app)
     i18n.init_app(app)
     app.register_blueprint(bp)

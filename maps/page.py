@@ -3,6 +3,10 @@
 folium's default scripts and styles come from public CDNs; the wall replaces them with the
 app's own copies (``maps/static/vendor``), so the page needs no other host. The page carries
 only a small configuration object; every layer's data comes from ``/maps/...`` feeds.
+
+folium writes its map script inline; the page's CSP allows no inline script but those that
+carry the answer's nonce, and only folium's own ``<script>`` tags get it. Nothing from the
+data can add one: the title is escaped, and the configuration's JSON has no ``<``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import folium
 from branca.element import Element
 from flask import current_app, render_template, url_for
 from flask_babel import get_locale
+from markupsafe import escape
 from sqlalchemy import text
 
 from gridmgr.extensions import db
@@ -44,8 +49,8 @@ def _static(path: str) -> str:
     return url_for("maps.static", filename=path)
 
 
-def wall_html(viewer: Viewer) -> str:
-    """The whole HTML of the wall for ``viewer``."""
+def wall_html(viewer: Viewer, nonce: str) -> str:
+    """The whole HTML of the wall for ``viewer``; its inline scripts carry ``nonce``."""
     bounds = scope_bounds(viewer) or WORLD
     center = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
     wall = folium.Map(location=center, zoom_start=12, tiles=None, control_scale=True,
@@ -61,7 +66,7 @@ def wall_html(viewer: Viewer) -> str:
     wall.fit_bounds(bounds)
     root = wall.get_root()
     root.header.add_child(Element(
-        f'<title>{viewer.city_name} · gridmgr</title>'
+        f'<title>{escape(viewer.city_name)} · gridmgr</title>'
         f'<link rel="icon" type="image/svg+xml" href="{_static("favicon.svg")}">'),
         name="wall_head")
     lang = str(get_locale() or "zh")
@@ -97,6 +102,13 @@ def wall_html(viewer: Viewer) -> str:
         "t": page_strings(),
     }
     panel = render_template("maps/panel.html", viewer=viewer, lang=lang,
-                            config=json.dumps(config, ensure_ascii=False).replace("</", "<\\/"))
+                            config=_script_json(config))
     root.html.add_child(Element(panel), name="wall_panel")
-    return root.render()
+    return root.render().replace("<script>", f'<script nonce="{nonce}">')
+
+
+def _script_json(value: dict) -> str:
+    """JSON to place inside a ``<script>`` element: no ``<``, ``>`` or ``&`` as such, so no
+    string in it can close the element or look like a tag."""
+    return (json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+            .replace(">", "\\u003e").replace("&", "\\u0026"))

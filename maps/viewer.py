@@ -1,9 +1,10 @@
 """Who is looking at the wall, and what part of the city they may see.
 
 The wall signs in through a web form (``/wall/login``). The token pair it gets is kept in
-Flask's signed, HttpOnly session cookie, never in the page's storage; an expired access token
-is renewed from the refresh token on the next request. Script clients may instead send
-``Authorization: Bearer <access token>`` to the feeds and tiles.
+the sealed (encrypted), HttpOnly session cookie (``maps.session``), never in the page's
+storage; an expired access token is renewed from the refresh token on the next request.
+Script clients may instead send ``Authorization: Bearer <access token>`` to the feeds and
+tiles.
 
 A viewer sees one city, limited to their region (code prefix): a street's centre sees its
 street, the city centre the whole city. The wall is for the command side: a role that may

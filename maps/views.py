@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Response, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext, refresh
+from flask_wtf.csrf import CSRFError
 
 from gridmgr.errors import DomainError
 from gridmgr.extensions import limiter
 from gridmgr.people.policy import authorize
 from gridmgr.people.tokens import TokenError
-from maps import bp, feeds, prevention, tiles
+from maps import bp, csrf, feeds, prevention, tiles
 from maps.page import wall_html
 from maps.viewer import access_token, current_viewer, sign_in, sign_out
 
 NO_STORE = {"Cache-Control": "no-store"}
+# The sign-in page runs no script and posts only to this site.
+LOGIN_POLICY = ("default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+                "form-action 'self'; frame-ancestors 'none'")
 
 
 def _lang() -> str:
@@ -34,9 +39,28 @@ def _safe_next(target: str | None) -> str:
 
 @bp.before_request
 def _fresh_locale():
-    # Flask-Babel keeps the locale on the app context; a test client may share one context
-    # across requests, so read ``?lang=`` again for every request.
+    # Flask-Babel keeps the locale on the app context, Flask-WTF the form token; a test client
+    # may share one context across requests, so read both again for every request.
     refresh()
+    g.pop(current_app.config["WTF_CSRF_FIELD_NAME"], None)
+
+
+@bp.before_request
+def _same_site_forms():
+    # The wall's cookie signs its forms in, so a post must carry the token of a page this
+    # site served (CSRFError otherwise; the bearer-token API is not under this blueprint).
+    csrf.protect()
+
+
+@bp.errorhandler(CSRFError)
+def _forged_post(refused: CSRFError):
+    """A post without this site's form token (another site's page, an expired session)
+    changes nothing; the page says so and links to a fresh sign-in form."""
+    return render_template("maps/login.html", lang=_lang(), next=url_for("maps.wall"),
+                           username=None, refused=True,
+                           error=gettext("This form has expired or came from another site; "
+                                         "nothing was changed.")), 400, {
+        **NO_STORE, "Content-Security-Policy": LOGIN_POLICY}
 
 
 @bp.get("/wall")
@@ -46,21 +70,24 @@ def wall():
         viewer = current_viewer()
     except TokenError:
         return redirect(url_for("maps.login", next=request.full_path.rstrip("?")))
-    return Response(wall_html(viewer), mimetype="text/html",
-                    headers={**NO_STORE, "Content-Security-Policy": _wall_policy()})
+    nonce = secrets.token_urlsafe(16)
+    return Response(wall_html(viewer, nonce), mimetype="text/html",
+                    headers={**NO_STORE, "Content-Security-Policy": _wall_policy(nonce)})
 
 
-def _wall_policy() -> str:
-    """The browser itself refuses anything from another host (folium's map script is inline);
-    a configured absolute base-map URL is the one exception, for its images."""
+def _wall_policy(nonce: str) -> str:
+    """The browser itself refuses anything from another host, and runs no inline script but
+    folium's, which carry this answer's ``nonce``; a configured absolute base-map URL is the
+    one exception, for its images."""
     images = "'self' data: blob:"
     basemap = urlsplit(current_app.config.get("GRIDMGR_BASEMAP_URL") or "")
     if basemap.scheme in ("http", "https") and basemap.netloc:
         host = basemap.netloc.replace("{s}", "*")
         images += f" {basemap.scheme}://{host}"
-    return ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    return (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
             "style-src 'self' 'unsafe-inline'; font-src 'self'; "
-            f"img-src {images}; connect-src 'self'; frame-ancestors 'self'")
+            f"img-src {images}; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
 
 
 @bp.route("/wall/login", methods=["GET", "POST"])
@@ -70,7 +97,7 @@ def login():
     next_url = _safe_next(request.args.get("next"))
     if request.method == "GET":
         return render_template("maps/login.html", lang=_lang(), next=next_url, error=None,
-                               username=None)
+                               username=None), {"Content-Security-Policy": LOGIN_POLICY}
     username = request.form.get("username", "").strip()
     try:
         sign_in(username, request.form.get("password", ""))
@@ -78,7 +105,8 @@ def login():
         if refused.status != 401:
             raise
         return render_template("maps/login.html", lang=_lang(), next=next_url, username=username,
-                               error=gettext("Wrong user name or password.")), 401
+                               error=gettext("Wrong user name or password.")), 401, {
+            "Content-Security-Policy": LOGIN_POLICY}
     return redirect(next_url)
 
 

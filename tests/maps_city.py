@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -139,3 +140,16 @@ def twelve_weeks(city: WallCity, busy: list[str], quiet: list[str]) -> None:
     for grid in busy:
         rows += [(grid, "E0101", now - timedelta(days=3, hours=k)) for k in range(10)]
     insert_history(city, rows)
+
+
+def form_token(client, path: str = "/wall/login") -> str:
+    """The CSRF token of the wall form at ``path``, as a browser would post it back."""
+    page = client.get(path).text
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def wall_sign_in(client, username: str, password: str, next_url: str | None = None):
+    """Sign in through the wall's form, with the token the sign-in page gave."""
+    url = "/wall/login" + (f"?next={next_url}" if next_url else "")
+    return client.post(url, data={"username": username, "password": password,
+                                  "csrf_token": form_token(client)})

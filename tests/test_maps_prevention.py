@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import mapbox_vector_tile
 import pytest
-from maps_city import STREET_A, STREET_B, build_city, tile_of, twelve_weeks
+from maps_city import STREET_A, STREET_B, build_city, tile_of, twelve_weeks, wall_sign_in
 from sqlalchemy import text
 
 import maps.prevention
@@ -116,8 +116,7 @@ def test_hotspots_and_recurring_problems_are_outlined(client, history, make_user
 def test_a_street_never_sees_another_streets_forecast_or_hotspots(client, history,
                                                                   make_user):
     street_chief = make_user("duty_chief", region_code=STREET_A, password=PASSWORD)
-    response = client.post("/wall/login", data={"username": street_chief.username,
-                                                "password": PASSWORD})
+    response = wall_sign_in(client, street_chief.username, PASSWORD)
     assert response.status_code == 302
 
     hot = client.get("/maps/feeds/hotspots").json

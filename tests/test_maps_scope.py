@@ -6,7 +6,7 @@ from __future__ import annotations
 import mapbox_vector_tile
 import pytest
 from live_server import LiveClient, running_server, wait_for
-from maps_city import STREET_A, STREET_B, build_city, report, tile_of
+from maps_city import STREET_A, STREET_B, build_city, report, tile_of, wall_sign_in
 
 from gridmgr.dispatch.duty import record_position, set_duty
 
@@ -20,7 +20,7 @@ def city(app_ctx):
 
 
 def sign_in(client, user) -> None:
-    response = client.post("/wall/login", data={"username": user.username, "password": PASSWORD})
+    response = wall_sign_in(client, user.username, PASSWORD)
     assert response.status_code == 302
 
 

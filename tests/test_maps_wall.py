@@ -7,7 +7,16 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, report
+from maps_city import (
+    STREET_A,
+    STREET_B,
+    build_city,
+    dispatch,
+    form_token,
+    make_overdue,
+    report,
+    wall_sign_in,
+)
 from PIL import Image
 
 import maps.feeds
@@ -31,11 +40,10 @@ def chief(city, make_user):
 
 
 def sign_in(client, user, password=PASSWORD, next_url=None):
-    url = "/wall/login" + (f"?next={next_url}" if next_url else "")
-    return client.post(url, data={"username": user.username, "password": password})
+    return wall_sign_in(client, user.username, password, next_url)
 
 
-def test_the_wall_asks_for_a_sign_in_and_keeps_the_token_in_a_signed_cookie(client, chief):
+def test_the_wall_asks_for_a_sign_in_and_keeps_the_token_in_a_sealed_cookie(client, chief):
     response = client.get("/wall")
     assert response.status_code == 302 and "/wall/login?next=/wall" in response.location
     form = client.get("/wall/login")
@@ -48,11 +56,11 @@ def test_the_wall_asks_for_a_sign_in_and_keeps_the_token_in_a_signed_cookie(clie
     right = sign_in(client, chief)
     assert right.status_code == 302 and right.location == "/wall"
     cookie = right.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "access" not in cookie  # signed, not readable as JSON
+    assert "HttpOnly" in cookie and "access" not in cookie  # sealed, not readable as JSON
     assert client.get("/wall").status_code == 200
     assert client.get("/maps/token").json["rooms"] == [f"city:{chief.city_id}"]
 
-    client.post("/wall/logout")
+    client.post("/wall/logout", data={"csrf_token": form_token(client, "/wall")})
     assert client.get("/maps/token").status_code == 401
     assert client.get("/wall").status_code == 302
 
