@@ -3,9 +3,17 @@ tasks and the delta a phone syncs. Every rule lives in ``gridmgr.cases``."""
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+import functools
+import math
+import time
+
+from flask import Response, current_app, jsonify
 from flask_smorest import Blueprint
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
 from marshmallow import EXCLUDE, Schema, fields, validate
+from redis.exceptions import RedisError
 
 from gridmgr.calendar.deadlines import UNITS
 from gridmgr.cases.models import STATES
@@ -17,6 +25,8 @@ from gridmgr.cases.queries import (
     tasks_for,
 )
 from gridmgr.cases.workflow import STEPS, StepInput, take_step
+from gridmgr.errors import RateLimited
+from gridmgr.extensions import limiter
 from gridmgr.geo.coords import COORD_SYSTEMS
 from mobile_api.auth import auth_optional, auth_required, current_user
 from mobile_api.reports import (
@@ -296,11 +306,57 @@ STEP_SUMMARIES = {
 }
 
 
+class StepLimit:
+    """``GRIDMGR_STEP_RATE_LIMIT`` per signed-in user, over every step together, counted in the
+    limiter's storage (Redis when configured: shared by all server processes). If Redis fails,
+    the count goes on in this process's memory: an outage never fails a step."""
+
+    def __init__(self) -> None:
+        self._memory = FixedWindowRateLimiter(MemoryStorage())  # while Redis fails
+        self._configured: tuple[object, FixedWindowRateLimiter] | None = None
+
+    def count(self, user) -> None:
+        """Count a step of ``user``; over the limit, 429 ``too_many_requests`` with
+        Retry-After."""
+        config = current_app.config
+        if not config.get("RATELIMIT_ENABLED", True):
+            return
+        limit = _parsed(config["GRIDMGR_STEP_RATE_LIMIT"])
+        who = str(user.id)
+        strategy = self._local(limiter.storage)
+        try:
+            allowed = strategy.hit(limit, "case_steps", who)
+        except RedisError:
+            strategy = self._memory
+            allowed = strategy.hit(limit, "case_steps", who)
+        if not allowed:
+            reset = strategy.get_window_stats(limit, "case_steps", who).reset_time
+            raise RateLimited(f"Too many steps from this user: {limit}.",
+                              retry_after=max(1, math.ceil(reset - time.time())))
+
+    def _local(self, storage) -> FixedWindowRateLimiter:
+        if self._configured is None or self._configured[0] is not storage:
+            self._configured = (storage, FixedWindowRateLimiter(storage))
+        return self._configured[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(limit: str) -> RateLimitItem:
+    return parse(limit)
+
+
+STEP_LIMIT = StepLimit()
+
+
 def _step_view(action: str):
     def view(case_id):
+        # Counted, then the body read and the photos checked from their headers; they are
+        # decoded and written only once the step is allowed (gridmgr.cases.photos).
+        user = current_user()
+        STEP_LIMIT.count(user)
         data, files = read_body(CASE_STEP_SCHEMA)
         photos = store_uploads(files)
-        return take_step(case_id, action, current_user(), StepInput(photos=photos, **data))
+        return take_step(case_id, action, user, StepInput(photos=photos, **data))
 
     view.__name__ = f"case_{action}"
     view.__doc__ = STEP_SUMMARIES[action]
@@ -309,15 +365,17 @@ def _step_view(action: str):
 
 for _action in STEPS:
     blp.route(f"/cases/<int:case_id>/{_action}", methods=["POST"])(
-        auth_required(
-            blp.doc(requestBody={"required": False, "content": {
-                "application/json": {"schema": CaseStepSchema},
-                "multipart/form-data": {"schema": CaseStepFormSchema}}})(
-                blp.response(200, CaseStepResultSchema)(
-                    document_errors(blp, 400, 404, 409, 413, 415, 422, notes={
-                        404: "case_not_found",
-                        409: "conflict (the case moved meanwhile or is not in a state for "
-                             "this step), verification_required, request_pending, …",
-                        422: "invalid_input, too_far, photo_required, note_required, "
-                             "location_required, bad_extension, bad_rating, …"})(
-                        _step_view(_action))))))
+        limiter.counts_itself(  # with STEP_LIMIT
+            auth_required(
+                blp.doc(requestBody={"required": False, "content": {
+                    "application/json": {"schema": CaseStepSchema},
+                    "multipart/form-data": {"schema": CaseStepFormSchema}}})(
+                    blp.response(200, CaseStepResultSchema)(
+                        document_errors(blp, 400, 404, 409, 413, 415, 422, 429, notes={
+                            404: "case_not_found",
+                            409: "conflict (the case moved meanwhile or is not in a state for "
+                                 "this step), verification_required, request_pending, …",
+                            422: "invalid_input, too_far, photo_required, note_required, "
+                                 "location_required, bad_extension, bad_rating, …",
+                            429: "too_many_requests: steps are rate limited per user"})(
+                            _step_view(_action)))))))

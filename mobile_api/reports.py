@@ -34,7 +34,8 @@ blp = Blueprint("reports", __name__, description="Reports from citizens and insp
 MAX_PHOTOS = 9
 ERRORS = {
     400: "malformed_json: the body is not valid JSON",
-    413: "photo_too_large / request_entity_too_large",
+    413: "photo_too_large, photo_too_many_pixels (decoded size over the budget), "
+         "request_entity_too_large",
     415: "bad_photo: an upload is not a readable JPEG/PNG/HEIC image",
     422: "invalid_input, outside_city, unknown_category, location_required, ...",
     429: "too_many_requests: public intake is rate limited",
@@ -130,7 +131,9 @@ def read_body(schema: Schema) -> tuple[dict, list[FileStorage]]:
 
 
 def store_uploads(files: list[FileStorage]):
-    """Check and store every uploaded photo before anything is written to the database."""
+    """Check every uploaded photo from its size and header (413 ``photo_too_large`` or
+    ``photo_too_many_pixels``, 415 ``bad_photo``). Nothing is decoded or written here: that
+    happens when the case accepts them, so a refused request leaves no file."""
     try:
         return [store_photo(f.read(), f.filename) for f in files]
     finally:
@@ -305,7 +308,7 @@ def post_report():
     """Report a problem: located in its unit grid, stored once per client_id."""
     INTAKE_LIMIT.count()
     data, files = read_body(REPORT_SCHEMA)
-    photos = store_uploads(files)
+    photos = store_uploads(files)  # written only if the report is stored
     result = submit_report(ReportInput(photos=photos, **data), current_user())
     # Already in the documented shape: as JSON directly, not copied again by the schema.
     return json_answer(result.to_dict(), 201 if result.created else 200)

@@ -1,21 +1,25 @@
-"""Photos: checked by decoding (never by file name), stored by SHA-256 under
-``<GRIDMGR_HOME>/photos/``; the original stays private, the public copy and the thumbnail are
-re-encoded without EXIF. EXIF GPS gives a location to reports sent without one."""
+"""Photos: checked from their header when they arrive (never by file name), decoded and stored
+by SHA-256 under ``<GRIDMGR_HOME>/photos/`` only once a case accepts them, in the transaction
+that links them (a refused or rolled-back request leaves no file). The original stays private;
+the public copy and the thumbnail are re-encoded from pixels alone. EXIF GPS gives a location
+to reports sent without one."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
-from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import text
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 
-from gridmgr.errors import DomainError, Forbidden, InvalidInput, NotFound
+from gridmgr.errors import DomainError, Forbidden, NotFound
 from gridmgr.extensions import db
 
 try:  # HEIC/HEIF from iPhones, when pillow-heif is installed
@@ -27,7 +31,9 @@ except ImportError:  # pragma: no cover - optional
     HEIC = False
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 60_000_000
+DEFAULT_MAX_PIXELS = 52_000_000  # Config.GRIDMGR_PHOTO_MAX_PIXELS
+# Pillow refuses to open anything larger (see _open); set again from the app's budget there.
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 THUMBNAIL_SIZE = (320, 320)
 MIME_OF_FORMAT = {"JPEG": "image/jpeg", "PNG": "image/png", "HEIF": "image/heic"}
 EXTENSION_OF_MIME = {"image/jpeg": "jpg", "image/png": "png", "image/heic": "heic"}
@@ -51,9 +57,21 @@ class BadPhoto(DomainError):
                          f"{' or HEIC' if HEIC else ''} image that can be read.")
 
 
+class PhotoTooManyPixels(DomainError):
+    status = 413
+
+    def __init__(self, limit: int, width: int | None = None, height: int | None = None):
+        size = f"of {width}×{height} pixels " if width and height else ""
+        super().__init__("photo_too_many_pixels",
+                         f"A photo {size}is larger than the limit of {limit:,} pixels "
+                         f"({limit / 1e6:g} megapixels); send a smaller one.",
+                         limit=limit, **({"width": width, "height": height} if size else {}))
+
+
 @dataclass(frozen=True)
 class StoredPhoto:
-    """A photo written to disk, ready to be linked to a case."""
+    """An uploaded photo checked from its header, ready to be linked to a case: its files are
+    written when it is (:func:`attach_photos`)."""
 
     sha256: str
     mime: str
@@ -63,6 +81,8 @@ class StoredPhoto:
     exif_lon: float | None
     exif_lat: float | None
     thumbnail_path: str
+    data: bytes = field(repr=False, compare=False)
+    name: str | None = field(default=None, repr=False, compare=False)
 
 
 def photo_root() -> Path:
@@ -73,38 +93,35 @@ def max_photo_bytes() -> int:
     return int(current_app.config.get("GRIDMGR_PHOTO_MAX_BYTES", DEFAULT_MAX_BYTES))
 
 
+def max_photo_pixels() -> int:
+    return int(current_app.config.get("GRIDMGR_PHOTO_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+
+
 def store_photo(data: bytes, name: str | None = None) -> StoredPhoto:
-    """Check, decode and store one uploaded photo; 413 ``photo_too_large``, 415 ``bad_photo``."""
+    """Check one uploaded photo from its size and header, decoding no pixels and writing
+    nothing; 413 ``photo_too_large`` (bytes) or ``photo_too_many_pixels``, 415 ``bad_photo``.
+    It is decoded and written when a case accepts it (:func:`attach_photos`)."""
     limit = max_photo_bytes()
     if len(data) > limit:
         raise PhotoTooLarge(len(data), limit)
-    image = _decode(data, name)
+    image = _open(data, name)
     mime = MIME_OF_FORMAT[image.format]
     digest = hashlib.sha256(data).hexdigest()
     lon, lat = exif_location(image)
-    root = photo_root()
-    original = root / "original" / digest[:2] / f"{digest}.{EXTENSION_OF_MIME[mime]}"
-    public = root / "public" / digest[:2] / f"{digest}.jpg"
-    thumb = root / "thumb" / digest[:2] / f"{digest}.jpg"
-    if not thumb.exists():
-        for path in (original, public, thumb):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(original, data)
-        upright = ImageOps.exif_transpose(image).convert("RGB")
-        _write_atomically(public, _jpeg(upright))
-        upright.thumbnail(THUMBNAIL_SIZE)
-        _write_atomically(thumb, _jpeg(upright))
     return StoredPhoto(digest, mime, image.width, image.height, len(data), lon, lat,
-                       str(thumb.relative_to(root)))
+                       f"thumb/{digest[:2]}/{digest}.jpg", data, name)
 
 
 def attach_photos(photos: list[StoredPhoto], *, case_id: int, report_id: int | None = None,
                   history_id: int | None = None, stage: str = "before",
                   uploaded_by: int | None = None, public: bool = True) -> None:
-    """Link stored photos to a case (and the report or history step they came with)."""
+    """Link checked photos to a case (and the report or history step they came with): each is
+    decoded (415 ``bad_photo`` if its pixels cannot be) and its files written, unless stored
+    already. Files written here are removed again if the transaction does not commit."""
     from gridmgr.cases.models import Photo
 
     for p in photos:
+        db.session.info.setdefault(_WRITTEN, []).extend(_write_files(p))
         db.session.add(Photo(sha256=p.sha256, mime=p.mime, width=p.width, height=p.height,
                              size_bytes=p.size_bytes, case_id=case_id, report_id=report_id,
                              history_id=history_id, stage=stage, public=public,
@@ -147,7 +164,10 @@ def photo_file(sha256: str, variant: str, viewer=None) -> tuple[Path, str]:
 
 
 def exif_location(image: Image.Image) -> tuple[float | None, float | None]:
-    """WGS 84 (lon, lat) from the image's EXIF GPS tags, or (None, None)."""
+    """WGS 84 (lon, lat) from the image's EXIF GPS tags, or (None, None). Only EXIF read with
+    the header counts: Pillow would decode a whole PNG to look for it further on."""
+    if "exif" not in image.info:
+        return None, None
     try:
         gps = image.getexif().get_ifd(_GPS_IFD)
         lat = _dms(gps.get(2), gps.get(1))
@@ -168,24 +188,83 @@ def _dms(value, ref) -> float | None:
     return -degrees if ref in ("S", "W") else degrees
 
 
-def _decode(data: bytes, name: str | None) -> Image.Image:
-    # Decode fully: a renamed text file or a truncated image fails here, not later.
+def _open(data: bytes, name: str | None) -> Image.Image:
+    """The image as far as its header tells (size, format, EXIF): no pixel is decoded. Over the
+    pixel budget, Pillow itself refuses at open (its limit is the same budget, its warning an
+    error); the size check after it holds should a warning filter of another thread win."""
+    budget = max_photo_pixels()
+    Image.MAX_IMAGE_PIXELS = budget
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            probe = Image.open(io.BytesIO(data))
-            if probe.format not in MIME_OF_FORMAT:
-                raise BadPhoto(name)
-            if probe.width * probe.height > MAX_PIXELS:
-                raise InvalidInput(f"A photo of {probe.width}×{probe.height} pixels is too big.",
-                                   code="photo_too_large")
-            probe.verify()
             image = Image.open(io.BytesIO(data))
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PhotoTooManyPixels(budget) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise BadPhoto(name) from None
+    if image.format not in MIME_OF_FORMAT:
+        raise BadPhoto(name)
+    if image.width * image.height > budget:
+        raise PhotoTooManyPixels(budget, image.width, image.height)
     return image
+
+
+def _write_files(photo: StoredPhoto) -> list[Path]:
+    """Decode ``photo`` and write its original, public copy and thumbnail, unless stored
+    already (the thumbnail is written last); the paths written."""
+    root = photo_root()
+    digest = photo.sha256
+    original = root / "original" / digest[:2] / f"{digest}.{EXTENSION_OF_MIME[photo.mime]}"
+    public = root / "public" / digest[:2] / f"{digest}.jpg"
+    thumb = root / "thumb" / digest[:2] / f"{digest}.jpg"
+    if thumb.exists():
+        return []
+    pixels = _pixels_only(_decode(photo))
+    written: list[Path] = []
+    try:
+        for path, content in ((original, photo.data), (public, _jpeg(pixels))):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, content)
+            written.append(path)
+        pixels.thumbnail(THUMBNAIL_SIZE)
+        thumb.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(thumb, _jpeg(pixels))
+        written.append(thumb)
+    except BaseException:
+        _remove(written)
+        raise
+    return written
+
+
+def _decode(photo: StoredPhoto) -> Image.Image:
+    # Decoding all pixels finds a truncated or corrupt image here, before anything is written.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = _open(photo.data, photo.name)
+            image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning):
+        raise BadPhoto(photo.name) from None
+    return image
+
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def _pixels_only(image: Image.Image) -> Image.Image:
+    """The upright RGB pixels of ``image`` (in sRGB when it has a colour profile) in a new
+    image that carries nothing else: no EXIF, XMP, ICC profile, JPEG comment or PNG text
+    chunk can reach a public copy through it."""
+    ImageOps.exif_transpose(image, in_place=True)
+    if icc := image.info.get("icc_profile"):
+        # A profile that cannot be read or applied: the pixels as they are.
+        with contextlib.suppress(ImageCms.PyCMSError, OSError, ValueError):
+            image = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                              _SRGB, outputMode="RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    pixels = Image.new("RGB", rgb.size)
+    pixels.paste(rgb)
+    return pixels
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -198,3 +277,26 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in reversed(paths):  # the thumbnail first: it marks a photo as stored
+        path.unlink(missing_ok=True)
+
+
+# Files follow the transaction that links them: written by attach_photos, kept when it
+# commits, removed when it rolls back or is closed without a commit (a refusal raised after
+# the photos were attached, a failed commit, a 500).
+_WRITTEN = "gridmgr.photo_files"
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_written_files(session: Session) -> None:
+    if session.get_nested_transaction() is None:  # a savepoint's commit is not the last word
+        session.info.pop(_WRITTEN, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _remove_uncommitted_files(session: Session, transaction) -> None:
+    if transaction.parent is None and (paths := session.info.pop(_WRITTEN, None)):
+        _remove(paths)
