@@ -6,9 +6,10 @@ import os
 
 from flask import Flask
 
-from gridmgr.live.outbox import LiveEvent, publish
+from gridmgr.live.outbox import LiveEvent, announce_access_change, publish
 
-__all__ = ["ASYNC_MODES", "LiveEvent", "async_mode", "init_app", "publish"]
+__all__ = ["ASYNC_MODES", "LiveEvent", "announce_access_change", "async_mode", "init_app",
+           "publish"]
 
 # ``threading`` (default: no monkey patching) or ``gevent`` (``gridmgr serve`` patches the
 # process before anything else is imported; see docs/live.md).

@@ -4,9 +4,15 @@ replay what it missed, and let it join or leave the rooms the policy allows.
 Connect with ``auth={"token": <access token>, "since": <last seq>}``. A refused connection
 carries ``{"message": <sentence>, "data": {"code": <code>}}`` (``token_missing``,
 ``token_invalid``, ``token_expired``, ``token_revoked``).
+
+A connection lasts only as long as its token and its user's access: when either changes, the
+relay of each process calls :func:`check_connections`, which sends ``session.ended
+{code, message}`` to the connections that no longer hold and disconnects them.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room, rooms
@@ -22,8 +28,18 @@ from gridmgr.people.tokens import decode_token, user_for_claims
 REPLAY_BATCH = 500
 DEFAULT_REPLAY_MAX = 10_000
 
-# Users by Socket.IO session id, for join/leave checks without a token per message.
-_users: dict[str, int] = {}
+
+class _Connection(NamedTuple):
+    """Who a connection of this process belongs to, with what token, chosen rooms by what."""
+
+    user_id: int
+    token: str
+    access: tuple
+
+
+# Connections of this process by Socket.IO session id: for join checks without a token per
+# message, and for :func:`check_connections`.
+_connections: dict[str, _Connection] = {}
 
 
 class LiveNamespace(Namespace):
@@ -31,10 +47,6 @@ class LiveNamespace(Namespace):
 
     def on_connect(self, auth=None):
         auth = auth if isinstance(auth, dict) else {}
-        try:
-            user = user_for_claims(decode_token(auth.get("token"), kind="access"))
-        except DomainError as error:
-            raise ConnectionRefusedError(error.message, {"code": error.code}) from None
         since = auth.get("since")
         if since is not None and (isinstance(since, bool) or not isinstance(since, int)
                                   or since < 0):
@@ -46,17 +58,27 @@ class LiveNamespace(Namespace):
             # events: let the relay catch up first, or they would reach the client twice.
             relay.caught_up(since, timeout=2.0)
         sid = request.sid
-        _users[sid] = user.id
-        with relay.lock:
-            joined = default_rooms(user)
-            for room in joined:
-                join_room(room)
-            if since is not None:
-                _replay(sid, joined, since, relay.delivered)
-        db.session.remove()
+        try:
+            # The token is checked under the relay's lock, which the relay holds while it
+            # handles access changes: a change committed before this check is seen by it, one
+            # handled after finds this connection registered.
+            with relay.lock:
+                token = auth.get("token")
+                try:
+                    user = user_for_claims(decode_token(token, kind="access"))
+                except DomainError as error:
+                    raise ConnectionRefusedError(error.message, {"code": error.code}) from None
+                _connections[sid] = _Connection(user.id, token, _access_of(user))
+                joined = default_rooms(user)
+                for room in joined:
+                    join_room(room)
+                if since is not None:
+                    _replay(sid, joined, since, relay.delivered)
+        finally:
+            db.session.remove()
 
     def on_disconnect(self, reason=None):
-        _users.pop(request.sid, None)
+        _connections.pop(request.sid, None)
 
     def on_join(self, data):
         """Join ``{"room": name}`` when the policy allows it; the ack says which."""
@@ -113,14 +135,39 @@ def _replay(sid: str, joined: list[str], since: int, upto: int | None) -> None:
         after = rows[-1][0]
 
 
+def check_connections(user_id: int) -> None:
+    """End this process's connections of ``user_id`` whose token no longer holds or whose
+    user's role, scope or department changed since they connected (they may connect again)."""
+    for sid, connection in list(_connections.items()):
+        if connection.user_id != user_id:
+            continue
+        try:
+            user = user_for_claims(decode_token(connection.token, kind="access"))
+            ended = None if _access_of(user) == connection.access else (
+                "access_changed", "Your role, scope or department changed; connect again.")
+        except DomainError as error:
+            ended = (error.code, error.message)
+        if ended is not None:
+            _connections.pop(sid, None)
+            socketio.emit("session.ended", {"code": ended[0], "message": ended[1]}, to=sid,
+                          namespace=NAMESPACE, ignore_queue=True)
+            socketio.server.disconnect(sid, namespace=NAMESPACE, ignore_queue=True)
+    db.session.remove()
+
+
+def _access_of(user: User) -> tuple:
+    """What a connection's rooms were chosen by."""
+    return (user.role, user.region_id, user.city_id, user.department_id)
+
+
 def _room_of(data) -> str | None:
     room = data.get("room") if isinstance(data, dict) else data
     return room if isinstance(room, str) and ":" in room and len(room) <= 64 else None
 
 
 def _user_of(sid: str) -> User | None:
-    user_id = _users.get(sid)
-    return db.session.get(User, user_id) if user_id is not None else None
+    connection = _connections.get(sid)
+    return db.session.get(User, connection.user_id) if connection is not None else None
 
 
 def register(socketio) -> None:

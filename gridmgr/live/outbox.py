@@ -30,6 +30,11 @@ OUTBOX_LOCK = 0x6C697665  # "live"
 # one at a time), and the relays look again shortly after each wake-up (gridmgr.live.relay).
 NOTIFY_LOCK = 0x6E6F7469  # "noti"
 SEQUENCE_BATCH = 1000
+# An outbox event for the relays, not for clients: a user's access changed (a token revoked,
+# the account disabled, the password, role, scope or department changed). Each relay checks
+# that user's connections to its own process again (gridmgr.live.channel). Its room
+# ``access:{user_id}`` is one no client can join, so it is never emitted nor replayed.
+ACCESS_EVENT = "access.changed"
 
 # Numbers the committed, unnumbered rows in id order (run on an autocommit connection, then
 # COMMIT). The lock is taken by its own statement first, so the UPDATE's snapshot includes every
@@ -79,6 +84,11 @@ def publish(event: str, payload: dict, rooms: list[str]) -> None:
         return
     payload = json.loads(json.dumps(payload, default=_jsonable))
     db.session.add(LiveEvent(event=event, payload=payload, rooms=sorted(set(rooms))))
+
+
+def announce_access_change(user_id: int, reason: str) -> None:
+    """Tell every server process, after commit, to check ``user_id``'s live connections again."""
+    publish(ACCESS_EVENT, {"user_id": user_id, "reason": reason}, [f"access:{user_id}"])
 
 
 def sequence_pending(cursor) -> None:

@@ -9,7 +9,9 @@ processes take turns), then emits every row with ``seq`` above the last one it d
 order, to the rows' rooms on ``/live`` with ``ignore_queue=True``: every process reads the
 outbox itself, so an event reaches each client exactly once whether or not Redis is up.
 Connects take the relay's lock to replay what a client missed up to :attr:`Relay.delivered`, so
-replay and live events neither overlap nor leave a gap.
+replay and live events neither overlap nor leave a gap. An ``access.changed`` row is not
+emitted: the relay checks that user's connections again and closes those whose token or rooms
+no longer hold (``gridmgr.live.channel.check_connections``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import time
 import psycopg2
 from flask import Flask
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
-from gridmgr.live.outbox import NOTIFY_CHANNEL, sequence_pending
+from gridmgr.live.outbox import ACCESS_EVENT, NOTIFY_CHANNEL, sequence_pending
 
 NAMESPACE = "/live"
 BATCH = 500
@@ -49,6 +52,7 @@ class Relay:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._dsn: str | None = None
+        self._app: Flask | None = None
         self._poll = 1.0
 
     def start(self, app: Flask) -> None:
@@ -59,6 +63,7 @@ class Relay:
             url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
             self._dsn = url.render_as_string(hide_password=False)
             self._poll = float(app.config.get("GRIDMGR_LIVE_POLL_SECONDS", 1.0))
+            self._app = app
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="gridmgr-live-relay",
                                             daemon=True)
@@ -133,11 +138,28 @@ class Relay:
                 return emitted
             with self.lock:
                 for seq, event, payload, rooms in rows:
-                    _emit(event, event_data(seq, payload), rooms)
+                    if event == ACCESS_EVENT:
+                        self._check_connections(payload["user_id"])
+                    else:
+                        _emit(event, event_data(seq, payload), rooms)
                     self.delivered = seq
             emitted = True
             if len(rows) < BATCH:
                 return emitted
+
+
+    def _check_connections(self, user_id: int) -> None:
+        from gridmgr.live.channel import check_connections
+
+        try:
+            with self._app.app_context():
+                check_connections(user_id)
+        except DBAPIError as error:
+            # As for the relay's own queries: reconnect and handle this row again.
+            raise error.orig from error
+        except Exception:
+            # One user's check must not stop the delivery of everyone's events.
+            log.exception("live relay could not check the connections of user %s", user_id)
 
 
 def _emit(event: str, data: dict, to) -> None:

@@ -49,6 +49,9 @@ class User(db.Model):
     department_id: Mapped[int | None] = mapped_column(
         ForeignKey("departments.id", ondelete="SET NULL"), index=True)
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Goes up when the password changes or the account is disabled: every token carries the
+    # generation it was issued in, and older ones are refused (gridmgr.people.tokens).
+    token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     region: Mapped[Region | None] = relationship()

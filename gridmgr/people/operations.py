@@ -15,12 +15,14 @@ from sqlalchemy.exc import IntegrityError
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.grids.models import City, Region
+from gridmgr.live import announce_access_change
 from gridmgr.people.models import ROLES, STAFF_ROLES, Department, User
 from gridmgr.people.passwords import dummy_hash, hash_password, needs_rehash, verify_password
 from gridmgr.people.policy import authorize, can
 from gridmgr.people.tokens import (
     TokenError,
     decode_token,
+    end_all_tokens,
     issue_tokens,
     purge_expired_revocations,
     revoke_token,
@@ -67,15 +69,18 @@ def refresh_tokens(refresh_token: str | None) -> dict:
 
 
 def revoke_tokens(bearer: str | None, other: str | None = None) -> None:
-    """Revoke the presented token and, optionally, another token of the same user."""
+    """Revoke the presented token and, optionally, another token of the same user; live
+    connections opened with a revoked token are closed."""
     claims = _decode_any(bearer)
+    other_claims = _decode_any(other) if other else None
+    if other_claims is not None and other_claims["sub"] != claims["sub"]:
+        raise TokenError("token_invalid", "Both tokens must belong to the same user.")
     purge_expired_revocations()
     revoke_token(claims)
-    if other:
-        other_claims = _decode_any(other)
-        if other_claims["sub"] != claims["sub"]:
-            raise TokenError("token_invalid", "Both tokens must belong to the same user.")
+    if other_claims is not None:
         revoke_token(other_claims)
+    if str(claims["sub"]).isdigit():
+        announce_access_change(int(claims["sub"]), "token_revoked")
 
 
 def _decode_any(token: str | None) -> dict:
@@ -154,13 +159,19 @@ def update_user(actor: User, user: User, *, role: str | None = None, region_code
     if fields.get("is_active") is False and user.id == actor.id:
         raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
 
-    if assignment is not None:
+    reasons = []
+    if assignment is not None and assignment != _current_assignment(user):
         _assign_role(user, assignment)
+        reasons.append("access_changed")
     if password is not None:
         user.password_hash = hash_password(password)
+        reasons.append("password_changed")
+    if fields.get("is_active") is False and user.is_active:
+        reasons.append("disabled")
     for name in ("display_name", "phone", "email", "is_active"):
         if name in fields:
             setattr(user, name, fields[name])
+    _access_changed(user, reasons)
     db.session.flush()
     return user
 
@@ -170,13 +181,19 @@ def deactivate_user(actor: User, user: User) -> None:
     _authorize_on(actor, user)
     if user.id == actor.id:
         raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
-    user.is_active = False
+    if user.is_active:
+        user.is_active = False
+        _access_changed(user, ["disabled"])
     db.session.flush()
 
 
 def update_profile(user: User, *, current_password: str | None = None,
                    password: str | None = None, **fields) -> User:
-    """A user changes their own display name, contact details or password."""
+    """A user changes their own display name, contact details or password.
+
+    A new password ends every token of the user, the one this request came with included:
+    the client signs in again with the new password.
+    """
     if fields.get("display_name") is not None and user.role not in STAFF_ROLES:
         _refuse_staff_name(fields["display_name"])
     if password is not None:
@@ -185,6 +202,7 @@ def update_profile(user: User, *, current_password: str | None = None,
             raise InvalidInput("The current password is needed to set a new one.",
                                code="wrong_password")
         user.password_hash = hash_password(password)
+        _access_changed(user, ["password_changed"])
     for name in ("display_name", "phone", "email"):
         if name in fields:
             setattr(user, name, fields[name])
@@ -225,6 +243,20 @@ class RoleAssignment(NamedTuple):
     region: Region | None
     city_id: int | None
     department: Department | None
+
+
+def _current_assignment(user: User) -> RoleAssignment:
+    return RoleAssignment(user.role, user.region, user.city_id, user.department)
+
+
+def _access_changed(user: User, reasons: list[str]) -> None:
+    """After a change of what ``user`` may do: a new password or a disabled account ends their
+    tokens; any such change makes every server process check their live connections again."""
+    if not reasons:
+        return
+    if {"password_changed", "disabled"} & set(reasons):
+        end_all_tokens(user)
+    announce_access_change(user.id, reasons[0])
 
 
 def _manages(actor: User, user: User) -> bool:

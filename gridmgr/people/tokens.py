@@ -2,6 +2,8 @@
 
 An access token authorises requests; a refresh token only buys a new pair. Both carry a
 ``jti`` so one token can be revoked; revoked ids are kept until the token would expire anyway.
+Both also carry the user's token generation (``gen``): a password change or disabling the
+account raises it, which ends every token issued before at once.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def encode_token(user: User, kind: str, *, now: datetime | None = None,
         "role": user.role,
         "type": kind,
         "jti": uuid.uuid4().hex,
+        "gen": user.token_generation or 0,
         "iat": now,
         "exp": now + timedelta(seconds=seconds),
     }
@@ -103,12 +106,21 @@ def purge_expired_revocations(now: datetime | None = None) -> int:
 
 
 def user_for_claims(claims: dict) -> User:
-    """The active user a token's ``sub`` names; a removed or disabled user's token is invalid."""
+    """The active user a token's ``sub`` names; a removed or disabled user's token is invalid,
+    and one issued before the user's password changed (an older ``gen``) is revoked."""
     sub = str(claims.get("sub", ""))
     user = db.session.scalar(select(User).where(User.id == int(sub))) if sub.isdigit() else None
     if user is None or not user.is_active:
         raise TokenError("token_invalid", "The token's user no longer exists or is disabled.")
+    if claims.get("gen", 0) != (user.token_generation or 0):
+        raise TokenError("token_revoked", "The token was issued before the account's password "
+                                          "changed or it was disabled; sign in again.")
     return user
+
+
+def end_all_tokens(user: User) -> None:
+    """Refuse every token issued to ``user`` so far (a new generation). Caller commits."""
+    user.token_generation = User.token_generation + 1  # in SQL: two changes at once count twice
 
 
 def _key() -> str:
