@@ -57,19 +57,19 @@ _NOT_XML_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff
 def invalid_text_field(fields: Mapping, prefix: str = "") -> str | None:
     """The name of the first field whose text (keys and values of nested objects and lists
     included) holds a character XML 1.0 cannot carry, or None."""
+    # Concrete types only, no ABCs: a check against Mapping costs more than the search. The
+    # top level's names are the caller's own fields; nested ones are data and are checked.
+    search = _NOT_XML_TEXT.search
     for name, value in fields.items():
-        label = f"{prefix}{name}"
-        if isinstance(name, str) and _NOT_XML_TEXT.search(name):
-            return label
-        if isinstance(value, str):
-            if _NOT_XML_TEXT.search(value):
-                return label
-        elif isinstance(value, Mapping):
-            found = invalid_text_field(value, f"{label}.")
-            if found:
-                return found
-        elif isinstance(value, list | tuple):
-            found = invalid_text_field(dict(enumerate(value)), f"{label}.")
+        if prefix and type(name) is str and search(name):
+            return f"{prefix}{name}"
+        kind = type(value)
+        if kind is str:
+            if search(value):
+                return f"{prefix}{name}"
+        elif kind is dict or kind is list or kind is tuple:
+            found = invalid_text_field(value if kind is dict else dict(enumerate(value)),
+                                       f"{prefix}{name}.")
             if found:
                 return found
     return None
