@@ -21,12 +21,13 @@ from gridmgr.extensions import db, limiter, migrate
 from maps.session import SealedCookieSessions
 
 # On every answer, pages and API alike: no MIME sniffing, no framing by any site (old browsers
-# read X-Frame-Options, new ones the CSP directive), no full URL sent to another site.
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-}
+# read X-Frame-Options, new ones the CSP directive), no full URL sent to another site. No view
+# sets these, so they are appended, not replaced (half the cost, on every report of intake).
+SECURITY_HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+]
 NO_FRAMING = "frame-ancestors 'none'"
 
 
@@ -94,12 +95,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _security_headers(response: Response) -> Response:
     """The headers every answer carries; a view's own CSP gets ``frame-ancestors 'none'``
     added when it does not say it."""
-    response.headers.update(SECURITY_HEADERS)
-    policy = response.headers.get("Content-Security-Policy")
+    headers = response.headers
+    headers.extend(SECURITY_HEADERS)
+    policy = headers.get("Content-Security-Policy")
     if policy is None:
-        response.headers["Content-Security-Policy"] = NO_FRAMING
+        headers.add("Content-Security-Policy", NO_FRAMING)
     elif "frame-ancestors" not in policy:
-        response.headers["Content-Security-Policy"] = f"{policy}; {NO_FRAMING}"
+        headers["Content-Security-Policy"] = f"{policy}; {NO_FRAMING}"
     return response
 
 
