@@ -178,6 +178,37 @@ def test_photos_linked_in_a_transaction_that_is_rolled_back_leave_no_file(
     assert db.session.scalar(text("SELECT count(*) FROM photos")) == 1
 
 
+def test_a_photo_cut_short_is_found_when_decoded_and_the_allowed_step_is_undone(
+        app, client, city, make_user, auth_headers):
+    """Its header reads well, so it is decoded only once the step is allowed: the refusal then
+    comes after the case was updated and the first photo written, and undoes both."""
+    citizen = make_user("citizen")
+    inspector = make_user("inspector", region_code=city.grids[0])
+    case_id = reported_case(client, city, auth_headers(citizen))
+    lon, lat = city.centre(0)
+    whole = jpeg_bytes(320, 240, color="gold")
+    cut = jpeg_bytes(320, 240, color="silver")
+    cut = cut[:len(cut) // 2]
+    files, before = stored_files(app), counts()
+
+    answer = step(client, auth_headers(inspector), case_id, "verify",
+                  [(io.BytesIO(whole), "a.jpg"), (io.BytesIO(cut), "b.jpg")], lon=lon, lat=lat)
+
+    refused(answer, 415, "bad_photo")
+    assert "b.jpg" in answer.get_json()["error"]["message"]
+    assert stored_files(app) == files
+    assert counts() == before
+    assert db.session.scalar(text("SELECT state FROM cases WHERE id = :id"),
+                             {"id": case_id}) == "reported"
+
+    report = client.post("/api/v1/reports", headers=auth_headers(citizen), **multipart({
+        "lon": str(lon), "lat": str(lat), "category": "C0101", "client_id": "cut-1",
+        "photos": [(io.BytesIO(whole), "a.jpg"), (io.BytesIO(cut), "b.jpg")]}))
+    refused(report, 415, "bad_photo")
+    assert stored_files(app) == files
+    assert counts() == before
+
+
 # -- decompression bombs -------------------------------------------------------------------------
 
 def test_a_tiny_png_declaring_sixty_megapixels_is_refused_before_it_is_decoded(
