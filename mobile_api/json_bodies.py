@@ -26,26 +26,34 @@ from gridmgr.errors import InvalidInput
 _ENCODER = msgspec.json.Encoder()
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _ALL_BUT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
 
 
 def refuse_deep_json(raw: bytes | str) -> None:
     """400 ``json_too_deep`` when the JSON text ``raw`` nests arrays and objects deeper than
-    ``GRIDMGR_JSON_MAX_DEPTH``. Every JSON parser of the app (Flask's, webargs', msgspec)
-    recurses once per level and fails on about a thousand with an error that is no refusal.
+    ``GRIDMGR_JSON_MAX_DEPTH`` (``malformed_json`` when its brackets do not pair). Every JSON
+    parser of the app (Flask's, webargs', msgspec) recurses once per level and fails on about
+    a thousand with an error that is no refusal.
 
     A body with no more brackets than the limit cannot be too deep: for the usual body the
-    check is two counts."""
+    check is two counts. Otherwise its brackets alone (strings removed) lose their innermost
+    level at each pass, in C; a body still holding some after ``limit`` passes is deeper."""
     limit = current_app.config["GRIDMGR_JSON_MAX_DEPTH"]
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return
-    depth = 0
-    for bracket in _JSON_STRING.sub(b"", raw).translate(None, _ALL_BUT_BRACKETS):
-        depth += 1 if bracket in b"[{" else -1
-        if depth > limit:
-            raise InvalidInput(f"The JSON body nests deeper than {limit} levels.",
-                               code="json_too_deep", status=400)
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _ALL_BUT_BRACKETS)
+    for _ in range(limit):
+        inner_removed = _EMPTY_PAIR.sub(b"", brackets)
+        if not inner_removed:
+            return
+        if len(inner_removed) == len(brackets):
+            raise InvalidInput("The body is not valid JSON: its brackets do not pair.",
+                               code="malformed_json", status=400)
+        brackets = inner_removed
+    raise InvalidInput(f"The JSON body nests deeper than {limit} levels.",
+                       code="json_too_deep", status=400)
 
 
 def refuse_deep_json_body() -> None:
