@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from gridmgr.opendata.writing import xml_text
+
 REDACTED = "[redacted]"
 
 _SEP = r"[\s.\-\u2010-\u2015]"  # between digits: space, dot, hyphen or dash
@@ -57,6 +59,8 @@ def redact(text: str | None) -> str | None:
     ``[redacted]``."""
     if not text:
         return text
+    # Dropped first, so a control character between digits cannot hide a number.
+    text = xml_text(text)
     folded, origin = _compatible(text)
     spans = []
     for pattern in _PATTERNS:

@@ -8,8 +8,10 @@ controls other than tab, line feed and carriage return, U+FFFE, U+FFFF and lone 
 
 Every CSV line goes through :func:`csv_line`: besides that cleaning, a text cell that a
 spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a
-carriage return) gets a leading single quote (OWASP's rule against CSV injection). Numbers are
-written as numbers, so a negative longitude stays numeric.
+carriage return) gets a leading single quote (OWASP's rule against CSV injection), and a line
+break inside a cell is written as a line feed: the csv module quotes a cell holding a line feed
+but, with ``\n`` line ends, not one holding a lone carriage return, which readers take for the
+end of the line. Numbers are written as numbers, so a negative longitude stays numeric.
 
 A published location is rounded to :data:`COORDINATE_DECIMALS` decimals (about 0.1 m): enough
 to find the lamp post, no more than the city means to say about where a citizen stood.
@@ -55,7 +57,9 @@ def spreadsheet_cell(value):
     if not isinstance(value, str):
         return value
     value = xml_text(value)
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    if value.startswith(FORMULA_STARTS):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def csv_line(cells: Iterable) -> str:
