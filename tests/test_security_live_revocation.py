@@ -199,3 +199,24 @@ def test_a_wrong_current_password_changes_nothing_and_keeps_the_channel(
         assert client.get("/api/v1/me", headers=auth.headers).status_code == 200
     finally:
         listening.close()
+
+
+def test_a_disabled_worker_is_disconnected_from_every_server_process(
+        app, client, worker, admin, auth_headers, tmp_path):
+    token = issue_tokens(worker)["access_token"]
+    with running_server(app, tmp_path / "threading") as first, \
+            running_server(app, tmp_path / "gevent",
+                           extra_env={"GRIDMGR_ASYNC_MODE": "gevent"}) as second:
+        assert "(gevent)" in second.log.read_text()
+        on_first = LiveClient(first.url, token)
+        on_second = LiveClient(second.url, token)
+        try:
+            disabled = client.delete(f"/api/v1/admin/users/{worker.id}",
+                                     headers=auth_headers(admin))
+
+            assert disabled.status_code == 204
+            assert_ended_with(on_first, "token_invalid")
+            assert_ended_with(on_second, "token_invalid")
+        finally:
+            on_first.close()
+            on_second.close()
