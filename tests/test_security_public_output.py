@@ -156,6 +156,23 @@ def test_an_open_data_date_before_year_one_in_utc_is_a_400(client, month, value)
             assert error["code"] == "invalid_datetime" and name in error["message"]
 
 
+def test_a_nul_character_in_a_public_query_is_a_400_not_a_crash(client, month):
+    for url in ("/open-data/cases.csv?category=%00", "/open-data/regions.geojson?city=a%00",
+                "/open311/v2/requests.json?service_code=%00",
+                "/open311/v2/requests.xml?service_request_id=%00",
+                "/open311/v2/requests/%00.json", "/open311/v2/services/%00.xml",
+                "/open311/v2/requests.json?jurisdiction_id=%00",
+                "/open311/v2/servicerequestupdates.json?service_request_id=1%00"):
+        response = client.get(url)
+        assert response.status_code == 400, (url, response.data)
+        if url.startswith("/open-data"):
+            assert response.get_json()["error"]["code"] == "invalid_character"
+        elif ".xml" in url:
+            assert "NUL" in ElementTree.fromstring(response.data).find("error/description").text
+        else:
+            assert "NUL" in response.get_json()[0]["description"]
+
+
 @pytest.mark.parametrize("query, code", [("limit=²", "invalid_limit"),
                                          ("region=１１０１０５", "invalid_region")])
 def test_open_data_filters_in_other_digits_are_refused(client, month, query, code):

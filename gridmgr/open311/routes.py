@@ -13,6 +13,7 @@ from gridmgr.open311 import service_requests as sr
 from gridmgr.open311 import services as svc
 from gridmgr.open311.formats import CONTENT_TYPES, FORMATS, render
 from gridmgr.open311.keys import find_active_key
+from gridmgr.opendata.exports import refuse_nul
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 # When this endpoint's behaviour last changed (discovery's changeset).
@@ -41,6 +42,12 @@ def language() -> str:
 
 def jurisdiction() -> svc.Jurisdiction:
     return svc.resolve_jurisdiction(request.values.get("jurisdiction_id"))
+
+
+@bp.before_request
+def _readable_query() -> None:
+    if request.method == "GET":
+        refuse_nul(request)
 
 
 @bp.errorhandler(DomainError)

@@ -44,6 +44,15 @@ class CaseFilter:
     limit: int | None = None
 
 
+def refuse_nul(request) -> None:
+    """A 400 for a GET whose path or query holds a NUL character: no stored text can hold
+    one, and PostgreSQL refuses it even as a value to compare with."""
+    values = [*request.args.keys(), *request.args.values(),
+              *(str(v) for v in (request.view_args or {}).values())]
+    if any("\x00" in value for value in values):
+        raise DomainError("invalid_character", "The address holds a NUL character (%00).")
+
+
 def case_filter(args) -> CaseFilter:
     """Read ``start_date``, ``end_date``, ``category``, ``region``, ``state`` and ``limit``."""
     from gridmgr.open311.formats import parse_w3c_datetime

@@ -10,11 +10,17 @@ from gridmgr.opendata.exports import (
     case_geojson_chunks,
     case_rows,
     csv_chunks,
+    refuse_nul,
     region_geojson_chunks,
 )
 
 GEOJSON = "application/geo+json; charset=utf-8"
 CSV = "text/csv; charset=utf-8"
+
+
+@bp.before_request
+def _readable_query() -> None:
+    refuse_nul(request)
 
 
 @bp.get("/cases.geojson")
