@@ -1,16 +1,19 @@
 """Importing past cases with their full timelines from a CSV or JSON-lines file.
 
 One row per step: ``reference, category, lon, lat, step, time, actor_role, actor, department,
-note`` (optional: ``coord_sys``, ``channel``, ``deadline``). Each case is replayed step by step
-with the workflow's own rules (the step must be allowed from the state the previous one left,
-the role must be allowed to take it, notes where the API wants a reason) and written as the
-workflow writes it: a ``cases`` row in its final state, one ``case_history`` row per step at the
-file's time, and the first report. Deadlines are computed from the category's limits and the
-city's working calendar at the time of each step.
+note`` (optional: ``coord_sys``, ``channel``, ``deadline``, ``passed``). Each case is replayed
+step by step with the workflow's own rules (the step must be allowed from the state the
+previous one left, the role must be allowed to take it, notes where the API wants a reason) and
+written as the workflow writes it: a ``cases`` row in its final state, one ``case_history`` row
+per step at the file's time, and the first report. Deadlines are computed from the category's
+limits and the city's working calendar at the time of each step.
 
 All or nothing: every row is checked first and every problem is reported (row number,
 reference, problem code, sentence); only a clean file is written, in one transaction.
-References already imported are skipped, so importing the same file twice changes nothing.
+A reference imported before is extended: the steps after its last imported one are replayed
+from the case's stored state (its earlier steps must be the ones imported), or skipped when
+there are none, so importing the same file twice changes nothing and a file that grows month
+by month adds only what is new.
 Actors that are not gridmgr users are kept by name in the history details (no users are made).
 No live events are published: these cases are history, not news.
 """
@@ -45,7 +48,8 @@ from gridmgr.people.policy import ROLE_ACTIONS
 
 COLUMNS = ("reference", "category", "lon", "lat", "step", "time", "actor_role", "actor",
            "department", "note")
-OPTIONAL_COLUMNS = ("coord_sys", "channel", "deadline")
+OPTIONAL_COLUMNS = ("coord_sys", "channel", "deadline", "passed")
+PASSED = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 # Steps a file may hold: "reported" opens a case, the rest are the workflow's actions.
 IMPORT_STEPS = ("reported", "verify", "file", "dispatch", "accept", "return", "handle", "check",
                 "close", "rework", "extend", "shelve", "resume", "cancel", "self_handle")
@@ -55,6 +59,12 @@ REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,19}$")
 OWN_CODE = re.compile(r"^(\d{8})\d{6}$")
 MAX_PROBLEMS = 1000
 WRITE_BATCH = 2000  # cases per round of INSERTs
+# The columns a step may change: what extending an imported case reads and writes back.
+STEP_COLUMNS = ("state", "category_id", "deadlines", "department_id", "worker_id", "handler_id",
+                "verified_by_id", "dispatched_at", "clock_unit", "deadline", "yellow_at",
+                "paused_at", "paused_seconds", "shelved_from", "accepted_at", "handled_at",
+                "closed_at", "extension_count", "rework_count", "return_count", "version",
+                "updated_at")
 
 
 class InvalidHistory(DomainError):
@@ -74,16 +84,19 @@ class InvalidHistory(DomainError):
 
 @dataclass
 class ImportResult:
-    """What an import loaded, and what it skipped because it was already there."""
+    """What an import loaded: new cases (``cases``, ``steps``, ``references``), imported cases
+    given their later steps (``extended``: reference -> steps added) and imported cases with
+    nothing new (``skipped``)."""
 
     cases: int = 0
     steps: int = 0
     references: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    extended: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"cases": self.cases, "steps": self.steps, "references": self.references,
-                "skipped": self.skipped}
+                "extended": self.extended, "skipped": self.skipped}
 
 
 @dataclass
@@ -101,6 +114,7 @@ class _Row:
     note: str | None
     channel: str | None
     deadline: datetime | None
+    passed: bool = True
 
 
 class _Problems(list):
@@ -114,8 +128,9 @@ class _Problems(list):
 def import_history(path: str | Path, now: datetime | None = None,
                    dry_run: bool = False) -> ImportResult:
     """Load the past cases in ``path`` (.csv or .jsonl) with their timelines, all or nothing;
-    422 ``invalid_history`` naming every bad row. References already imported are skipped.
-    ``dry_run`` checks everything and writes nothing."""
+    422 ``invalid_history`` naming every bad row. A reference imported before gets the steps
+    that follow its imported ones, or is skipped when there are none. ``dry_run`` checks
+    everything and writes nothing."""
     path = Path(path)
     now = now or datetime.now(UTC)
     problems = _Problems()
@@ -123,37 +138,42 @@ def import_history(path: str | Path, now: datetime | None = None,
     cases: dict[str, list[_Row]] = defaultdict(list)
     for row in rows:
         cases[row.reference].append(row)
-    skipped = _already_imported(list(cases), cases, problems)
+    stored = _stored_cases(_already_imported(list(cases), cases, problems))
     context = _Context.load(rows)
-    planned = []
+    planned, extensions, skipped = [], [], []
     for reference, steps in cases.items():
-        if reference in skipped or reference in bad:
+        if reference in bad:
             continue
         steps.sort(key=lambda r: (r.at, r.number))
+        if reference in stored:
+            extension = _extend(stored[reference], steps, context, problems)
+            if extension is None:
+                skipped.append(reference)
+            else:
+                extensions.append(extension)
+            continue
         case = _replay(reference, steps, context, problems)
         if case is not None:
             planned.append(case)
     if problems:
         problems.sort(key=lambda p: p["row"])
         raise InvalidHistory(str(path), problems)
-    result = ImportResult(skipped=sorted(skipped))
+    result = ImportResult(
+        len(planned), sum(len(c.history) for c in planned), [c.reference for c in planned],
+        sorted(skipped),
+        {c.reference: len(c.history) for c in sorted(extensions, key=lambda c: c.reference)})
     if dry_run:
-        planned_only = ImportResult(len(planned), sum(len(c.history) for c in planned),
-                                    [c.reference for c in planned], result.skipped)
         db.session.rollback()
-        return planned_only
+        return result
     try:
         for first in range(0, len(planned), WRITE_BATCH):
             _write(planned[first:first + WRITE_BATCH])
+        _write_extensions(extensions)
     except IntegrityError as exc:  # the same references loaded meanwhile by another import
         db.session.rollback()
         raise Conflict("Some of these references were imported meanwhile by another run; "
                        "nothing was changed: import the file again to load the rest.",
                        code="conflict") from exc
-    for case in planned:
-        result.cases += 1
-        result.steps += len(case.history)
-        result.references.append(case.reference)
     db.session.commit()
     return result
 
@@ -223,6 +243,14 @@ def _row(number: int, record: dict, problems: _Problems, now: datetime) -> _Row 
                None, None, _text(record, "actor_role") or None, _text(record, "actor"),
                _text(record, "department"), _text(record, "note") or None,
                _text(record, "channel") or None, None)
+    passed = _text(record, "passed").lower()
+    if passed not in PASSED and passed != "":
+        problems.add(row, "bad_passed", f"passed {passed!r:.20} is not true/false, yes/no or "
+                     "1/0.")
+    elif passed and not PASSED[passed] and row.step != "check":
+        problems.add(row, "passed_not_check", f"only a check can fail, not a {row.step:.20}.")
+    else:
+        row.passed = PASSED.get(passed, True)
     # The text every intake refuses (NUL, other control characters): a file is no exception.
     bad_text = invalid_text_field({str(key): _text(record, key) for key in record})
     if bad_text is not None:
@@ -292,21 +320,55 @@ def _time(row: _Row, value: str, column: str, problems: _Problems, now: datetime
 
 
 def _already_imported(references: list[str], cases: dict[str, list[_Row]],
-                      problems: _Problems) -> set[str]:
-    """References imported before (skipped); a reference that is another case's number is a
-    problem."""
+                      problems: _Problems) -> list[int]:
+    """The ids of the cases imported before under these references; a reference that is
+    another case's number is a problem."""
     found = db.session.execute(text("""
-        SELECT c.code, EXISTS (SELECT 1 FROM case_history h WHERE h.case_id = c.id
-                               AND h.action = 'report' AND h.details ? 'imported') AS imported
+        SELECT c.id, c.code, EXISTS (SELECT 1 FROM case_history h WHERE h.case_id = c.id
+                                     AND h.action = 'report' AND h.details ? 'imported')
         FROM cases c WHERE c.code = ANY(:codes)"""), {"codes": references}).all()
-    skipped = set()
-    for code, imported in found:
+    ids = []
+    for case_id, code, imported in found:
         if imported:
-            skipped.add(code)
+            ids.append(case_id)
         else:
             problems.add(cases[code][0], "reference_taken", f"{code} is already the number of "
                          "a case that was not imported.")
-    return skipped
+    return ids
+
+
+@dataclass
+class _Stored:
+    """An imported case as the database holds it: its columns and its history in order."""
+
+    case_id: int
+    values: dict
+    reported_category: str | None
+    history: list = field(default_factory=list)
+
+
+def _stored_cases(ids: list[int]) -> dict[str, _Stored]:
+    """The imported cases with these ids by reference, times in UTC as a replay makes them."""
+    if not ids:
+        return {}
+    columns = ", ".join(f"c.{name}" for name in STEP_COLUMNS)
+    cases: dict[int, _Stored] = {}
+    for row in db.session.execute(text(f"""
+        SELECT c.id, c.code, c.city_id, c.region_id, c.grid_code, {columns},
+               (SELECT k.code FROM reports r JOIN categories k ON k.id = r.category_id
+                WHERE r.case_id = c.id AND r.client_id = 'import:' || c.code
+                LIMIT 1) AS reported_category
+        FROM cases c WHERE c.id = ANY(:ids)"""), {"ids": ids}).mappings():
+        values = {key: value.astimezone(UTC) if isinstance(value, datetime) else value
+                  for key, value in row.items() if key not in ("id", "reported_category")}
+        cases[row["id"]] = _Stored(row["id"], values, row["reported_category"])
+    for step in db.session.execute(text("""
+        SELECT h.case_id, h.action, h.at, h.actor_role, u.username, h.note, h.details,
+               ST_X(h.location) AS lon, ST_Y(h.location) AS lat
+        FROM case_history h LEFT JOIN users u ON u.id = h.actor_id
+        WHERE h.case_id = ANY(:ids) ORDER BY h.case_id, h.at, h.id"""), {"ids": ids}):
+        cases[step.case_id].history.append(step)
+    return {case.values["code"]: case for case in cases.values()}
 
 
 # -- replaying a case ------------------------------------------------------------------------
@@ -354,6 +416,8 @@ class _Case:
     values: dict
     history: list[dict]
     report: dict
+    case_id: int | None = None  # an imported case given its later steps
+    stored_version: int | None = None
 
 
 def _replay(reference: str, steps: list[_Row], context: _Context,
@@ -383,15 +447,115 @@ def _replay(reference: str, steps: list[_Row], context: _Context,
     return replay.result() if ok else None
 
 
-class _Replayer:
-    """Applies each step as the workflow's planner would, at the file's time."""
+def _extend(stored: _Stored, steps: list[_Row], context: _Context,
+            problems: _Problems) -> _Case | None:
+    """An imported case's steps after its imported ones, replayed from its stored state; None
+    when there are none, or (with problems) when the file's first steps are not the imported
+    ones or a later step breaks the workflow's rules."""
+    reference = stored.values["code"]
+    imported = [h for h in stored.history if (h.details or {}).get("imported")]
+    if len(steps) < len(imported):
+        problems.add(steps[-1], "history_shortened", f"the file holds {len(steps)} steps of "
+                     f"{reference} and {len(imported)} were imported; an imported history is "
+                     "not shortened.")
+        return None
+    ok = True
+    category = stored.reported_category
+    for number, (row, step) in enumerate(zip(steps, imported, strict=False), start=1):
+        differences = _differences(row, step, category, context)
+        if differences:
+            problems.add(row, "history_changed", f"step {number} of {reference} is not the "
+                         f"imported one: {'; '.join(differences)}. Imported history is not "
+                         "rewritten: correct the case with the workflow.")
+            ok = False
+        category = (step.details or {}).get("category", category)
+    later = steps[len(imported):]
+    if not ok or not later:
+        return None
+    if len(imported) < len(stored.history):
+        problems.add(later[0], "changed_since_import", f"{reference} has steps taken in gridmgr "
+                     "since it was imported; the file's later steps cannot follow them.")
+        return None
+    replay = _Replayer(reference, db.session.get(Category, stored.values["category_id"]), None,
+                       context, problems, stored)
+    for row in later:
+        ok = replay.take(row) and ok
+    return replay.result() if ok else None
 
-    def __init__(self, reference, category, place, context: _Context, problems: _Problems):
+
+def _differences(row: _Row, step, category: str | None, context: _Context) -> list[str]:
+    """What differs between a file's row and the history row imported from it, in words."""
+    details = step.details or {}
+    passed = details.get("passed", True)
+    # a failed check is written as the workflow writes it: a rework with passed: false
+    name = "check" if step.action == "rework" and passed is False else \
+        {"report": "reported"}.get(step.action, step.action)
+    found: list[str] = []
+
+    def compare(column: str, in_file, imported) -> None:
+        if in_file != imported:
+            found.append(f"{column} {_shown(in_file)} in the file, {_shown(imported)} imported")
+
+    compare("step", row.step, name)
+    compare("time", row.at, step.at)
+    compare("actor", row.actor or None, step.username or details.get("actor"))
+    if row.role is not None:
+        compare("actor_role", row.role, step.actor_role)
+    compare("note", row.note, step.note or None)
+    here = None if row.lon is None else (row.lon, row.lat)
+    there = None if step.lon is None else (step.lon, step.lat)
+    if (here is None) != (there is None) or here is not None and not all(
+            math.isclose(a, b, abs_tol=1e-9) for a, b in zip(here, there, strict=True)):
+        compare("location", here, there)
+    if row.step == "reported":
+        compare("category", row.category, category)
+        if row.channel is not None:
+            compare("channel", row.channel, details.get("channel"))
+    if row.step == "file" and row.category:
+        compare("category", row.category, details.get("category", category))
+    if row.step == "dispatch" and row.department:
+        department = context.departments.get(row.department)
+        earlier = context.departments.get(str(details.get("department_id")))
+        compare("department", department.name if department else row.department,
+                earlier.name if earlier else None)
+    if row.step == "extend" and details.get("deadline"):
+        compare("deadline", row.deadline, datetime.fromisoformat(details["deadline"]))
+    if row.step == "check":
+        compare("passed", row.passed, passed)
+    return found
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return f"({value[0]:.6f}, {value[1]:.6f})"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{str(value)!r:.60}"
+
+
+class _Replayer:
+    """Applies each step as the workflow's planner would, at the file's time; from nothing, or
+    from the state an imported case is stored in (``stored``)."""
+
+    def __init__(self, reference, category, place, context: _Context, problems: _Problems,
+                 stored: _Stored | None = None):
         self.reference, self.category, self.context = reference, category, context
         self.problems = problems
+        self.history: list[dict] = []
+        self.report: dict = {}
+        self.stored = stored
+        if stored is not None:
+            self.cal = context.calendar(stored.values["city_id"])
+            self.state: str | None = stored.values["state"]
+            self.v: dict = dict(stored.values)
+            return
         self.cal = context.calendar(place.city_id)
-        self.state: str | None = None
-        self.v: dict = {
+        self.state = None
+        self.v = {
             "code": reference, "city_id": place.city_id, "region_id": place.region.id,
             "grid_code": place.region.code, "category_id": category.id, "deadlines": {},
             "department_id": None, "worker_id": None, "handler_id": None, "reporter_id": None,
@@ -400,8 +564,6 @@ class _Replayer:
             "shelved_from": None, "accepted_at": None, "handled_at": None, "closed_at": None,
             "extension_count": 0, "rework_count": 0, "return_count": 0, "version": 0,
         }
-        self.history: list[dict] = []
-        self.report: dict = {}
 
     def take(self, row: _Row) -> bool:
         actor = self.context.users.get(row.actor)
@@ -542,7 +704,11 @@ class _Replayer:
         return "handled", "handle", {}
 
     def _check(self, row, actor):
-        return "checked", "check", {"passed": True}
+        if row.passed:
+            return "checked", "check", {"passed": True}
+        # the workflow's failed check: back to the department, as a rework that says so
+        target, action, details = self._rework(row, actor)
+        return target, action, {**details, "passed": False}
 
     def _close(self, row, actor):
         self.v["closed_at"] = row.at
@@ -596,6 +762,9 @@ class _Replayer:
     def result(self) -> _Case:
         self.v["state"] = self.state
         self.v["updated_at"] = self.history[-1]["at"]
+        if self.stored is not None:
+            return _Case(self.reference, self.v, self.history, self.report,
+                         self.stored.case_id, self.stored.values["version"])
         return _Case(self.reference, self.v, self.history, self.report)
 
 
@@ -617,12 +786,7 @@ def _write(batch: list[_Case]) -> None:
         insert(Case.__table__).returning(Case.__table__.c.id, sort_by_parameter_order=True),
         [{**{k: v for k, v in case.values.items() if k in case_columns},
           "location": _point(case.values["lon"], case.values["lat"])} for case in batch]).all()
-    db.session.execute(insert(CaseHistory.__table__), [
-        {"case_id": case_id, "actor_id": h["actor_id"], "actor_role": h["actor_role"],
-         "action": h["action"], "from_state": h["from_state"], "to_state": h["to_state"],
-         "at": h["at"], "location": _point(h["lon"], h["lat"]), "note": h["note"],
-         "details": _json(h["details"])}
-        for case, case_id in zip(batch, case_ids, strict=True) for h in case.history])
+    _write_history(zip(batch, case_ids, strict=True))
     db.session.execute(insert(Report.__table__), [{
         "reporter_key": f"u{case.report['reporter_id']}" if case.report["reporter_id"]
         else "anon",
@@ -632,3 +796,34 @@ def _write(batch: list[_Case]) -> None:
         "description": case.report["description"], "category_id": case.report["category_id"],
         "case_id": case_id, "created_at": case.report["at"]}
         for case, case_id in zip(batch, case_ids, strict=True)])
+
+
+def _write_history(cases) -> None:
+    """The history rows of (planned case, case id) pairs, as one multi-row INSERT."""
+    rows = [{"case_id": case_id, "actor_id": h["actor_id"], "actor_role": h["actor_role"],
+             "action": h["action"], "from_state": h["from_state"], "to_state": h["to_state"],
+             "at": h["at"], "location": _point(h["lon"], h["lat"]), "note": h["note"],
+             "details": _json(h["details"])}
+            for case, case_id in cases for h in case.history]
+    if rows:
+        db.session.execute(insert(CaseHistory.__table__), rows)
+
+
+_EXTEND_CASE = text("UPDATE cases SET " + ", ".join(
+    f"{name} = CAST(:{name} AS jsonb)" if name == "deadlines" else f"{name} = :{name}"
+    for name in STEP_COLUMNS) + " WHERE id = :id AND version = :stored_version RETURNING id")
+
+
+def _write_extensions(extensions: list[_Case]) -> None:
+    """Imported cases moved to their new state (only while they are as they were read), and
+    their later steps."""
+    for case in extensions:
+        values = {name: case.values[name] for name in STEP_COLUMNS}
+        values["deadlines"] = json.dumps(values["deadlines"] or {}, default=str)
+        if db.session.execute(_EXTEND_CASE, {**values, "id": case.case_id,
+                                             "stored_version": case.stored_version}
+                              ).one_or_none() is None:
+            db.session.rollback()
+            raise Conflict(f"{case.reference} was changed meanwhile; nothing was changed: "
+                           "import the file again.", code="conflict")
+    _write_history((case, case.case_id) for case in extensions)
