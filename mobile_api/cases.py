@@ -374,7 +374,8 @@ for _action in STEPS:
                         document_errors(blp, 400, 404, 409, 413, 415, 422, 429, notes={
                             404: "case_not_found",
                             409: "conflict (the case moved meanwhile or is not in a state for "
-                                 "this step), verification_required, request_pending, …",
+                                 "this step), verification_required, request_pending, "
+                                 "already_rated, …",
                             422: "invalid_input, too_far, photo_required, note_required, "
                                  "location_required, bad_extension, bad_rating, …",
                             429: "too_many_requests: steps are rate limited per user"})(

@@ -456,6 +456,9 @@ def _plan_self_handle(case, actor, data, now):
 def _plan_rate(case, actor, data, now):
     if data.rating is None or not 1 <= data.rating <= 5:
         raise InvalidInput("A rating is a whole number from 1 to 5.", code="bad_rating")
+    if case.rating is not None:
+        raise Conflict(f"Case {case.code} is already rated; a rating cannot be changed.",
+                       code="already_rated", rating=case.rating)
     return _Plan("closed", {"rating": data.rating, "rating_note": data.note}, "rate",
                  {"rating": data.rating}, extra_where="AND rating IS NULL")
 
