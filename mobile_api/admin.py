@@ -105,7 +105,11 @@ def get_user(user_id):
 @blp.response(200, PrivateUserSchema)
 @auth_required
 def update_user(data, user_id):
-    """Change a user's role, scope, department, password, profile or active flag."""
+    """Change a user's role, scope, department, password, profile or active flag.
+
+    Only to a role and scope inside the administrator's own (herself included). A new password
+    or disabling ends the user's tokens; any change of access closes their live connections.
+    """
     actor = current_user()
     user = operations.get_user(actor, user_id)
     if "department_id" in data:

@@ -238,7 +238,11 @@ def me():
 @blp.response(200, PrivateUserSchema)
 @auth_required
 def update_me(data):
-    """Change one's display name, contact details or password (the current one is needed)."""
+    """Change one's display name, contact details or password (the current one is needed).
+
+    A new password ends every token of the user, this request's included, and closes their
+    live connections: sign in again with the new password.
+    """
     user = operations.update_profile(current_user(), **data)
     db.session.commit()
     return user
