@@ -10,7 +10,7 @@ export PORT
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,gevent]'
 	touch $@
 
 install: $(VENV)/.installed maps/static/vendor/.installed
@@ -22,12 +22,13 @@ maps/static/vendor/.installed: package.json package-lock.json scripts/vendor-ass
 system-deps:
 	scripts/install-system-deps.sh
 
-## make demo: install, start the embedded PostGIS, migrate, load a demo city, serve on $(PORT).
+## make demo: install, start the embedded PostGIS, migrate, load a demo city, then serve it on
+## $(PORT) (gunicorn, gevent-websocket) with the background worker; Ctrl-C stops both.
 demo: install system-deps
 	$(GRIDMGR) db start
 	$(GRIDMGR) db upgrade
 	$(GRIDMGR) demo load
-	$(GRIDMGR) serve --port $(PORT)
+	$(GRIDMGR) demo serve --port $(PORT)
 
 ## make test: the same set-up, then lint and the whole test suite.
 test: install system-deps

@@ -83,7 +83,11 @@ def _random_points(district_code: str, count: int, seed: int) -> list[tuple[floa
 
 
 def _import_past_cases(district_code: str) -> int:
-    """Past cases in every outcome: closed on time or late, reworked, overdue, still open."""
+    """Past cases in every outcome: closed on time or late, reworked, overdue, still open.
+    Made once: their times count back from now, so a later load would write other times for
+    the same references, and imported history is not rewritten."""
+    if db.session.scalar(text("SELECT EXISTS (SELECT 1 FROM cases WHERE code = 'DEMO-0001')")):
+        return 0
     categories = db.session.execute(text(
         "SELECT c.code, d.name FROM categories c JOIN departments d ON d.id = c.department_id "
         "WHERE c.active AND c.code ~ '^[CE][0-9]{4}$' ORDER BY c.code")).all()

@@ -1,8 +1,12 @@
-"""``gridmgr demo load``: the demo city on 渝中区's real boundary."""
+"""``gridmgr demo load`` (the demo city on 渝中区's real boundary) and ``gridmgr demo serve``
+(the demo alive: server, background worker, the inspectors' phones and the operator's desk)."""
 
 from __future__ import annotations
 
+import os
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from gridmgr.errors import DomainError
@@ -30,3 +34,30 @@ def load_command() -> None:
                f"reports of today, {activity['inspectors']} patrol inspectors on duty")
     if result.users:
         click.echo(f"demo staff created (password {DEMO_PASSWORD}): {', '.join(result.users)}")
+
+
+@demo.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)),
+              show_default="PORT or 5000")
+def serve_command(host: str, port: int) -> None:
+    """Serve the demo with gunicorn (gevent-websocket) and run the background worker beside
+    it; the patrols' phones send positions and demo-operator files reports of the
+    automatically dispatched categories. Ctrl-C or SIGTERM stops everything."""
+    from gridmgr.demo.serving import apply_settings, run_demo
+    from gridmgr.demo.simulation import simulate
+
+    apply_settings(current_app)
+    raise SystemExit(run_demo(host, port, simulate))
+
+
+@demo.command("worker")
+@click.pass_context
+def worker_command(ctx: click.Context) -> None:
+    """``gridmgr worker`` with the demo's settings (a 3-minute acknowledgement limit unless
+    GRIDMGR_HOME/config.py sets GRIDMGR_ACCEPT_LIMIT); ``demo serve`` starts it."""
+    from gridmgr.demo.serving import apply_settings
+    from gridmgr.dispatch.cli import worker
+
+    apply_settings(current_app)
+    ctx.invoke(worker)

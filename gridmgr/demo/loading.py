@@ -22,13 +22,18 @@ import shapely
 from shapely.geometry import mapping
 from sqlalchemy import select, text
 
+from gridmgr.categories.models import Category
 from gridmgr.categories.operations import load_default_catalogue
 from gridmgr.demo.activity import load_activity
 from gridmgr.demo.layout import seeds_inside, voronoi_split
+from gridmgr.dispatch.duty import set_duty
+from gridmgr.dispatch.rosters import add_roster_entry, list_roster
 from gridmgr.extensions import db
 from gridmgr.grids.generation import generate_grids
 from gridmgr.grids.importing import import_regions
 from gridmgr.grids.models import City, Region
+from gridmgr.people import operations
+from gridmgr.people.models import User
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "demo"
 CITY_SLUG = "chongqing"
@@ -75,6 +80,19 @@ DEMO_USERS = [
     ("demo-chief", "duty_chief", None),
     ("demo-inspector", "inspector", "002"),  # 解放碑街道
 ]
+JIEFANGBEI = (106.5770, 29.5570)  # demo-inspector is rostered on the unit grid here
+
+# The subclasses a city's patrols report most, dispatched by the rules as soon as they are filed.
+LIVE_CATEGORIES = ("E0101", "E0103", "E0201", "E0501", "E0502", "E0504",
+                   "C0101", "C0111", "C0205", "C0302")
+# Their handling limit in the demo: minutes, so that a dispatched case turns yellow (80 %) and
+# red on the wall while one watches. They keep no acknowledgement limit of their own, so a
+# dispatch is escalated after GRIDMGR_ACCEPT_LIMIT (``gridmgr demo serve``: 3 minutes).
+LIVE_HANDLE_LIMIT = {"amount": 0.1, "unit": "urgent_hours"}  # 6 minutes
+# A staff account of each department those categories go to.
+DEPARTMENT_USERS = {"环卫中心": "demo-sanitation", "城管执法局": "demo-enforcement",
+                    "公安交管局": "demo-traffic-police", "市政管理委员会": "demo-municipal",
+                    "供水集团": "demo-water"}
 
 
 @dataclass
@@ -126,6 +144,7 @@ def load_demo(progress: bool = False) -> DemoResult:
     db.session.commit()
     result = DemoResult(city=CITY_SLUG, users=_demo_users())
     result.activity = load_activity(CITY_SLUG, DISTRICT_CODE, DEMO_PASSWORD)
+    result.users += _live_dispatch()
     result.counts = dict(db.session.execute(text(
         "SELECT r.level, count(*) FROM regions r JOIN cities c ON c.id = r.city_id "
         "WHERE c.slug = :slug GROUP BY r.level"), {"slug": CITY_SLUG}).all())
@@ -170,9 +189,6 @@ def _write_layer(path: Path, geoms: list, names: list[str], codes: list[str],
 
 def _demo_users() -> list[str]:
     """A few staff accounts to try the system with (password ``gridmgr-demo``), made once."""
-    from gridmgr.people import operations
-    from gridmgr.people.models import User
-
     made = []
     for username, role, scope in DEMO_USERS:
         if db.session.scalar(select(User.id).where(User.username == username)) is None:
@@ -182,4 +198,40 @@ def _demo_users() -> list[str]:
                 display_name=username)
             made.append(username)
     db.session.commit()
+    return made
+
+
+def _live_dispatch() -> list[str]:
+    """Switch automatic dispatch on for :data:`LIVE_CATEGORIES` with their short handling
+    limit, give each of their departments a staff account, and roster demo-inspector on the
+    unit grid at 解放碑, on duty (``gridmgr demo serve`` moves it along that grid). After the
+    four weeks of history, whose deadlines keep the catalogue's limits. Returns the accounts
+    made."""
+    made = []
+    for category in db.session.scalars(select(Category).where(
+            Category.code.in_(LIVE_CATEGORIES))):
+        category.auto_dispatch = True
+        limits = {stage: limit for stage, limit in (category.limits or {}).items()
+                  if stage != "accept"}
+        category.limits = {**limits, "handle": LIVE_HANDLE_LIMIT}
+        department = category.department
+        if department is None:
+            continue
+        username = DEPARTMENT_USERS.get(department.name, f"demo-department-{department.id}")
+        if db.session.scalar(select(User.id).where(User.username == username)) is None:
+            operations.create_user(operations.console_admin(), username, DEMO_PASSWORD,
+                                   "department", city=CITY_SLUG, department=department.id,
+                                   display_name=f"{department.name}值班员")
+            made.append(username)
+    db.session.commit()
+
+    inspector = db.session.scalar(select(User).where(User.username == "demo-inspector"))
+    if not list_roster(username=inspector.username):
+        street = f"{DISTRICT_CODE}002"
+        grid = db.session.scalar(text(
+            "SELECT code FROM regions WHERE level = 'grid' AND starts_with(code, :street) "
+            "ORDER BY ST_Distance(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)), code LIMIT 1"),
+            {"street": street, "lon": JIEFANGBEI[0], "lat": JIEFANGBEI[1]})
+        add_roster_entry(inspector.username, grid)
+    set_duty(inspector, True)
     return made
