@@ -17,8 +17,8 @@ Then, in one run, on this machine:
 and checks that every 201 became exactly one stored report (and one case). Each saturated turn
 also counts the CPU time (user + system) that the app's gunicorn processes and all PostgreSQL
 processes used per request, which says which side a change saved. A Flask hello app
-served the same way is measured before and after (the issue's yardstick for the machine, 4,958
-req/s on its reference machine): the machine's speed moves between sessions and within one.
+served the same way is measured before and after (the yardstick for the machine): the
+machine's speed moves from day to day and within a run.
 Prints the figures and writes ``bench/results/intake.json``.
 
     .venv/bin/python bench/intake.py --cases 1000000

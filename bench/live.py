@@ -10,7 +10,7 @@ server (``--api-process``). Times are ``time.monotonic()`` on both sides (one cl
 whole machine), taken when a response's status line arrives and when a phone reads a frame:
 
 - ``report_to_dispatched``: the report's 201 → the responsible worker's phone reads
-  ``case.dispatched`` (the issue's figure; includes the operator's filing request)
+  ``case.dispatched`` (the end-to-end figure; includes the operator's filing request)
 - ``created``: the report's 201 → each phone of the grid reads ``case.created``
 - ``dispatched``: the filing's 200 (the dispatch committed) → the worker reads ``case.dispatched``
 

@@ -4,9 +4,9 @@ row. Nothing else: no validation library, no ORM, no auth, no history, no live e
 
 It is written as fast as such an app can be, with what gridmgr itself uses: one server-side
 prepared statement per connection, planned once (``force_generic_plan``), that locates and
-inserts in one round trip on an autocommit connection. Before the sixth session it ran the
-lookup unprepared, then the insert, then a COMMIT: 1,064/s against 1,474/s for this one in
-alternating turns on the same machine, so the ratios measured against it were too kind.
+inserts in one round trip on an autocommit connection. Run unprepared, the lookup then the
+insert then a COMMIT, it took 1,064/s against 1,474/s for this one in alternating turns on the
+same machine: a slower ceiling would make gridmgr's share of it look larger than it is.
 
 Serve it like the real app: ``gunicorn -w 4 'bench.minimal_app:create_app()'`` with
 ``DATABASE_URL`` set. ``bench/intake.py`` does this and compares.
@@ -74,9 +74,9 @@ def create_app() -> Flask:
 
 
 def create_hello_app() -> Flask:
-    """The machine's yardstick: the issue's "Flask hello endpoint" (4,958 req/s on its
-    reference machine), served and loaded as the two apps are. ``bench/intake.py`` measures it
-    before and after the apps, so that each run says how fast the machine was."""
+    """The machine's yardstick: a Flask "hello" endpoint, served and loaded as the two apps
+    are. ``bench/intake.py`` measures it before and after the apps, so that each run says how
+    fast the machine was."""
     app = Flask(__name__)
 
     @app.get("/")
