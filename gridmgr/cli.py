@@ -93,6 +93,7 @@ def _register_domain_commands() -> None:
     """Each domain brings its own commands (``gridmgr/<domain>/cli.py``)."""
     from gridmgr.calendar.cli import calendar
     from gridmgr.categories.cli import categories
+    from gridmgr.cluster.cli import cluster
     from gridmgr.demo.cli import demo
     from gridmgr.dispatch.cli import roster, worker
     from gridmgr.evaluation.cli import stats_command
@@ -104,7 +105,7 @@ def _register_domain_commands() -> None:
     from gridmgr.reports.cli import report_command
 
     for command in (grids, demo, users, departments, categories, calendar, roster, worker,
-                    cases, stats_command, report_command, open311, export_command):
+                    cases, stats_command, report_command, open311, export_command, cluster):
         main.add_command(command)
 
 
