@@ -2,6 +2,8 @@
 
 Each answers one table for a period (``period=YYYY-MM`` or ``start``/``end``), inside the
 caller's scope, as JSON or, with ``format=csv`` or ``Accept: text/csv``, as a CSV download.
+Every region of the level, department and active category has a row, with zero counts, null
+rates and no grade when nothing happened there.
 Definitions: docs/evaluation.md; rules: ``gridmgr.evaluation``.
 """
 
@@ -48,7 +50,8 @@ class StatsRowSchema(Schema):
     username = fields.String(metadata={"description": "people"})
     role = fields.String(metadata={"description": "people"})
     region_code = fields.String(allow_none=True, metadata={"description": "people"})
-    score = fields.Float(allow_none=True, metadata={"description": "0-100; null: no data"})
+    score = fields.Float(allow_none=True, metadata={
+        "description": "0-100; null: too little data (a row with zero counts has none)"})
     grade = fields.String(allow_none=True, metadata={"description": "A-E"})
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     rates = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True),

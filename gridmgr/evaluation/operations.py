@@ -43,7 +43,8 @@ def city_table(table: str, city_id: int, *, prefix: str | None = None,
         raise NotFound(f"No region has the code {prefix}.", code="unknown_region")
     span = periods.resolve(calendar_for_city(city_id).tz, period, start, end)
     length = max(_level_length(level, prefix), len(prefix or ""))
-    rows = evaluate(table, span, city_id, level=length, prefix=prefix)
+    # every region, department and category is listed, with zeros when nothing happened
+    rows = evaluate(table, span, city_id, level=length, prefix=prefix, idle=True)
     return {"table": table, "city_id": city_id, "region": prefix,
             "level": next(name for name, n in CODE_LENGTH.items() if n == length)
             if table == "regions" else None,

@@ -37,13 +37,39 @@ GROUP BY a.code
 
 
 def evaluate(table: str, period: Period, city_id: int, *, level: int = 15,
-             prefix: str | None = None) -> list[dict]:
+             prefix: str | None = None, idle: bool = False) -> list[dict]:
     """Rows of ``table`` (regions, departments, categories, people): key, name, counts,
-    rates, and for regions, departments and inspectors a score and grade."""
+    rates, and for regions, departments and inspectors a score and grade. ``idle``: also a
+    zero row for every region of the level under the prefix, every department of the city and
+    every active category that had nothing in the period."""
     rows = indicators.compute(_GROUPING[table], period, city_id, level=level, prefix=prefix)
+    if idle and table != "people":
+        rows = _with_idle(rows, _IDLE_KEYS[table], {
+            "city": city_id, "prefix": (prefix or "") + "%",
+            "level": max(level, len(prefix or ""))})
     config = scores.weights()
     return {"regions": _regions, "departments": _departments, "categories": _categories,
             "people": _people}[table](rows, period, city_id, prefix, config)
+
+
+# The groups a table lists even when they had nothing in the period.
+_IDLE_KEYS = {
+    "regions": text("SELECT code FROM regions WHERE city_id = :city AND length(code) = :level "
+                    "AND code LIKE :prefix"),
+    "departments": text("SELECT id::text FROM departments "
+                        "WHERE city_id = :city OR city_id IS NULL"),
+    "categories": text("SELECT id::text FROM categories WHERE active"),
+}
+
+
+def _with_idle(rows: list[IndicatorRow], keys: text, params: dict) -> list[IndicatorRow]:
+    """``rows`` and a row of zero counts (rates null: nothing to divide) for every key the
+    statement names that has none, in key order as :func:`indicators.compute` gives them."""
+    found = {row.key for row in rows}
+    zero = dict.fromkeys(indicators.COUNTS, 0)
+    idle = [IndicatorRow(key, dict(zero), indicators.rates_of(zero))
+            for key in db.session.scalars(keys, params) if key not in found]
+    return sorted([*rows, *idle], key=lambda row: (row.key is None, row.key))
 
 
 def missed_rates(area_codes: list[str], period: Period, city_id: int) -> dict[str, float | None]:
