@@ -97,14 +97,14 @@ def _register_domain_commands() -> None:
     from gridmgr.demo.cli import demo
     from gridmgr.dispatch.cli import roster, worker
     from gridmgr.evaluation.cli import stats_command
-    from gridmgr.grids.cli import grids
+    from gridmgr.grids.cli import cities, grids
     from gridmgr.legacy.cli import cases
     from gridmgr.open311.cli import open311
     from gridmgr.opendata.cli import export_command
     from gridmgr.people.cli import departments, users
     from gridmgr.reports.cli import report_command
 
-    for command in (grids, demo, users, departments, categories, calendar, roster, worker,
+    for command in (grids, cities, demo, users, departments, categories, calendar, roster, worker,
                     cases, stats_command, report_command, open311, export_command, cluster):
         main.add_command(command)
 

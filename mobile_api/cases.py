@@ -62,6 +62,8 @@ class CaseListQuery(Schema):
     since = fields.AwareDateTime(metadata={"description": "changed at or after"})
     cursor = fields.String(validate=validate.Length(1, 64))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    city = fields.String(validate=validate.Length(1, 64),
+                         metadata={"description": "city slug, for platform-wide users"})
 
 
 class NearbyCasesQuery(Schema):
@@ -238,7 +240,9 @@ class CaseStepFormSchema(CaseStepSchema):
 @auth_required
 @blp.arguments(CaseListQuery, location="query")
 @blp.response(200, CasePageSchema)
-@document_errors(blp, 422, notes={422: "invalid_input, bad_cursor"})
+@document_errors(blp, 403, 404, 422, notes={403: "forbidden: another city than yours",
+                                             404: "unknown_city",
+                                             422: "invalid_input, bad_cursor"})
 def get_cases(query):
     """Cases the caller may see, newest first, filtered; cursor pagination."""
     return case_list(list_cases(current_user(), **query))

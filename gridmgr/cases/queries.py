@@ -91,10 +91,19 @@ def scope_where(user: User, params: dict) -> str:
 def list_cases(user: User, *, state: list[str] | None = None, category: str | None = None,
                region: str | None = None, clock: str | None = None,
                since: datetime | None = None, cursor: str | None = None,
-               limit: int = 50) -> dict:
-    """Cases the user may see, newest first, filtered; ``next_cursor`` pages on."""
+               limit: int = 50, city: str | None = None) -> dict:
+    """Cases the user may see, newest first, filtered; ``next_cursor`` pages on. ``city``
+    (a slug) chooses one city of the platform: another than the user's own is refused."""
     params: dict = {"limit": min(max(limit, 1), MAX_PAGE)}
     where = [scope_where(user, params)]
+    if city:
+        from gridmgr.evaluation.operations import city_id_for
+
+        params["city"] = city_id_for(city)
+        # No assignee here: being assigned a case opens that case, not its city.
+        authorize(user, "case.view", region_code=scope_filter(user), city_id=params["city"],
+                  reporter_id=user.id, department_id=user.department_id)
+        where.append("c.city_id = :city")
     if state and len(set(state)) == 1:
         # One state walks ix_cases_city_state newest first; "= ANY" cannot keep that order.
         where.append("c.state = :state")

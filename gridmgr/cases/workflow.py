@@ -46,7 +46,7 @@ from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
 from gridmgr.people.models import Department, User
-from gridmgr.people.policy import authorize, can
+from gridmgr.people.policy import authorize, can, user_city_id
 
 DEFAULT_RADIUS_M = 200.0
 YELLOW_SHARE = 0.8
@@ -592,6 +592,9 @@ def _department(ref: str | None, case: Case) -> Department | None:
     if found is None:
         raise InvalidInput(f"No department is called or numbered {ref!r:.60}.",
                            code="unknown_department")
+    if found.city_id is not None and found.city_id != case.city_id:
+        raise InvalidInput(f"The department {found.name!r:.60} belongs to another city than "
+                           f"case {case.code}.", code="department_of_another_city")
     return found
 
 
@@ -611,4 +614,11 @@ def _worker(ref: str | None, case: Case) -> User | None:
     if found is None or not found.is_active or found.role not in ("inspector", "department"):
         raise InvalidInput(f"No active grid worker or department member is {ref!r:.60}.",
                            code="unknown_worker")
+    # A worker of no city (nor of a department of one) serves every city of the platform.
+    city = user_city_id(found)
+    if city is None and found.department is not None:
+        city = found.department.city_id
+    if city is not None and city != case.city_id:
+        raise InvalidInput(f"{found.username!r:.60} works in another city than case "
+                           f"{case.code}.", code="worker_of_another_city")
     return found

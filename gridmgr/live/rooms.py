@@ -7,8 +7,11 @@ ancestor region, so a street's centre sees everything in its street.
 
 from __future__ import annotations
 
-from gridmgr.grids.models import CODE_LENGTH
-from gridmgr.people.models import User
+from sqlalchemy import select
+
+from gridmgr.extensions import db
+from gridmgr.grids.models import CODE_LENGTH, Region
+from gridmgr.people.models import Department, User
 from gridmgr.people.policy import can, user_city_id
 
 _PREFIX_LENGTHS = sorted(CODE_LENGTH.values())
@@ -61,4 +64,19 @@ def may_join(user: User, room: str) -> bool:
     """True when the policy lets ``user`` listen to ``room``."""
     kind, _, value = room.partition(":")
     region_code = value if kind == "region" else None
-    return can(user, "live.join", region_code=region_code, city_id=user_city_id(user), room=room)
+    return can(user, "live.join", region_code=region_code, city_id=user_city_id(user), room=room,
+               room_city_id=_room_city(kind, value, user_city_id(user)))
+
+
+def _room_city(kind: str, value: str, own_city: int | None) -> int | None:
+    """The city a region or department room belongs to (None: no city, or every city).
+
+    Codes are unique only within a city: a code the user's own city has is taken as its own.
+    """
+    if not value.isdigit() or len(value) > 15 or kind not in ("region", "department"):
+        return None
+    if kind == "department":
+        return db.session.scalar(select(Department.city_id).where(Department.id == int(value)))
+    return db.session.scalar(
+        select(Region.city_id).where(Region.code == value)
+        .order_by((Region.city_id == (own_city or 0)).desc()).limit(1))

@@ -16,7 +16,8 @@ raises). A decision has three parts:
    department; the worker a case is assigned to sees and works it even outside their scope),
    ``handler_id`` (nobody checks their own handling), ``worker_id`` (duty and
    position only for oneself unless one manages rosters), ``room`` for ``live.join``
-   (``city:{id}``, ``region:{code}``, ``department:{id}``, ``worker:{user_id}``),
+   (``city:{id}``, ``region:{code}``, ``department:{id}``, ``worker:{user_id}``; with
+   ``room_city_id``, the city of a region or department room: only one's own city's),
    ``every_city`` for ``admin.users`` / ``admin.departments`` (a staff user or a department
    of no city reaches every city: only an administrator of no city manages it).
 
@@ -222,6 +223,10 @@ def _live_room(user: User, ctx: dict) -> str | None:
     if kind == "worker":
         return None if value == str(user.id) else refused
     if user.role == "citizen":
+        return refused
+    # The city of a region or department room (gridmgr.live.rooms): another city's is closed.
+    room_city, own_city = ctx.get("room_city_id"), user_city_id(user)
+    if room_city is not None and own_city is not None and room_city != own_city:
         return refused
     if kind == "department":
         if user.role == "department":
