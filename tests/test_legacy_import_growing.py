@@ -4,16 +4,20 @@ only what is new — the later steps of cases imported before, and the new cases
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from cityfixtures import city_fixture  # noqa: F401
+from shapely.geometry import MultiPolygon, box
 from sqlalchemy import text
 
 from gridmgr.cases.workflow import StepInput, take_step
+from gridmgr.categories.operations import load_default_catalogue
 from gridmgr.cli import main
 from gridmgr.errors import DomainError
 from gridmgr.evaluation.operations import city_table
 from gridmgr.extensions import db
+from gridmgr.grids.models import City, Region
 from gridmgr.legacy.importing import import_history
 from gridmgr.people.models import User
 
@@ -294,3 +298,32 @@ def test_a_passed_column_that_is_not_yes_or_no_is_refused(insp, tmp_path):
     assert [(p["row"], p["problem"]) for p in refused.value.details["problems"]] == [
         (8, "bad_passed"), (9, "passed_not_check")]
     assert (_count("cases"), _count("case_history")) == (0, 0)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+def test_the_documented_first_week_then_the_whole_export(app_ctx, runner):
+    """docs/history-import.md: history-week1.csv, then history.csv, in 渝中区."""
+    city = City(slug="chongqing", name="重庆市", timezone="Asia/Shanghai")
+    db.session.add(city)
+    db.session.flush()
+    parent = None
+    for level, code in (("district", "500103"), ("street", "500103001"),
+                        ("community", "500103001001"), ("grid", "500103001001001")):
+        parent = Region(city_id=city.id, level=level, code=code, name=code,
+                        parent_id=parent.id if parent else None, area_m2=1e7,
+                        geom=f"SRID=4326;{MultiPolygon([box(106.50, 29.53, 106.60, 29.58)]).wkt}")
+        db.session.add(parent)
+        db.session.flush()
+    load_default_catalogue()
+    db.session.commit()
+    week1 = runner.invoke(main, args=["cases", "import", str(EXAMPLES / "history-week1.csv")])
+    assert week1.output == "imported 3 cases with 16 steps.\n", repr(week1.exception)
+    whole = runner.invoke(main, args=["cases", "import", str(EXAMPLES / "history.csv")])
+    assert whole.output == ("imported 1 cases with 2 steps; extended YZ2025-000102 (+6 steps); "
+                            "skipped YZ2025-000101, YZ2025-000103 (nothing new).\n")
+    assert db.session.execute(text("SELECT code, state, version, rework_count FROM cases "
+                                   "ORDER BY code")).all() == [
+        ("YZ2025-000101", "closed", 8, 0), ("YZ2025-000102", "closed", 12, 1),
+        ("YZ2025-000103", "closed", 2, 0), ("YZ2025-000104", "cancelled", 2, 0)]
