@@ -114,8 +114,10 @@ def _import_models() -> None:
     import gridmgr.evaluation.models  # noqa: F401
     import gridmgr.grids.models  # noqa: F401
     import gridmgr.live.outbox  # noqa: F401
+    import gridmgr.notify.models  # noqa: F401
     import gridmgr.open311.models  # noqa: F401
     import gridmgr.people.models  # noqa: F401
+    import gridmgr.webhooks.models  # noqa: F401
 
 
 def _instance_secret(home: Path) -> str:

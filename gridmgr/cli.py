@@ -99,13 +99,16 @@ def _register_domain_commands() -> None:
     from gridmgr.evaluation.cli import stats_command
     from gridmgr.grids.cli import cities, grids
     from gridmgr.legacy.cli import cases
+    from gridmgr.notify.cli import notify
     from gridmgr.open311.cli import open311
     from gridmgr.opendata.cli import export_command
     from gridmgr.people.cli import departments, users
     from gridmgr.reports.cli import report_command
+    from gridmgr.webhooks.cli import webhooks
 
     for command in (grids, cities, demo, users, departments, categories, calendar, roster, worker,
-                    cases, stats_command, report_command, open311, export_command, cluster):
+                    cases, stats_command, report_command, open311, export_command, cluster,
+                    notify, webhooks):
         main.add_command(command)
 
 

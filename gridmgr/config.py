@@ -80,6 +80,34 @@ class Config:
     WTF_CSRF_CHECK_DEFAULT = False
     WTF_CSRF_TIME_LIMIT = None
 
+    # Notifications and webhooks (gridmgr.notify, gridmgr.webhooks; docs/notifications.md).
+    # Links in messages start with this address.
+    GRIDMGR_PUBLIC_URL = os.environ.get("GRIDMGR_PUBLIC_URL", "http://127.0.0.1:5000")
+    GRIDMGR_LANGUAGE = os.environ.get("GRIDMGR_LANGUAGE", "zh")  # when a reporter said none
+    GRIDMGR_SMTP_URL = os.environ.get("GRIDMGR_SMTP_URL")  # smtp://user:pw@host:587, smtps://
+    GRIDMGR_MAIL_FROM = os.environ.get("GRIDMGR_MAIL_FROM", "gridmgr@localhost")
+    GRIDMGR_SMS_GATEWAY_URL = os.environ.get("GRIDMGR_SMS_GATEWAY_URL")
+    # The gateway's request body; {to} and {text} are filled in (JSON-escaped for JSON).
+    GRIDMGR_SMS_BODY_TEMPLATE = os.environ.get(
+        "GRIDMGR_SMS_BODY_TEMPLATE", '{"to": "{to}", "text": "{text}"}')
+    GRIDMGR_SMS_CONTENT_TYPE = os.environ.get("GRIDMGR_SMS_CONTENT_TYPE", "application/json")
+    GRIDMGR_WEB_PUSH = os.environ.get("GRIDMGR_WEB_PUSH", "1") == "1"
+    # Who is told what (comma-separated kinds; empty: nobody).
+    GRIDMGR_NOTIFY_REPORTERS = os.environ.get("GRIDMGR_NOTIFY_REPORTERS",
+                                              "filed,cancelled,handled,closed")
+    GRIDMGR_NOTIFY_STAFF = os.environ.get("GRIDMGR_NOTIFY_STAFF",
+                                          "dispatched,escalated,approval")
+    # Retries: after base × 2^attempts seconds, at most max apart; messages are given up
+    # after GIVE_UP seconds (webhook deliveries never: their endpoint is paused instead).
+    GRIDMGR_NOTIFY_RETRY_SECONDS = float(os.environ.get("GRIDMGR_NOTIFY_RETRY_SECONDS", 10))
+    GRIDMGR_NOTIFY_RETRY_MAX_SECONDS = float(
+        os.environ.get("GRIDMGR_NOTIFY_RETRY_MAX_SECONDS", 600))
+    GRIDMGR_NOTIFY_GIVE_UP_SECONDS = float(
+        os.environ.get("GRIDMGR_NOTIFY_GIVE_UP_SECONDS", 2 * 86400))
+    GRIDMGR_NOTIFY_POLL_SECONDS = float(os.environ.get("GRIDMGR_NOTIFY_POLL_SECONDS", 0.5))
+    GRIDMGR_NOTIFY_TIMEOUT_SECONDS = float(os.environ.get("GRIDMGR_NOTIFY_TIMEOUT_SECONDS", 10))
+    GRIDMGR_WEBHOOK_PAUSE_AFTER = int(os.environ.get("GRIDMGR_WEBHOOK_PAUSE_AFTER", 20))
+
     # City defaults (a city can override its own).
     GRIDMGR_TIMEZONE = os.environ.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")
     GRIDMGR_UNIT_GRID_AREA_M2 = float(os.environ.get("GRIDMGR_UNIT_GRID_AREA_M2", 10_000))

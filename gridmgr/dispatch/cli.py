@@ -67,16 +67,21 @@ def _line(entry: dict) -> str:
               help="Seconds to wait when nothing is due.")
 @with_appcontext
 def worker(interval: float) -> None:
-    """Run timed work: auto-dispatch, acknowledgement timeouts (督办), clock events.
+    """Run timed work: auto-dispatch, acknowledgement timeouts (督办), clock events; and
+    send notifications and webhook deliveries (a loop of its own beside the jobs).
 
     Run one or several; each job is done once. Stops cleanly on SIGTERM or Ctrl-C.
     """
+    from flask import current_app
+
     from gridmgr.dispatch.jobs import work
+    from gridmgr.notify import engine
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     click.echo(f"gridmgr worker started (idle interval {interval:g} s)")
+    engine.start(current_app._get_current_object(), stop)
     work(stop, interval)
     click.echo("gridmgr worker stopped")
