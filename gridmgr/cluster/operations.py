@@ -230,19 +230,21 @@ def down(home: Path, echo: Callable[[str], None] = print) -> list[str]:
     """Stop every process ``up`` started: the gridmgr processes, HAProxy, the replicas, the
     primary (so no replica takes over while the cluster stops), then etcd. The names stopped."""
     layout = Layout(home)
-    stopped = []
+    if not layout.ports:
+        return []
     leader = next((m["name"] for m in _members(layout) if m.get("role") == "leader"), None)
-    nodes = sorted(layout.nodes, key=lambda n: n.name == leader) if layout.ports else []
-    order = [*WORKER_NAMES, *SERVER_NAMES, "haproxy", *(n.name for n in nodes), "etcd"]
-    for name in order:
-        if processes.stop(layout.pids.get(name), layout.folder, timeout=60):
-            stopped.append(name)
+    replicas = [n.name for n in layout.nodes if n.name != leader]
+    stopped = []
+    for group in ([*WORKER_NAMES, *SERVER_NAMES, "haproxy"], replicas, [leader], ["etcd"]):
+        names = processes.stop({name: layout.pids[name] for name in group
+                                if name in layout.pids}, layout.folder, timeout=60)
+        stopped += names
+        for name in names:
             echo(f"stopped {name}")
-        if name in {n.name for n in nodes}:
-            _stop_postmaster(next(n for n in nodes if n.name == name))
+    for node in layout.nodes:
+        _stop_postmaster(node)
     layout.pids = {}
-    if layout.ports:
-        layout.save()
+    layout.save()
     return stopped
 
 

@@ -64,22 +64,23 @@ def is_running(pid: int | None, folder: Path) -> bool:
     return f"{MARKER}={folder}".encode() in environ
 
 
-def stop(pid: int | None, folder: Path, timeout: float = 30.0) -> bool:
-    """SIGTERM, then SIGKILL after ``timeout`` seconds; whether it was running."""
-    if not is_running(pid, folder):
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+def stop(pids: dict[str, int], folder: Path, timeout: float = 30.0) -> list[str]:
+    """SIGTERM each named process of the cluster at once, SIGKILL those still running after
+    ``timeout`` seconds; the names of those that were running."""
+    running = {name: pid for name, pid in pids.items() if is_running(pid, folder)}
+    for pid in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if not is_running(pid, folder):
-            return True
+    while time.monotonic() < end and any(is_running(p, folder) for p in running.values()):
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    while is_running(pid, folder):
+    for pid in running.values():
+        if is_running(pid, folder):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    while any(is_running(p, folder) for p in running.values()):
         time.sleep(0.05)
-    return True
+    return list(running)
 
 
 def postmaster_pid(datadir: Path) -> int | None:
