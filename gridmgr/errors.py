@@ -1,15 +1,63 @@
-"""Structured errors: every refusal is a 4xx with a machine-readable code and a sentence."""
+"""Structured errors: every refusal is a 4xx with a machine-readable code and a sentence.
+
+The sentence follows the caller's ``Accept-Language`` (``zh``, ``zh-CN``, … get Chinese; any
+other language, or none, English); the code is the same in every language. Sentences are
+translated from the catalogue in ``gridmgr/translations`` when the answer is written: a plain
+sentence by its exact English text, a :class:`Sentence` by its template, its values put in
+afterwards (each one translated too when the catalogue has it, e.g. a role or an action).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import time
+from pathlib import Path
 
 import psycopg2
-from flask import Flask, jsonify
+from flask import Flask, has_request_context, jsonify, request
+from flask_babel import Domain, force_locale
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
+
+API_LANGUAGES = ("en", "zh")
+TRANSLATIONS = Path(__file__).parent / "translations"
+_catalogue = Domain(translation_directories=str(TRANSLATIONS))
+
+
+class Sentence(str):
+    """An English sentence made from a ``%(name)s`` template, kept so that the error answer
+    can translate the template and fill it in again: ``Sentence("No case has the id
+    %(id)s.", id=7)``. It is the English text wherever a plain string is expected."""
+
+    template: str
+    values: dict
+
+    def __new__(cls, template: str, **values) -> Sentence:
+        sentence = super().__new__(cls, template % values if values else template)
+        sentence.template, sentence.values = template, values
+        return sentence
+
+
+def api_language() -> str:
+    """The request's language for error sentences: zh for any zh-*, else en."""
+    if not has_request_context():
+        return "en"
+    return request.accept_languages.best_match(API_LANGUAGES) or "en"
+
+
+def translate(message: str) -> str:
+    """``message`` in the request's language (unchanged in English or when not catalogued)."""
+    language = api_language()
+    if language == "en" or not message:
+        return str(message)
+    with force_locale(language):
+        if isinstance(message, Sentence):
+            values = {name: _catalogue.gettext(value) if isinstance(value, str) and value
+                      else value for name, value in message.values.items()}
+            return _catalogue.gettext(message.template) % values if values \
+                else _catalogue.gettext(message.template)
+        return _catalogue.gettext(message)
 
 
 class DomainError(Exception):
@@ -71,7 +119,7 @@ class InvalidInput(DomainError):
 
 
 def error_response(code: str, message: str, status: int, details: dict | None = None):
-    body = {"code": code, "message": message}
+    body = {"code": code, "message": translate(message)}
     if details:
         body["details"] = details
     return jsonify(error=body), status

@@ -25,7 +25,7 @@ from gridmgr.cases.queries import (
     tasks_for,
 )
 from gridmgr.cases.workflow import STEPS, StepInput, take_step
-from gridmgr.errors import RateLimited
+from gridmgr.errors import RateLimited, Sentence
 from gridmgr.extensions import limiter
 from gridmgr.geo.coords import COORD_SYSTEMS
 from mobile_api.auth import auth_optional, auth_required, current_user
@@ -335,7 +335,8 @@ class StepLimit:
             allowed = strategy.hit(limit, "case_steps", who)
         if not allowed:
             reset = strategy.get_window_stats(limit, "case_steps", who).reset_time
-            raise RateLimited(f"Too many steps from this user: {limit}.",
+            raise RateLimited(Sentence("Too many steps from this user: %(limit)s.",
+                                       limit=str(limit)),
                               retry_after=max(1, math.ceil(reset - time.time())))
 
     def _local(self, storage) -> FixedWindowRateLimiter:

@@ -22,7 +22,7 @@ from gridmgr.cases.intake import ReportInput, refuse_invalid_text, submit_report
 from gridmgr.cases.models import CHANNELS
 from gridmgr.cases.photos import photo_file, store_photo
 from gridmgr.cases.queries import tracked_report
-from gridmgr.errors import InvalidInput, NotFound, RateLimited
+from gridmgr.errors import InvalidInput, NotFound, RateLimited, Sentence
 from gridmgr.extensions import limiter
 from gridmgr.geo.coords import COORD_SYSTEMS
 from gridmgr.shared_counts import BatchedWindowCounts
@@ -263,13 +263,15 @@ class IntakeLimit:
                 pass
             else:
                 if hit.used > limit.amount:
-                    raise RateLimited(f"Too many reports from this address: {limit}.",
+                    raise RateLimited(Sentence("Too many reports from this address: "
+                                               "%(limit)s.", limit=str(limit)),
                                       retry_after=hit.retry_after())
                 return
         strategy = self._memory if isinstance(storage, RedisStorage) else self._local(storage)
         if not strategy.hit(limit, "intake", address):
             reset = strategy.get_window_stats(limit, "intake", address).reset_time
-            raise RateLimited(f"Too many reports from this address: {limit}.",
+            raise RateLimited(Sentence("Too many reports from this address: %(limit)s.",
+                                       limit=str(limit)),
                               retry_after=max(1, math.ceil(reset - time.time())))
 
     def _local(self, storage) -> FixedWindowRateLimiter:

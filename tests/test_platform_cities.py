@@ -318,3 +318,55 @@ def test_a_chief_dispatches_to_her_own_citys_worker(platform, client, make_user)
                          headers=bearer(platform.cq_chief))
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["state"] == "dispatched"
+
+
+# --- error sentences in the caller's language -----------------------------------------------
+
+def _refusal(answer, status: int) -> tuple[str, str]:
+    assert answer.status_code == status, answer.get_json()
+    error = answer.get_json()["error"]
+    return error["code"], error["message"]
+
+
+def test_a_refusal_speaks_chinese_to_a_chinese_phone_and_english_otherwise(
+        platform, client):
+    url = f"/api/v1/cases/{platform.bj_case}"
+    sentences = {}
+    for language in ("zh-CN,zh;q=0.9,en;q=0.8", "en", None):
+        headers = {**bearer(platform.cq_chief),
+                   **({"Accept-Language": language} if language else {})}
+        sentences[language] = _refusal(client.get(url, headers=headers), 403)
+    assert sentences["zh-CN,zh;q=0.9,en;q=0.8"] == ("forbidden", "值班长无权在该城市查看此案件。")
+    assert sentences["en"] == ("forbidden", "A duty chief may not see this case in that city.")
+    assert sentences[None] == sentences["en"]
+
+
+@pytest.mark.parametrize(("request_", "status", "code", "zh", "en"), [
+    (lambda c, h: c.get("/api/v1/cases/987654", headers=h), 404, "case_not_found",
+     "没有编号为 987654 的案件。", "No case has the id 987654."),
+    (lambda c, h: c.get("/api/v1/cases", query_string={"limit": 0}, headers=h), 422,
+     "invalid_input", "请求体或查询参数无效。", "The request body or query is not valid."),
+    (lambda c, h: c.get("/api/v1/cases", headers={k: v for k, v in h.items()
+                                                  if k != "Authorization"}),
+     401, "token_missing", "此请求需要 Bearer 令牌。", "This request needs a bearer token."),
+    (lambda c, h: c.get("/api/v1/cases/nearby", headers=h, query_string={
+        "lon": JIEFANGBEI[0], "lat": JIEFANGBEI[1], "category": "Z9999"}), 422,
+     "unknown_category", "没有代码为 'Z9999' 的启用类别。",
+     "No active category has the code 'Z9999'."),
+    (lambda c, h: c.post("/api/v1/reports", headers=h, data="{not json",
+                         content_type="application/json"), 400, "malformed_json",
+     "请求体不是有效的 JSON。", "The body is not valid JSON."),
+    (lambda c, h: c.post("/api/v1/reports", headers=h, json={
+        "lon": 121.47, "lat": 31.23, "category": CATEGORY, "description": "上海"}), 422,
+     "outside_city", "点 (121.470000, 31.230000) 不在本市任何区域内。",
+     "The point (121.470000, 31.230000) is outside every region of the city."),
+])
+def test_common_refusals_in_chinese_and_english_with_the_same_code(
+        platform, client, request_, status, code, zh, en):
+    headers = bearer(platform.cq_chief)
+    reports = db.session.scalar(text("SELECT count(*) FROM reports"))
+    assert _refusal(request_(client, {**headers, "Accept-Language": "zh-CN"}), status) == (
+        code, zh)
+    assert _refusal(request_(client, {**headers, "Accept-Language": "en-GB"}), status) == (
+        code, en)
+    assert db.session.scalar(text("SELECT count(*) FROM reports")) == reports

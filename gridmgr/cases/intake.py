@@ -39,7 +39,7 @@ from gridmgr.cases.events import (
 from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
 from gridmgr.cases.photos import StoredPhoto, attach_photos
 from gridmgr.database.prepared import Prepared, autocommit_connection
-from gridmgr.errors import Conflict, InvalidInput, NotFound
+from gridmgr.errors import Conflict, InvalidInput, NotFound, Sentence
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
 from gridmgr.grids.locating import OutsideCity, locate
@@ -339,7 +339,8 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
         if row.region_id is None:
             raise OutsideCity(lon, lat)
         if row.category_id is None:
-            raise InvalidInput(f"No active category has the code {data.category!r:.60}.",
+            raise InvalidInput(Sentence("No active category has the code %(code)s.",
+                                        code=f"{data.category!r:.60}"),
                                code="unknown_category")
         if row.report_id is not None:
             break
@@ -381,7 +382,8 @@ def category_by_code(code: str):
     found = db.session.execute(db.select(Category).where(
         Category.code == code, Category.active.is_(True))).scalar_one_or_none()
     if found is None:
-        raise InvalidInput(f"No active category has the code {code!r:.60}.",
+        raise InvalidInput(Sentence("No active category has the code %(code)s.",
+                                        code=f"{code!r:.60}"),
                            code="unknown_category")
     return found
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from gridmgr.errors import NotFound
+from gridmgr.errors import NotFound, Sentence
 from gridmgr.extensions import db
 
 STATES = ("reported", "verified", "filed", "cancelled", "dispatched", "accepted", "handled",
@@ -47,7 +47,7 @@ def check_case_id(case_id: int) -> None:
     any statement runs: a prepared statement would fail on it (500), and a plain one would
     compare it as a numeric and read the whole table."""
     if not 0 < case_id <= BIGINT_MAX:
-        raise NotFound(f"No case has the id {case_id}.", code="case_not_found")
+        raise NotFound(Sentence("No case has the id %(id)s.", id=case_id), code="case_not_found")
 
 
 def _in(values: tuple[str, ...]) -> str:

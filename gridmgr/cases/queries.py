@@ -18,7 +18,7 @@ from gridmgr.cases.views import (
     reporter_case,
     staff_case,
 )
-from gridmgr.errors import InvalidInput, NotFound
+from gridmgr.errors import InvalidInput, NotFound, Sentence
 from gridmgr.extensions import db
 from gridmgr.people.models import User
 from gridmgr.people.policy import authorize, can, scope_filter, user_city_id
@@ -148,7 +148,7 @@ def case_detail(case_id: int, user: User) -> dict:
         FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.id = :id"""),
         {"id": case_id}).one_or_none()
     if row is None:
-        raise NotFound(f"No case has the id {case_id}.", code="case_not_found")
+        raise NotFound(Sentence("No case has the id %(id)s.", id=case_id), code="case_not_found")
     context = {"region_code": row.grid_code, "city_id": row.city_id,
                "reporter_id": _reporter_for(user, case_id, row.reporter_id),
                "department_id": row.department_id, "assignee_id": row.worker_id}

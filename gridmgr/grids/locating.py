@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 from sqlalchemy import text
 
-from gridmgr.errors import DomainError
+from gridmgr.errors import DomainError, Sentence
 from gridmgr.extensions import db
 from gridmgr.grids.models import LEVELS
 
@@ -42,9 +42,9 @@ class OutsideCity(DomainError):
     status = 422
 
     def __init__(self, lon: float, lat: float):
-        super().__init__("outside_city",
-                         f"The point ({lon:.6f}, {lat:.6f}) is outside every region of the city.",
-                         lon=lon, lat=lat)
+        super().__init__("outside_city", Sentence(
+            "The point (%(lon).6f, %(lat).6f) is outside every region of the city.",
+            lon=lon, lat=lat), lon=lon, lat=lat)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gridmgr.errors import Forbidden
+from gridmgr.errors import Forbidden, Sentence
 from gridmgr.people.models import ROLES, User
 
 # Each action with the phrase used in refusals ("A dispatcher may not <phrase>.").
@@ -134,18 +134,22 @@ def authorize(user: User | None, action: str, *, region_code: str | None = None,
     if user is None:
         from gridmgr.people.tokens import TokenError
 
-        raise TokenError("token_missing", f"Sign in to {ACTIONS[action]}.")
+        raise TokenError("token_missing", Sentence("Sign in to %(phrase)s.",
+                                                   phrase=ACTIONS[action]))
     who = "An" if user.role[0] in "aeiou" else "A"
-    role = user.role.replace("_", " ")
-    phrase = ACTIONS[action]
-    if reason == "scope":
-        where = (f" outside region {scope_filter(user)}" if scope_filter(user)
-                 else " for every city" if ctx.get("every_city") else " in that city")
-        message = f"{who} {role} may not {phrase}{where}."
+    # "A duty chief", "An inspector": whole phrases, so that each can be translated.
+    words = {"who": f"{who} {user.role.replace('_', ' ')}", "phrase": ACTIONS[action]}
+    if reason == "scope" and scope_filter(user):
+        message = Sentence("%(who)s may not %(phrase)s outside region %(region)s.",
+                           region=scope_filter(user), **words)
+    elif reason == "scope":
+        message = Sentence("%(who)s may not %(phrase)s for every city." if ctx.get("every_city")
+                           else "%(who)s may not %(phrase)s in that city.", **words)
     elif reason == "role":
-        message = f"{who} {role} may not {phrase}."
+        message = Sentence("%(who)s may not %(phrase)s.", **words)
     else:
-        message = f"You may not {phrase}: {reason}."
+        message = Sentence("You may not %(phrase)s: %(reason)s.", phrase=words["phrase"],
+                           reason=reason)
     raise Forbidden(message, action=action, role=user.role)
 
 
