@@ -29,13 +29,8 @@ from gridmgr.errors import RateLimited, Sentence
 from gridmgr.extensions import limiter
 from gridmgr.geo.coords import COORD_SYSTEMS
 from mobile_api.auth import auth_optional, auth_required, current_user
-from mobile_api.reports import (
-    DuplicateCaseSchema,
-    document_errors,
-    read_body,
-    refuse_nul_characters,
-    store_uploads,
-)
+from mobile_api.http import document_errors, read_body, refuse_nul_characters, store_uploads
+from mobile_api.reports import DuplicateCaseSchema
 
 blp = Blueprint("cases", __name__, description="Cases around the closed loop")
 blp.before_request(refuse_nul_characters)
@@ -79,6 +74,16 @@ class CaseSyncQuery(Schema):
     limit = fields.Integer(load_default=500, validate=validate.Range(1, 1000))
 
 
+class StageClockSchema(Schema):
+    stage = fields.String(required=True, metadata={
+        "description": "the stage whose clock runs now: verify, file, dispatch, accept, handle, "
+                       "check or close"})
+    deadline = fields.String(allow_none=True)
+    colour = fields.String(allow_none=True, metadata={
+        "description": "green, yellow (from 80 % of the limit up to the deadline), red (after "
+                       "the deadline), paused (shelved), or null: the stage has no limit"})
+
+
 class CaseSummarySchema(Schema):
     id = fields.Integer(required=True)
     code = fields.String(required=True)
@@ -95,6 +100,7 @@ class CaseSummarySchema(Schema):
     worker_id = fields.Integer(allow_none=True)
     deadline = fields.String(allow_none=True)
     clock = fields.String(allow_none=True)
+    stage_clock = fields.Nested(StageClockSchema, allow_none=True)
     reporter_count = fields.Integer(required=True)
     rework_count = fields.Integer(required=True)
     extension_count = fields.Integer(required=True)

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from gridmgr.prevention.operations import forecast_for, hotspots_for
 from mobile_api.auth import auth_required, current_user
-from mobile_api.reports import document_errors
+from mobile_api.http import document_errors
 
 blp = Blueprint("prevention", __name__,
                 description="Hotspots, recurring problems and next week's forecast (预防)")

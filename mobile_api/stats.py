@@ -19,7 +19,7 @@ from gridmgr.evaluation.operations import statistics
 from gridmgr.evaluation.tables import to_csv
 from gridmgr.grids.models import CODE_LENGTH
 from mobile_api.auth import auth_required, current_user
-from mobile_api.reports import document_errors
+from mobile_api.http import document_errors
 
 blp = Blueprint("stats", __name__, description="Indicators, scores and grades (综合评价)")
 
