@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from cityfixtures import city_fixture  # noqa: F401
 from sqlalchemy import text
 
@@ -48,3 +49,126 @@ def test_a_citizen_who_rates_a_closed_case_twice_is_told_it_is_already_rated(
                              {"id": case_id}).one()
     assert (row.rating, row.rating_note) == (5, "很快")
     assert history_actions(case_id).count("rate") == 1
+
+
+# -- malformed Unicode in JSON bodies ----------------------------------------------------------
+
+# Each is a JSON string literal, as bytes, that no database text can hold.
+BROKEN_TEXTS = {
+    "invalid UTF-8 bytes": (b'"\xff\xfe \xe4\xba"', 400, "malformed_json"),
+    "an overlong encoding of /": (b'"a\xc0\xafb"', 400, "malformed_json"),
+    "a surrogate encoded in UTF-8": (b'"\xed\xa0\x80"', 400, "malformed_json"),
+    "a lone high surrogate escape": (b'"broken \\ud800 lamp"', 422, "invalid_text"),
+    "a lone low surrogate escape": (b'"broken \\udc00 lamp"', 422, "invalid_text"),
+    "a pair split and reversed": (b'"\\ude00\\ud83d"', 422, "invalid_text"),
+    "a high surrogate at the end": (b'"lamp \\ud83d"', 422, "invalid_text"),
+}
+
+
+def json_with(fields: dict, target: str, literal: bytes) -> bytes:
+    """``fields`` as a JSON object whose ``target`` value is the raw string ``literal``."""
+    import json
+
+    parts = [json.dumps(key).encode() + b": "
+             + (literal if key == target else json.dumps(value).encode())
+             for key, value in fields.items()]
+    return b"{" + b", ".join(parts) + b"}"
+
+
+def table_counts() -> dict:
+    return {table: db.session.scalar(text(f"SELECT count(*) FROM {table}"))
+            for table in ("cases", "reports", "case_history", "users", "departments")}
+
+
+def _send_report(client, people, literal):
+    lon, lat = people.city.centre(0)
+    return client.post("/api/v1/reports", headers=people.headers(people.citizen),
+                       content_type="application/json", data=json_with(
+                           {"lon": lon, "lat": lat, "category": "C0101", "description": "x",
+                            "channel": "app"}, "description", literal))
+
+
+def _send_step(client, people, literal):
+    lon, lat = people.city.centre(0)
+    return client.post(f"/api/v1/cases/{people.case_id}/verify",
+                       headers=people.headers(people.inspector),
+                       content_type="application/json", data=json_with(
+                           {"lon": lon, "lat": lat, "note": "x"}, "note", literal))
+
+
+def _send_profile(client, people, literal):
+    return client.patch("/api/v1/me", headers=people.headers(people.citizen),
+                        content_type="application/json",
+                        data=json_with({"display_name": "x"}, "display_name", literal))
+
+
+def _send_department(client, people, literal):
+    return client.post("/api/v1/admin/departments", headers=people.headers(people.admin),
+                       content_type="application/json", data=json_with(
+                           {"name": "x", "name_en": "Roads"}, "name", literal))
+
+
+def _send_login(client, people, literal):
+    return client.post("/api/v1/auth/token", content_type="application/json",
+                       data=json_with({"username": "x", "password": "pw-secret-123"},
+                                      "username", literal))
+
+
+def _send_open311(client, people, literal):
+    lon, lat = people.city.centre(0)
+    return client.post(f"/open311/v2/requests.json?api_key={people.api_key}",
+                       content_type="application/json", data=json_with(
+                           {"service_code": "C0101", "lat": lat, "long": lon,
+                            "description": "x"}, "description", literal))
+
+
+@pytest.fixture
+def people(client, city, make_user, auth_headers):
+    """A citizen with one report, the grid's inspector, an administrator, an Open311 key."""
+    from types import SimpleNamespace
+
+    from gridmgr.open311.keys import create_api_key
+
+    citizen = make_user("citizen")
+    return SimpleNamespace(
+        city=city, citizen=citizen, inspector=make_user("inspector", region_code=city.grids[0]),
+        admin=make_user("admin"), headers=auth_headers, api_key=create_api_key("city-app"),
+        case_id=report(client, auth_headers(citizen), *city.centre(0)))
+
+
+@pytest.mark.parametrize("send", [_send_report, _send_step, _send_profile, _send_department,
+                                  _send_login, _send_open311],
+                         ids=["report", "case step", "own profile", "admin department",
+                              "sign in", "open311"])
+def test_a_client_sending_malformed_unicode_in_json_is_refused_and_nothing_is_written(
+        client, people, send):
+    profiles = db.session.execute(text(
+        "SELECT id, display_name, token_generation FROM users ORDER BY id")).all()
+    before = table_counts()
+    for kind, (literal, status, code) in BROKEN_TEXTS.items():
+        answer = send(client, people, literal)
+        if send is _send_open311:  # GeoReport knows 400 alone, in its own error body
+            assert answer.status_code == 400, (kind, answer.get_data(as_text=True))
+        else:
+            assert answer.status_code == status, (kind, answer.get_data(as_text=True))
+            assert answer.get_json()["error"]["code"] == code, kind
+        assert table_counts() == before, kind
+    assert db.session.execute(text(
+        "SELECT id, display_name, token_generation FROM users ORDER BY id")).all() == profiles
+    assert db.session.scalar(text("SELECT state FROM cases WHERE id = :id"),
+                             {"id": people.case_id}) == "reported"
+
+
+def test_a_lone_surrogate_is_named_by_its_field_on_any_endpoint(client, people):
+    answer = _send_profile(client, people, b'"\\ud800"')
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["details"]["field"] == "display_name"
+
+
+def test_a_well_formed_surrogate_pair_is_an_ordinary_character(client, people):
+    answer = client.patch("/api/v1/me", headers=people.headers(people.citizen),
+                          content_type="application/json",
+                          data=b'{"display_name": "\\ud83d\\ude00 \\\\ud800"}')
+    assert answer.status_code == 200, answer.get_json()
+    assert db.session.scalar(text("SELECT display_name FROM users WHERE id = :id"),
+                             {"id": people.citizen.id}) == "\U0001F600 \\ud800"
