@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
+from gridmgr.cases.steps import TABLE
 from gridmgr.database.prepared import PARAMETER
 from gridmgr.extensions import db
 from gridmgr.live.outbox import _jsonable, publish
@@ -23,7 +24,8 @@ CASE_RETURNING = """
     (SELECT code FROM categories WHERE categories.id = cases.category_id) AS category
 """
 
-EVENTS = {"report": "case.created", "dispatch": "case.dispatched"}
+# The live event of each action, by the workflow table; any other action is ``case.updated``.
+EVENTS = {action.name: action.event for action in TABLE}
 
 _HISTORY_COLUMNS = """case_id, actor_id, actor_role, action, from_state, to_state, at, location,
     note, details"""
@@ -148,11 +150,15 @@ def record_step(row, *, action: str, from_state: str | None, actor=None, note: s
 
 def step_parameters(row, *, action: str, from_state: str | None, actor=None,
                     note: str | None = None, lon: float | None = None,
-                    lat: float | None = None, details: dict | None = None) -> dict:
+                    lat: float | None = None, details: dict | None = None,
+                    told: dict | None = None) -> dict:
     """The bound parameters of a step's history row and live event (see
-    :func:`history_and_event_ctes`), ``details`` and ``payload`` as JSON text."""
+    :func:`history_and_event_ctes`), ``details`` and ``payload`` as JSON text; ``told``: more
+    the live event says (an escalation's level and region)."""
     values = step_values(row, action=action, from_state=from_state, actor=actor, note=note,
                          lon=lon, lat=lat, details=details)
+    if told:
+        values["payload"].update(told)
     values["details"] = json.dumps(values["details"], ensure_ascii=False, default=str)
     values["payload"] = json.dumps(values["payload"], default=_jsonable)
     return values

@@ -1,7 +1,10 @@
-"""The closed loop: each step of a case is one conditional UPDATE and one history row.
+"""The closed loop: each step of a case is one conditional UPDATE, its history row and its live
+event, written by one statement (:func:`write_step`).
 
-A step reads the case (for the permission check and the values it computes), then writes with
-``UPDATE cases ... WHERE id = :id AND state = :expected AND version = :version RETURNING ...``;
+What a step may start from, where it leads, who may take it and what it needs is the workflow
+table (``gridmgr.cases.steps``); this module checks a step against it, computes the values the
+step writes, and writes them. A step reads the case once, then writes with
+``UPDATE cases ... WHERE id = :id AND state = :expected AND version = :version``;
 when another user took a step in between, no row matches and the caller gets 409 ``conflict``.
 There is no check-then-update window: the database decides who wins.
 
@@ -33,15 +36,16 @@ from gridmgr.calendar.deadlines import (
     working_elapsed,
 )
 from gridmgr.cases.events import (
-    CASE_RETURNING,
     chained_steps_ctes,
     chained_steps_parameters,
-    record_step,
     step_parameters,
 )
 from gridmgr.cases.models import Case, check_case_id
 from gridmgr.cases.photos import StoredPhoto, attach_photos
+from gridmgr.cases.steps import ACTIONS as TABLE_ACTIONS
+from gridmgr.cases.steps import ENDPOINTS, NOTE, ON_SITE, PHOTO, Action, case_guard
 from gridmgr.database.prepared import Prepared
+from gridmgr.dispatch.rules import choose_receiver
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
@@ -52,40 +56,11 @@ DEFAULT_RADIUS_M = 200.0
 YELLOW_SHARE = 0.8
 
 
-@dataclass(frozen=True)
-class Step:
-    """An action: the permission it needs, the states it starts from, the state it reaches."""
-
-    permission: str
-    sources: tuple[str, ...]
-    target: str | None  # None: the state does not change
-    on_site: bool = False  # the actor's lon/lat must be near the case
-    photos_required: bool = False
-    note_required: bool = False
-
-
-STEPS: dict[str, Step] = {
-    "verify": Step("case.verify", ("reported",), "verified", on_site=True),
-    "file": Step("case.file", ("reported", "verified"), "filed"),
-    "cancel": Step("case.cancel", ("reported", "verified", "filed"), "cancelled",
-                   note_required=True),
-    "dispatch": Step("case.dispatch", ("filed",), "dispatched"),
-    "accept": Step("case.accept", ("dispatched",), "accepted"),
-    "return": Step("case.return", ("dispatched", "accepted"), "filed", note_required=True),
-    "handle": Step("case.handle", ("accepted",), "handled", on_site=True, photos_required=True),
-    "check": Step("case.check", ("handled",), "checked", on_site=True),
-    "close": Step("case.close", ("checked",), "closed"),
-    "rework": Step("case.rework", ("handled", "checked"), "dispatched", note_required=True),
-    "extend": Step("case.extend", ("dispatched", "accepted"), None),
-    "shelve": Step("case.shelve", ("dispatched", "accepted"), "shelved", note_required=True),
-    "resume": Step("case.shelve", ("shelved",), None),
-    "self_handle": Step("case.self_handle", ("reported", "verified"), "closed", on_site=True,
-                        photos_required=True),
-    "rate": Step("case.rate", ("closed",), None),
-}
-ACTIONS = tuple(STEPS)
+# The step endpoints and the table row each takes (``gridmgr.cases.steps``).
+STEPS: dict[str, Action] = {name: TABLE_ACTIONS[name] for name in ENDPOINTS}
+ACTIONS = ENDPOINTS
 # What the receiver of a dispatch may ask a duty chief to approve.
-REQUESTABLE = ("extend", "shelve")
+REQUESTABLE = tuple(a.request for a in TABLE_ACTIONS.values() if a.request)
 _JSONB = ("deadlines", "pending_request")
 
 
@@ -111,9 +86,10 @@ class StepInput:
 
 @dataclass
 class _Plan:
-    target: str
+    """What a step writes beyond its state (which the table gives): the case's new values,
+    the history details."""
+
     values: dict
-    action: str
     details: dict = field(default_factory=dict)
     extra_where: str = ""
     category: object | None = None  # file: the corrected category
@@ -122,55 +98,89 @@ class _Plan:
 def take_step(case_id: int, action: str, actor: User | None, data: StepInput) -> dict:
     """Apply ``action`` to the case for ``actor``; returns the case's new public summary.
     403 when policy refuses, 409 ``conflict`` when the case moved meanwhile, 422 on bad input."""
-    step = STEPS.get(action)
-    if step is None:
+    if action not in STEPS:
         raise NotFound(f"There is no action {action!r:.40}; use one of {', '.join(ACTIONS)}.",
                        code="unknown_action")
     check_case_id(case_id)
-    if action == "file":
-        return _file(case_id, actor, data)
-    case = db.session.get(Case, case_id)
-    if case is None:
-        raise NotFound(f"No case has the id {case_id}.", code="case_not_found")
-    requested, (lon, lat) = _check(case, action, actor, data)
+    case = read_case(case_id)
+    step, (lon, lat) = _check(case, action, actor, data)
     now = datetime.now(UTC)
-    plan = (_request_plan(case, action, actor, data, now) if requested
+    if action == "file":
+        return _file(case, actor, data, now, (lon, lat))
+    plan = (_request_plan(case, step, actor, data, now) if step.request
             else _PLANNERS[action](case, actor, data, now))
-    row = _apply(case, plan)
-    history_id = record_step(row, action=plan.action, from_state=case.state, actor=actor,
-                             note=data.note, lon=lon, lat=lat, details=plan.details)
-    _attach(data, case.id, action, actor, history_id)
+    target, recorded = outcome(step, case, data)
+    after = case_after(case, target, plan.values)
+    written = write_step(case, target, plan.values, [step_parameters(
+        after, action=recorded, from_state=case.state, actor=actor, note=data.note, lon=lon,
+        lat=lat, details=plan.details)], plan.extra_where)
+    if written is None:
+        raise _moved(case)
+    _attach(data, case.id, action, actor, written.h1)
     db.session.commit()
-    return {"id": row.id, "code": row.code, "state": row.state, "action": plan.action,
-            "history_id": history_id, "version": row.version,
-            "deadline": row.deadline.isoformat() if row.deadline else None}
+    return {"id": case.id, "code": case.code, "state": target, "action": recorded,
+            "history_id": written.h1, "version": written.version,
+            "deadline": after.deadline.isoformat() if after.deadline else None}
+
+
+def outcome(step: Action, case, data: StepInput | None = None) -> tuple[str, str]:
+    """Where ``step`` leads the case and the action its history row names, by the table (a
+    request that says "no", ``valid=false`` or ``passed=false``, leads elsewhere)."""
+    if step.otherwise is not None and data is not None \
+            and not getattr(data, step.otherwise.flag):
+        return step.otherwise.target, step.otherwise.records
+    return step.leads_to(case.state, getattr(case, "shelved_from", None)), step.name
 
 
 def _check(case, action: str, actor: User | None,
-           data: StepInput) -> tuple[bool, tuple[float | None, float | None]]:
-    """The rules every step obeys before it is planned: policy (role, scope, relation), the
-    state it starts from, the note, photos and place it needs. Whether the actor only asks
-    (a request for a duty chief), and the actor's point."""
+           data: StepInput) -> tuple[Action, tuple[float | None, float | None]]:
+    """The rules every step obeys before it is planned, all from the table: policy (role,
+    scope, relation), the state it starts from, the case's guards, the note, photos and place
+    it needs. The table row taken (a receiver who may only ask takes the request's row), and
+    the actor's point."""
     step = STEPS[action]
     context = _policy_context(case)
-    requested = False
-    if action in REQUESTABLE and not can(actor, step.permission, **context) \
-            and can(actor, "case.request", **context):
-        requested = True  # the receiver asks; a duty chief approves with the same action
+    if step.requested_as and not can(actor, step.permission, **context) \
+            and can(actor, TABLE_ACTIONS[step.requested_as].permission, **context):
+        step = TABLE_ACTIONS[step.requested_as]  # the receiver asks; a duty chief approves
     else:
         authorize(actor, step.permission, **context)
     if case.state not in step.sources:
         raise Conflict(f"Case {case.code} is {case.state}; it cannot be {_past(action)} now.",
                        code="conflict", state=case.state, action=action)
-    if step.note_required and not (data.note or "").strip():
+    for guard in step.guards:
+        may_close = guard == "not_your_report" and can(actor, "case.close", **context)
+        if not case_guard(guard, case, actor.id if actor else None, may_close):
+            _refuse(guard, case)
+    if NOTE in step.needs and not (data.note or "").strip():
         raise InvalidInput(f"Say why in a note to {action} a case.", code="note_required")
-    if step.photos_required and not data.photos:
+    if PHOTO in step.needs and not data.photos:
         raise InvalidInput(f"To {action.replace('_', '-')} a case, send at least one photo "
                            "taken after the work.", code="photo_required")
-    lon, lat = _actor_point(data, required=step.on_site)
-    if step.on_site:
+    on_site = ON_SITE in step.needs
+    lon, lat = _actor_point(data, required=on_site)
+    if on_site:
         _require_near(case, lon, lat)
-    return requested, (lon, lat)
+    return step, (lon, lat)
+
+
+def _refuse(guard: str, case) -> None:
+    """409 with the guard's code and a sentence about this case."""
+    if guard == "verification_required":
+        raise Conflict(f"Case {case.code} came from a citizen: an inspector must verify it on "
+                       "site before it is filed.", code=guard)
+    if guard == "not_your_report":
+        raise Conflict("Only the inspector who reported a problem may handle it on the spot.",
+                       code=guard)
+    if guard == "already_rated":
+        raise Conflict(f"Case {case.code} is already rated; a rating cannot be changed.",
+                       code=guard, rating=case.rating)
+    if guard == "no_clock":
+        raise Conflict(f"Case {case.code} has no running clock to extend.", code=guard)
+    if guard == "request_pending":
+        raise Conflict(f"Case {case.code} already has a request waiting for a duty chief.",
+                       code=guard)
+    raise Conflict(f"Case {case.code} cannot take this step now ({guard}).", code=guard)
 
 
 def _attach(data: StepInput, case_id: int, action: str, actor: User | None,
@@ -181,61 +191,27 @@ def _attach(data: StepInput, case_id: int, action: str, actor: User | None,
                       uploaded_by=actor.id if actor else None)
 
 
-# -- filing: one read, the rules' choice, one write ------------------------------------------
+# -- reading a case for a step ---------------------------------------------------------------
 #
-# Filing is the operator's busiest step, and a category with ``auto_dispatch`` is dispatched
-# in the same request. Both steps are taken by one conditional UPDATE (reported or verified →
-# dispatched), with the history row and live event of each step written by the same statement
-# in step order, then one commit. The case is read with its category and its city's calendar
+# A step reads the case once: every column, its point, its category and its city's calendar
 # version in one statement (the calendar itself is cached per process by that version).
 
-_FILING_CASE = Prepared("gridmgr_filing_case", f"""
-SELECT c.id, c.code, c.state, c.source, c.version, c.city_id, c.grid_code, c.reporter_id,
-       c.department_id, c.worker_id, c.handler_id, c.deadlines, c.deadline, c.yellow_at,
-       c.handled_at, c.paused_at, ST_X(c.location) AS lon, ST_Y(c.location) AS lat,
-       k.id AS category_id, k.code AS category_code, k.limits, k.auto_dispatch,
+_CASE_COLUMNS = ", ".join(f"c.{column.name}" for column in Case.__table__.columns
+                          if column.name != "location")
+_STEP_CASE = Prepared("gridmgr_step_case", f"""
+SELECT {_CASE_COLUMNS}, ST_X(c.location) AS lon, ST_Y(c.location) AS lat,
+       k.code AS category_code, k.limits, k.auto_dispatch,
        k.department_id AS category_department_id,
        {calendar_version_sql("c.city_id")} AS calendar_version
 FROM cases c JOIN categories k ON k.id = c.category_id
 WHERE c.id = :id
 """)
 
-_FILE_WHERE = "WHERE id = :id AND state = :expected AND version = :version"
 
-_FILE = Prepared("gridmgr_file", f"""
-WITH u AS (
-    UPDATE cases SET category_id = :category_id, deadlines = CAST(:deadlines AS jsonb),
-           state = 'filed', version = version + 1, updated_at = now()
-    {_FILE_WHERE}
-    RETURNING version
-), {chained_steps_ctes(1, "u")}
-SELECT (SELECT version FROM u) AS version, (SELECT id FROM h1) AS file_id,
-       NULL::bigint AS dispatch_id
-""")
-
-_FILE_AND_DISPATCH = Prepared("gridmgr_file_and_dispatch", f"""
-WITH u AS (
-    UPDATE cases SET category_id = :category_id, deadlines = CAST(:deadlines AS jsonb),
-           department_id = :department_id, worker_id = :worker_id,
-           dispatched_at = :dispatched_at, paused_seconds = :paused_seconds,
-           paused_at = :paused_at, deadline = :deadline, yellow_at = :yellow_at,
-           clock_unit = :clock_unit, state = 'dispatched', version = version + 2,
-           updated_at = now()
-    {_FILE_WHERE}
-    RETURNING version
-), {chained_steps_ctes(2, "u")}
-SELECT (SELECT version FROM u) AS version, (SELECT id FROM h1) AS file_id,
-       (SELECT id FROM h2) AS dispatch_id
-""")
-
-
-def _file(case_id: int, actor: User | None, data: StepInput) -> dict:
-    """File a report as a case (立案) and, for a category with ``auto_dispatch``, dispatch it by
-    the rules in the same transaction; the filing stands alone when nobody can receive it
-    (the background worker tries again)."""
-    from gridmgr.dispatch.assign import AUTOMATIC_NOTE, plan_dispatch_by_rules
-
-    read = _FILING_CASE.execute({"id": case_id})
+def read_case(case_id: int) -> SimpleNamespace:
+    """The case as a step reads it (404 ``case_not_found``): its columns, ``lon``/``lat``, its
+    ``category`` (id, code, limits, auto_dispatch, department_id) and ``calendar``."""
+    read = _STEP_CASE.execute({"id": case_id})
     try:
         columns = [column.name for column in read.description]
         found = read.fetchone()
@@ -248,12 +224,36 @@ def _file(case_id: int, actor: User | None, data: StepInput) -> dict:
                                     limits=case.limits, auto_dispatch=case.auto_dispatch,
                                     department_id=case.category_department_id)
     case.calendar = calendar_by_version(case.city_id, case.calendar_version)
-    _, (lon, lat) = _check(case, "file", actor, data)
-    now = datetime.now(UTC)
+    return case
+
+
+def case_after(case, target: str, values: dict) -> SimpleNamespace:
+    """The case as a step leaves it (what its history row and live event describe)."""
+    after = SimpleNamespace(**{**vars(case), **values, "state": target})
+    after.category = case.category.code
+    return after
+
+
+# -- filing: one read, the rules' choice, one write ------------------------------------------
+#
+# Filing is the operator's busiest step, and a category with ``auto_dispatch`` is dispatched
+# in the same request. Both steps are taken by one conditional UPDATE (reported or verified →
+# dispatched), with the history row and live event of each step written by the same statement
+# in step order, then one commit.
+
+AUTOMATIC_NOTE = "按派遣规则自动派遣"
+
+
+def _file(case, actor: User | None, data: StepInput, now: datetime,
+          point: tuple[float | None, float | None]) -> dict:
+    """File a report as a case (立案) and, for a category with ``auto_dispatch``, dispatch it by
+    the rules in the same transaction; the filing stands alone when nobody can receive it
+    (the background worker tries again)."""
     plan = _plan_file(case, actor, data, now)
     category = plan.category or case.category
-    filed = SimpleNamespace(**{**vars(case), "state": "filed", "category": category,
-                               "category_id": category.id, "deadlines": plan.values["deadlines"],
+    filed_state, _ = outcome(STEPS["file"], case, data)
+    filed = SimpleNamespace(**{**vars(case), **plan.values, "state": filed_state,
+                               "category": category, "category_id": category.id,
                                "version": case.version + 1})
     dispatch = None
     if category.auto_dispatch:
@@ -261,87 +261,104 @@ def _file(case_id: int, actor: User | None, data: StepInput) -> dict:
             dispatch = plan_dispatch_by_rules(filed, now, case.calendar, (case.lon, case.lat))
         except DomainError:
             dispatch = None  # the filing stands; the worker's auto_dispatch job tries again
-    file_step = step_parameters(_event_row(filed), action="file", from_state=case.state,
-                                actor=actor, note=data.note, lon=lon, lat=lat,
-                                details=plan.details)
-    params = {"id": case.id, "expected": case.state, "version": case.version,
-              "category_id": category.id}
-    if dispatch is None:
-        statement, final = _FILE, filed
-        steps = [file_step]
-    else:
-        values, details = dispatch
-        final = SimpleNamespace(**{**vars(filed), "state": "dispatched", "handled_at": None,
-                                   "version": filed.version + 1, **values})
-        statement = _FILE_AND_DISPATCH
-        steps = [file_step, step_parameters(_event_row(final), action="dispatch",
-                                            from_state="filed", note=AUTOMATIC_NOTE,
-                                            details=details)]
-        params.update({key: final.__dict__[key] for key in (
-            "department_id", "worker_id", "dispatched_at", "paused_seconds", "paused_at",
-            "deadline", "yellow_at", "clock_unit")})
-    params["deadlines"] = json.dumps(final.deadlines or {}, default=str)
-    written = statement.one({**params, **chained_steps_parameters(*steps)})
-    if written.version is None:
-        db.session.rollback()
-        raise Conflict(f"Case {case.code} was changed by someone else meanwhile; reload it.",
-                       code="conflict")
-    _attach(data, case.id, "file", actor, written.file_id)
+    lon, lat = point
+    records = [step_parameters(case_after(filed, filed_state, {}), action="file",
+                               from_state=case.state, actor=actor, note=data.note, lon=lon,
+                               lat=lat, details=plan.details)]
+    values, final = dict(plan.values), filed
+    if dispatch is not None:
+        dispatch_values, details = dispatch
+        target, recorded = outcome(TABLE_ACTIONS["dispatch"], filed)
+        final = SimpleNamespace(**{**vars(filed), **dispatch_values, "state": target,
+                                   "version": filed.version + 1})
+        values.update(dispatch_values)
+        records.append(step_parameters(case_after(final, target, {}), action=recorded,
+                                       from_state=filed_state, note=AUTOMATIC_NOTE,
+                                       details=details))
+    written = write_step(case, final.state, values, records)
+    if written is None:
+        raise _moved(case)
+    _attach(data, case.id, "file", actor, written.h1)
     db.session.commit()
     result = {"id": case.id, "code": case.code, "state": final.state, "action": "file",
-              "history_id": written.file_id, "version": written.version,
+              "history_id": written.h1, "version": written.version,
               "deadline": final.deadline.isoformat() if final.deadline else None}
     if dispatch is not None:
         result.update(department_id=final.department_id, worker_id=final.worker_id)
     return result
 
 
-def _event_row(case) -> SimpleNamespace:
-    """The case as a step's history and live event describe it (its category by code)."""
-    return SimpleNamespace(**{**vars(case), "category": case.category.code})
+def plan_dispatch_by_rules(case, now: datetime, calendar=None,
+                           point: tuple[float, float] | None = None) -> tuple[dict, dict] | None:
+    """What dispatching a filed ``case`` by the rules at ``now`` writes: the case's new values
+    and the history details; None when nobody can receive it. ``calendar`` (the city's) and
+    ``point`` (lon, lat) when the caller has them already."""
+    receiver = choose_receiver(case, calendar=calendar, point=point)
+    if receiver.department_id is None and receiver.worker_id is None:
+        return None
+    values = {"department_id": receiver.department_id, "worker_id": receiver.worker_id,
+              **start_clock(case, now, calendar)}
+    details = {"rule": receiver.rule or "department", "automatic": True,
+               "department_id": receiver.department_id, "worker_id": receiver.worker_id,
+               "distance_m": receiver.distance_m}
+    return values, details
 
 
 def handle_radius_m() -> float:
     return float(current_app.config.get("GRIDMGR_HANDLE_RADIUS_M", DEFAULT_RADIUS_M))
 
 
-# -- the one write ---------------------------------------------------------------------------
+# -- the one writer --------------------------------------------------------------------------
 
-def _apply(case: Case, plan: _Plan):
-    """One conditional UPDATE: it matches only while the case is as it was read."""
-    sets = ", ".join(f"{column} = CAST(:v_{column} AS jsonb)" if column in _JSONB
-                     else f"{column} = :v_{column}" for column in plan.values)
-    sql = text(f"""
-        UPDATE cases SET {sets + ', ' if sets else ''}state = :target,
-               version = version + 1, updated_at = now()
-        WHERE id = :id AND state = :expected AND version = :version {plan.extra_where}
-        RETURNING {CASE_RETURNING}""")
+_WRITERS: dict[tuple, Prepared] = {}
+
+
+def write_step(case, target: str, values: dict, records: list[dict],
+               extra_where: str = ""):
+    """The one writer of every step (people's, automatic dispatch, escalation): the
+    conditional UPDATE of ``case`` to ``target`` with ``values``, which matches only while the
+    case is in the state and version it was read in, and each of ``records`` (a step's history
+    row and live event, ``step_parameters``; filing with its dispatch is two), in one
+    statement. The row has ``version`` and each history id (``h1``, ``h2``, …); None when the
+    case moved meanwhile (nothing was written)."""
+    key = (tuple(values), len(records), extra_where)
+    statement = _WRITERS.get(key)
+    if statement is None:
+        sets = "".join(f"{column} = CAST(:v_{column} AS jsonb), " if column in _JSONB
+                       else f"{column} = :v_{column}, " for column in values)
+        ids = ", ".join(f"(SELECT id FROM h{n}) AS h{n}" for n in range(1, len(records) + 1))
+        statement = _WRITERS[key] = Prepared(f"gridmgr_step_{len(_WRITERS)}", f"""
+WITH u AS (
+    UPDATE cases SET {sets}state = :target, version = version + {len(records)},
+           updated_at = now()
+    WHERE id = :id AND state = :expected AND version = :version {extra_where}
+    RETURNING version
+), {chained_steps_ctes(len(records), "u")}
+SELECT (SELECT version FROM u) AS version, {ids}""")
     params = {f"v_{k}": (json.dumps(v, default=str) if k in _JSONB and v is not None else v)
-              for k, v in plan.values.items()}
-    row = db.session.execute(sql, {**params, "target": plan.target, "id": case.id,
-                                   "expected": case.state, "version": case.version}).one_or_none()
-    if row is None:
-        db.session.rollback()
-        raise Conflict(f"Case {case.code} was changed by someone else meanwhile; reload it.",
-                       code="conflict")
-    return row
+              for k, v in values.items()}
+    written = statement.one({**params, "target": target, "id": case.id,
+                             "expected": case.state, "version": case.version,
+                             **chained_steps_parameters(*records)})
+    return None if written.version is None else written
+
+
+def _moved(case) -> Conflict:
+    db.session.rollback()
+    return Conflict(f"Case {case.code} was changed by someone else meanwhile; reload it.",
+                    code="conflict")
 
 
 # -- one planner per action: checks and the values it writes ---------------------------------
 
 def _plan_verify(case, actor, data, now):
-    deadlines = _with_deadline(case, "file", now)
+    deadlines = _with_deadline(case, _started_stage("verify"), now)
     if not data.valid:
-        return _Plan("cancelled", {"verified_by_id": actor.id, "closed_at": now}, "verify",
-                     {"valid": False})
-    return _Plan("verified", {"verified_by_id": actor.id, "deadlines": deadlines}, "verify",
-                 {"valid": True})
+        return _Plan({"verified_by_id": actor.id, "closed_at": now}, {"valid": False})
+    return _Plan({"verified_by_id": actor.id, "deadlines": deadlines}, {"valid": True})
 
 
 def _plan_file(case, actor, data, now):
-    if case.state == "reported" and case.source == "citizen":
-        raise Conflict(f"Case {case.code} came from a citizen: an inspector must verify it on "
-                       "site before it is filed.", code="verification_required")
     values = {}
     details = {}
     category = case.category
@@ -351,13 +368,13 @@ def _plan_file(case, actor, data, now):
         category = category_by_code(data.category)
         values["category_id"] = category.id
         details["category"] = category.code
-    values["deadlines"] = _with_deadline(case, "dispatch", now, category, case.calendar)
-    return _Plan("filed", values, "file", details,
-                 category=category if "category" in details else None)
+    values["deadlines"] = _with_deadline(case, _started_stage("file"), now, category,
+                                         case.calendar)
+    return _Plan(values, details, category=category if "category" in details else None)
 
 
 def _plan_cancel(case, actor, data, now):
-    return _Plan("cancelled", {"closed_at": now}, "cancel")
+    return _Plan({"closed_at": now})
 
 
 def _plan_dispatch(case, actor, data, now):
@@ -369,47 +386,45 @@ def _plan_dispatch(case, actor, data, now):
     values = {"department_id": department.id if department else None,
               "worker_id": worker.id if worker else None}
     values.update(start_clock(case, now))
-    return _Plan("dispatched", values, "dispatch",
-                 {"department_id": values["department_id"], "worker_id": values["worker_id"],
-                  "deadline": values["deadline"]})
+    return _Plan(values, {"department_id": values["department_id"],
+                          "worker_id": values["worker_id"], "deadline": values["deadline"]})
 
 
 def _plan_accept(case, actor, data, now):
-    return _Plan("accepted", {"accepted_at": now}, "accept")
+    return _Plan({"accepted_at": now})
 
 
 def _plan_return(case, actor, data, now):
-    return _Plan("filed", {"department_id": None, "worker_id": None, "dispatched_at": None,
-                           "accepted_at": None, "deadline": None, "yellow_at": None,
-                           "clock_unit": None, "paused_seconds": 0,
-                           "return_count": case.return_count + 1},
-                 "return", {"department_id": case.department_id})
+    return _Plan({"department_id": None, "worker_id": None, "dispatched_at": None,
+                  "accepted_at": None, "deadline": None, "yellow_at": None,
+                  "clock_unit": None, "paused_seconds": 0,
+                  "return_count": case.return_count + 1},
+                 {"department_id": case.department_id})
 
 
 def _plan_handle(case, actor, data, now):
-    deadlines = _with_deadline(case, "check", now)
-    return _Plan("handled", {"handler_id": actor.id, "handled_at": now,
-                             "deadlines": deadlines}, "handle")
+    deadlines = _with_deadline(case, _started_stage("handle"), now)
+    return _Plan({"handler_id": actor.id, "handled_at": now, "deadlines": deadlines})
 
 
 def _plan_check(case, actor, data, now):
     if data.passed:
-        return _Plan("checked", {}, "check", {"passed": True})
+        return _Plan({}, {"passed": True})
     plan = _plan_rework(case, actor, data, now)
     plan.details["passed"] = False
     return plan
 
 
 def _plan_close(case, actor, data, now):
-    return _Plan("closed", {"closed_at": now}, "close")
+    return _Plan({"closed_at": now})
 
 
 def _plan_rework(case, actor, data, now):
     values = {"handler_id": None, "handled_at": None, "accepted_at": None,
               "rework_count": case.rework_count + 1}
     values.update(start_clock(case, now))
-    return _Plan("dispatched", values, "rework",
-                 {"department_id": case.department_id, "rework": case.rework_count + 1})
+    return _Plan(values, {"department_id": case.department_id,
+                          "rework": case.rework_count + 1})
 
 
 def _plan_extend(case, actor, data, now):
@@ -424,56 +439,44 @@ def _plan_extend(case, actor, data, now):
               "pending_request": None,
               "yellow_at": yellow_at(case.dispatched_at, new_deadline, case.clock_unit,
                                       case.paused_seconds, cal)}
-    return _Plan(case.state, values, "extend",
-                 {"deadline": new_deadline.isoformat(), "previous": case.deadline.isoformat()})
+    return _Plan(values, {"deadline": new_deadline.isoformat(),
+                          "previous": case.deadline.isoformat()})
 
 
 def _plan_shelve(case, actor, data, now):
-    return _Plan("shelved", {"paused_at": now, "shelved_from": case.state,
-                             "pending_request": None}, "shelve")
+    return _Plan({"paused_at": now, "shelved_from": case.state, "pending_request": None})
 
 
 def _plan_resume(case, actor, data, now):
     cal = calendar_for_city(case.city_id)
     deadline, took = resume(case.deadline, case.paused_at, now, case.clock_unit, cal)
     paused = case.paused_seconds + took.total_seconds()
-    return _Plan(case.shelved_from, {
+    return _Plan({
         "deadline": deadline, "paused_at": None, "shelved_from": None,
         "paused_seconds": paused,
         "yellow_at": yellow_at(case.dispatched_at, deadline, case.clock_unit, paused, cal)},
-        "resume", {"paused_seconds": took.total_seconds()})
+        {"paused_seconds": took.total_seconds()})
 
 
 def _plan_self_handle(case, actor, data, now):
-    if case.reporter_id != actor.id and not can(actor, "case.close",
-                                                  **_policy_context(case)):
-        raise Conflict("Only the inspector who reported a problem may handle it on the spot.",
-                       code="not_your_report")
-    return _Plan("closed", {"handler_id": actor.id, "handled_at": now, "closed_at": now},
-                 "self_handle")
+    return _Plan({"handler_id": actor.id, "handled_at": now, "closed_at": now})
 
 
 def _plan_rate(case, actor, data, now):
     if data.rating is None or not 1 <= data.rating <= 5:
         raise InvalidInput("A rating is a whole number from 1 to 5.", code="bad_rating")
-    if case.rating is not None:
-        raise Conflict(f"Case {case.code} is already rated; a rating cannot be changed.",
-                       code="already_rated", rating=case.rating)
-    return _Plan("closed", {"rating": data.rating, "rating_note": data.note}, "rate",
-                 {"rating": data.rating}, extra_where="AND rating IS NULL")
+    return _Plan({"rating": data.rating, "rating_note": data.note}, {"rating": data.rating},
+                 extra_where="AND rating IS NULL")
 
 
-def _request_plan(case, action, actor, data, now):
+def _request_plan(case, step: Action, actor, data, now):
     """The receiver asks for an extension or shelving; the state stays, a duty chief decides."""
-    if case.pending_request:
-        raise Conflict(f"Case {case.code} already has a request waiting for a duty chief.",
-                       code="request_pending")
-    request = {"kind": action, "by": actor.id, "at": now.isoformat(), "note": data.note}
-    if action == "extend":
+    request = {"kind": step.request, "by": actor.id, "at": now.isoformat(), "note": data.note}
+    if step.request == "extend":
         amount, unit, deadline = _extension(case, data)
         request.update(amount=amount, unit=unit,
                        deadline=deadline.isoformat() if deadline else None)
-    return _Plan(case.state, {"pending_request": request}, f"{action}_requested", request)
+    return _Plan({"pending_request": request}, request)
 
 
 _PLANNERS = {
@@ -525,6 +528,13 @@ def _require_near(case: Case, lon: float, lat: float) -> None:
                            distance_m=round(distance, 1), radius_m=radius)
 
 
+def _started_stage(action: str) -> str:
+    """The stage deadline a step starts, by the table (the accept and handling clocks are
+    started by dispatch, :func:`start_clock`)."""
+    (stage,) = (s for s in TABLE_ACTIONS[action].clocks.start if s not in ("accept", "handle"))
+    return stage
+
+
 def _with_deadline(case: Case, stage: str, now: datetime, category=None,
                    calendar=None) -> dict:
     deadlines = dict(case.deadlines or {})
@@ -561,8 +571,6 @@ def yellow_at(start: datetime, deadline: datetime, unit: str, paused_seconds: fl
 
 
 def _extension(case: Case, data: StepInput) -> tuple[float | None, str | None, datetime | None]:
-    if case.deadline is None:
-        raise Conflict(f"Case {case.code} has no running clock to extend.", code="no_clock")
     pending = case.pending_request or {}
     if data.deadline is None and data.amount is None and pending.get("kind") == "extend":
         deadline = pending.get("deadline")

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from gridmgr.calendar.deadlines import Calendar, add_limit, calendar_for_city, resume
 from gridmgr.cases.intake import invalid_text_field
 from gridmgr.cases.models import CHANNELS, Case, CaseHistory, Report
+from gridmgr.cases.steps import NOTE
 from gridmgr.cases.workflow import STEPS as WORKFLOW_STEPS
 from gridmgr.cases.workflow import yellow_at
 from gridmgr.categories.models import Category
@@ -614,7 +615,7 @@ class _Replayer:
             self.problems.add(row, "role_not_allowed", f"a {role} may not take the step "
                               f"{row.step}.")
             return False
-        if step.note_required and not row.note:
+        if NOTE in step.needs and not row.note:
             self.problems.add(row, "note_required", f"a {row.step} step needs a note saying "
                               "why.")
             return False

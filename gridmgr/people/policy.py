@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gridmgr.cases.steps import NOT_HANDLER, RECEIVER_ONLY, REPORTER_ONLY, TABLE
 from gridmgr.errors import Forbidden, Sentence
 from gridmgr.people.models import ROLES, User
 
@@ -87,8 +88,8 @@ ANONYMOUS_ACTIONS = frozenset({"case.report", "region.view"})
 SCOPE_FREE = frozenset({"case.report", "region.view", "live.join"})
 # Relations that tie a citizen to a case: only their own.
 _OWN_CASE_ACTIONS = frozenset({"case.view", "case.view_private", "case.rate"})
-# Actions only the receiver of a dispatch may take.
-_RECEIVER_ACTIONS = frozenset({"case.accept", "case.return", "case.handle", "case.request"})
+# Actions only the receiver of a dispatch may take: the workflow table says which.
+_RECEIVER_ACTIONS = frozenset(a.permission for a in TABLE if a.relation == RECEIVER_ONLY)
 # A worker a case is dispatched to may see and work it even outside their own scope (the
 # nearest on-duty worker of the street may come from a neighbouring community).
 _ASSIGNEE_ACTIONS = _RECEIVER_ACTIONS | {"case.view"}
@@ -259,9 +260,9 @@ def _not_beyond_own_city(user: User, ctx: dict) -> str | None:
 _RELATIONS: dict[str, Callable[[User, dict], str | None]] = {
     "case.view": _own_case,
     "case.view_private": _own_case,
-    "case.rate": _own_rating,
-    **{action: _receiver for action in _RECEIVER_ACTIONS},
-    "case.check": _not_own_handling,
+    # The relation each step of the workflow table asks of its actor.
+    **{a.permission: {RECEIVER_ONLY: _receiver, NOT_HANDLER: _not_own_handling,
+                      REPORTER_ONLY: _own_rating}[a.relation] for a in TABLE if a.relation},
     "duty.set": _own_duty,
     "position.send": _own_position,
     "live.join": _live_room,
