@@ -41,14 +41,16 @@ def init_app(app: Flask) -> None:
         dispatch,
         docs,
         health,
+        notify,
         prevention,
         regions,
         reports,
         stats,
+        webhooks,
     )
 
     auth.register_security_scheme(api)
     for module in (auth, admin, regions, categories, reports, cases, dispatch, stats,
-                   prevention, health):
+                   prevention, health, notify, webhooks):
         api.register_blueprint(module.blp, url_prefix="/api/v1")
     app.register_blueprint(docs.bp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -182,3 +183,34 @@ def test_a_message_given_up_is_listed_and_sent_again(client, city, make_user, au
     deliver(lambda: pending() == 0)
     assert [m["To"] for m in smtp.messages] == ["late@example.org"]
     assert "no messages given up" in runner.invoke(main, args=["notify", "failures"]).output
+
+
+def test_a_reporter_stops_a_cases_messages_from_the_link_and_a_forged_link_does_nothing(
+        client, city, make_user, auth_headers, smtp):
+    inspector = make_user("inspector", region_code=city.grids[0])
+    chief = make_user("duty_chief", region_code="110105")
+    lon, lat = city.centre(0)
+    case_id = client.post("/api/v1/reports", json={
+        "lon": lon, "lat": lat, "category": "C0101", "client_id": "stop-1",
+        "contact_email": "quiet@example.org"}).get_json()["case"]["id"]
+    step(client, auth_headers(inspector), case_id, "verify", lon=lon, lat=lat)
+    step(client, auth_headers(chief), case_id, "file")
+    deliver(lambda: pending() == 0)
+    [filed] = smtp.to("quiet@example.org")
+    # Links stand apart from the text around them (a space after Chinese punctuation).
+    link = re.search(r"(?<= )https://city.example(/api/v1/notify/unsubscribe\S+)",
+                     filed.get_content()).group(1)
+
+    forged = client.post(link.replace("quiet%40", "loud%40"))
+    assert forged.status_code == 403
+    assert forged.get_json()["error"]["code"] == "bad_signature"
+    assert db.session.scalar(text("SELECT count(*) FROM notify_optouts")) == 0
+    # Opening the link shows a button; it changes nothing by itself.
+    assert client.get(link).status_code == 200
+    assert db.session.scalar(text("SELECT count(*) FROM notify_optouts")) == 0
+    assert client.post(link).get_json() == {"stopped": True, "case_id": case_id}
+
+    assert step(client, auth_headers(chief), case_id, "cancel",
+                note="重复上报").status_code == 200
+    deliver(lambda: pending() == 0)
+    assert len(smtp.to("quiet@example.org")) == 1

@@ -205,3 +205,13 @@ def tell_admins_paused(endpoint) -> None:
         insert_delivery({"channel": "email", "kind": "endpoint_paused", "address": email,
                          "case_id": None, "language": language, "subject": subject,
                          "body": body, "links": {}})
+
+
+def require_city_administrator(user: User | None) -> None:
+    """Endpoints receive cases beyond any one region's staff: only a city-wide administrator
+    registers or changes them (403 otherwise)."""
+    from gridmgr.errors import Forbidden
+
+    if user is None or user.role != "admin" or user.region_id is not None:
+        raise Forbidden("Only a city-wide administrator manages webhooks.",
+                        code="forbidden")
