@@ -155,6 +155,55 @@ def test_the_primary_dies_while_citizens_report_and_no_answered_report_is_lost_o
     assert cases == len(answered)
 
 
+def wait_for_sync_standby(home: Path, timeout: float = 60) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        status = cluster_status(home)
+        if leader(status) and any(n["role"] == "sync_standby" and n["state"] in
+                                  ("running", "streaming") for n in status["nodes"]):
+            return status
+        time.sleep(0.5)
+    raise AssertionError("the cluster has no synchronous standby again")
+
+
+def test_a_wall_connected_before_a_failover_receives_a_case_reported_after_it(
+        cluster_home, cluster_app):
+    from live_server import LiveClient, running_server, wait_for
+
+    from gridmgr.grids.models import City
+    from gridmgr.people.models import User
+    from gridmgr.people.passwords import hash_password
+    from gridmgr.people.tokens import issue_tokens
+
+    before = wait_for_sync_standby(cluster_home)
+    with cluster_app.app_context():
+        city = db.session.scalar(db.select(City))
+        operator = User(username="wall-operator", role="operator", city_id=city.id,
+                        password_hash=hash_password("pw-secret-123"), is_active=True)
+        db.session.add(operator)
+        db.session.commit()
+        token = issue_tokens(operator)["access_token"]
+        db.session.remove()
+    with running_server(cluster_app, cluster_home / "live") as server:
+        wall = LiveClient(server.url, token)
+        try:
+            os.kill(leader(before)["postgres_pid"], signal.SIGKILL)
+            client = cluster_app.test_client()
+            answer = report(client, "after-failover")
+            while answer.status_code == 503:
+                time.sleep(0.2)
+                answer = report(client, "after-failover")
+            assert answer.status_code == 201, answer.get_json()
+            case_id = answer.get_json()["case"]["id"]
+            # The server's relay lost its LISTEN connection with the old primary and listens
+            # on the new one; the wall's WebSocket to the server never dropped.
+            assert wait_for(lambda: any(e["id"] == case_id for e in wall.named("case.created")),
+                            timeout=30), wall.events
+            assert leader(cluster_status(cluster_home))["name"] != leader(before)["name"]
+        finally:
+            wall.close()
+
+
 def test_the_status_lists_every_node_with_its_role_and_process(cluster_home):
     # A node that was primary before a failover rejoins as a replica by itself.
     end = time.monotonic() + 60
