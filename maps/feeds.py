@@ -11,6 +11,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
+from gridmgr.calendar.deadlines import (
+    HANDLING_CLOCK_SQL,
+    clock_answer,
+    current_clock_sql,
+    overdue_sql,
+)
 from gridmgr.cases.models import OPEN_STATES, Case, CaseHistory, Photo
 from gridmgr.errors import InvalidInput, NotFound
 from gridmgr.extensions import db
@@ -24,14 +30,11 @@ MAX_HEAT_POINTS = 20_000
 OVERDUE_LIST = 50
 
 _OPEN = ", ".join(f"'{s}'" for s in OPEN_STATES)
-# The handling clock as the wall shows it. A handled case keeps the colour it had when it was
-# handled; a shelved one the colour it had when it was paused; no deadline yet: 'waiting'.
-CLOCK_SQL = """CASE
-    WHEN c.deadline IS NULL THEN 'waiting'
-    WHEN coalesce(c.handled_at, c.paused_at, now()) >= c.deadline THEN 'red'
-    WHEN c.yellow_at IS NOT NULL AND coalesce(c.handled_at, c.paused_at, now()) >= c.yellow_at
-        THEN 'yellow'
-    ELSE 'green' END"""
+# The handling clock as the wall shows it, by the one rule (docs/clock.md): a handled case
+# keeps the colour it had when it was handled, a shelved one is paused; no deadline yet:
+# 'waiting'.
+CLOCK_SQL = f"coalesce({HANDLING_CLOCK_SQL}, 'waiting')"
+_STAGE = current_clock_sql("c")
 CLOCKS = ("green", "yellow", "red", "waiting")
 _SCOPE = "c.city_id = :city AND c.grid_code LIKE :like"
 _ENVELOPE = "ST_MakeEnvelope(:w, :s, :e, :n, 4326)"
@@ -182,7 +185,7 @@ def counters(viewer: Viewer, lang: str = "zh") -> dict:
                ST_Y(c.location) AS lat, cat.name_zh, cat.name_en
         FROM cases c JOIN categories cat ON cat.id = c.category_id
         WHERE {_SCOPE} AND c.state IN ({_OPEN}) AND c.state <> 'shelved'
-          AND c.handled_at IS NULL AND c.deadline < now()
+          AND c.handled_at IS NULL AND {overdue_sql("c.deadline")}
         ORDER BY c.deadline LIMIT :limit"""), p).all()
     top_categories = db.session.execute(text(f"""
         SELECT cat.code, cat.name_zh, cat.name_en, count(*) AS n
@@ -228,7 +231,9 @@ def case_card(viewer: Viewer, case_id: int, lang: str = "zh") -> dict:
     category = case.category
     kind = category.category_class.kind if category is not None else None
     point = db.session.execute(text(f"""
-        SELECT {CLOCK_SQL} AS clock, ST_Y(c.location) AS lat, ST_X(c.location) AS lon
+        SELECT {CLOCK_SQL} AS clock, ST_Y(c.location) AS lat, ST_X(c.location) AS lon,
+               {_STAGE["stage"]} AS stage, {_STAGE["deadline"]} AS stage_deadline,
+               {_STAGE["colour"]} AS stage_colour
         FROM cases c WHERE c.id = :id"""), {"id": case.id}).first()
     people = _names([case.worker_id] + [h.actor_id for h in case.history])
     department = db.session.execute(text("SELECT name, name_en FROM departments WHERE id = :id"),
@@ -244,6 +249,7 @@ def case_card(viewer: Viewer, case_id: int, lang: str = "zh") -> dict:
         "description": case.description,
         "lat": point.lat, "lon": point.lon,
         "deadline": _iso(case.deadline),
+        "stage_clock": clock_answer(point.stage, point.stage_deadline, point.stage_colour),
         "created_at": _iso(case.created_at),
         "department": ((department.name_en or department.name) if en else department.name)
         if department else None,

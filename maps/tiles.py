@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from gridmgr.calendar.deadlines import overdue_sql
 from gridmgr.cases.models import OPEN_STATES
 from gridmgr.errors import DomainError
 from gridmgr.extensions import db
@@ -37,7 +38,7 @@ _MEASURE_SQL = {
     "overdue": f"""
         SELECT c.grid_code, count(*) AS value FROM cases c, area
         WHERE c.location && area.box AND c.city_id = :city AND c.grid_code LIKE :like
-          AND c.state IN ({_OPEN}) AND c.state <> 'shelved' AND c.deadline < now()
+          AND c.state IN ({_OPEN}) AND c.state <> 'shelved' AND {overdue_sql("c.deadline")}
         GROUP BY c.grid_code""",
     "reports7d": """
         SELECT c.grid_code, count(*) AS value FROM cases c JOIN reports r ON r.case_id = c.id,

@@ -22,7 +22,8 @@ real time for urgent hours and wall-clock time for natural days.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -34,6 +35,7 @@ from gridmgr.errors import InvalidInput
 UNITS = ("working_hours", "working_days", "urgent_hours", "natural_days")
 WORKING_UNITS = ("working_hours", "working_days")
 STATES = ("green", "yellow", "red")
+# The share of a limit used when its clock turns yellow: the one threshold of every clock.
 YELLOW_FROM = 0.8
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -248,7 +250,9 @@ def working_elapsed(start: datetime, end: datetime, unit: str, cal: Calendar) ->
 
 def clock_state(start: datetime, deadline: datetime, now: datetime, unit: str, cal: Calendar,
                 paused: timedelta = timedelta(0)) -> str:
-    """``green`` below 80 % of the limit, ``yellow`` from 80 %, ``red`` after the deadline.
+    """The clock's colour by its definition (docs/clock.md): ``green`` below
+    :data:`YELLOW_FROM` of the limit, ``yellow`` from there up to the deadline itself, ``red``
+    after the deadline.
 
     The limit and the time used are measured in the unit's own clock from ``start``.
     ``paused`` is the time (same clock) the case spent shelved, already added to ``deadline``
@@ -256,7 +260,7 @@ def clock_state(start: datetime, deadline: datetime, now: datetime, unit: str, c
     right now, pass the moment the pause began as ``now``.
     """
     now, deadline = _aware(now).astimezone(_UTC), _aware(deadline).astimezone(_UTC)
-    if now > deadline:
+    if _overdue(deadline, now):
         return "red"
     limit = working_elapsed(start, deadline, unit, cal) - paused
     used = working_elapsed(start, now, unit, cal) - paused
@@ -294,6 +298,208 @@ def resume(deadline: datetime, paused_at: datetime, resumed_at: datetime, unit: 
     (add it to the case's total ``paused`` for :func:`clock_state`)."""
     took = paused_time(paused_at, resumed_at, unit, cal)
     return add_duration(deadline, took, unit, cal), took
+
+
+# -- stage clocks ------------------------------------------------------------------------
+#
+# Every stage of a case has a clock when its category gives the stage a limit. One rule colours
+# all of them (docs/clock.md), here in Python and as SQL generated here from the same constants,
+# so no list, filter, feed, tile, live event or evaluation can colour a clock differently.
+
+CLOCK_STAGES = ("verify", "file", "dispatch", "accept", "handle", "check", "close")
+COLOURS = ("green", "yellow", "red", "paused")
+# The comparisons of the rule, written once for both languages: red strictly after the deadline
+# (a step taken at the deadline is on time, as the evaluation counts it), yellow from the moment
+# YELLOW_FROM of the limit is used.
+RED_WHEN = ">"
+YELLOW_WHEN = ">="
+_COMPARE = {">": operator.gt, ">=": operator.ge}
+# A case's current stage by its state (a reported case: by who reported it). Closed and
+# cancelled cases have none. Only shelving pauses a clock (the handling one).
+REPORTED_STAGE = {"citizen": "verify", "inspector": "file"}
+STAGE_OF_STATE = {"verified": "file", "filed": "dispatch", "dispatched": "accept",
+                  "accepted": "handle", "shelved": "handle", "handled": "check",
+                  "checked": "close"}
+# In a case's ``deadlines`` JSON: {stage: deadline, ..., "yellow": {stage: yellow moment}}.
+YELLOW_KEY = "yellow"
+
+
+# A dispatch must be accepted in time even when its category names no accept limit.
+DEFAULT_ACCEPT_LIMIT = {"amount": 0.5, "unit": "urgent_hours"}
+
+
+def stage_limit(limits: dict | None, stage: str) -> dict | None:
+    """The limit of ``stage`` in a category's ``limits`` (None: the stage has no clock); the
+    accept stage falls back on ``GRIDMGR_ACCEPT_LIMIT`` (default half an hour, continuous)."""
+    limit = (limits or {}).get(stage)
+    if limit or stage != "accept":
+        return limit or None
+    from flask import current_app
+
+    return current_app.config.get("GRIDMGR_ACCEPT_LIMIT") or DEFAULT_ACCEPT_LIMIT
+
+
+@dataclass(frozen=True)
+class StageClock:
+    """A stage's clock as started: its limit's unit, its start, deadline and yellow moment."""
+
+    stage: str
+    unit: str
+    start: datetime
+    deadline: datetime
+    yellow_at: datetime
+
+
+def yellow_at(start: datetime, deadline: datetime, unit: str, paused_seconds: float,
+              cal: Calendar) -> datetime:
+    """The moment :data:`YELLOW_FROM` of the limit (not counting paused time) is used."""
+    paused = timedelta(seconds=paused_seconds)
+    limit = working_elapsed(start, deadline, unit, cal) - paused
+    return add_duration(start, max(limit * YELLOW_FROM, timedelta(0)) + paused, unit, cal)
+
+
+def stage_clock(stage: str, limit: dict | None, start: datetime,
+                cal: Calendar | Callable[[], Calendar]) -> StageClock | None:
+    """The clock of ``stage`` started at ``start`` under ``limit`` (``{amount, unit}``; None:
+    the stage has no clock). ``cal`` is the city's calendar or a function that gives it, asked
+    only when there is a limit."""
+    if not limit:
+        return None
+    calendar = cal if isinstance(cal, Calendar) else cal()
+    unit = check_unit(limit["unit"])
+    deadline = add_limit(start, float(limit["amount"]), unit, calendar)
+    return StageClock(stage, unit, _aware(start).astimezone(_UTC), deadline,
+                      yellow_at(start, deadline, unit, 0, calendar))
+
+
+def start_stages(deadlines: dict | None, stages: tuple[str, ...] | list[str], limits: dict | None,
+                 start: datetime, cal: Calendar | Callable[[], Calendar]) -> dict:
+    """A case's ``deadlines`` JSON with each of ``stages`` that ``limits`` (a category's) gives
+    a limit started at ``start``: its deadline under its name, its yellow moment under
+    :data:`YELLOW_KEY`. The JSON given is not changed."""
+    result = dict(deadlines or {})
+    yellows = dict(result.get(YELLOW_KEY) or {})
+    for stage in stages:
+        clock = stage_clock(stage, stage_limit(limits, stage), start, cal)
+        if clock is not None:
+            result[stage] = clock.deadline.isoformat()
+            yellows[stage] = clock.yellow_at.isoformat()
+    if yellows:
+        result[YELLOW_KEY] = yellows
+    return result
+
+
+def clock_colour(deadline: datetime | None, yellow: datetime | None, now: datetime,
+                 paused_at: datetime | None = None, stopped_at: datetime | None = None
+                 ) -> str | None:
+    """The colour of a clock from its stored instants: None without a deadline, ``paused``
+    while paused, else ``red``/``yellow``/``green`` at ``stopped_at`` (a stopped clock keeps
+    its colour) or ``now``. :func:`clock_colour_sql` is the same rule in SQL."""
+    if deadline is None:
+        return None
+    if paused_at is not None:
+        return "paused"
+    at = stopped_at or now
+    if _overdue(deadline, at):
+        return "red"
+    if yellow is not None and _COMPARE[YELLOW_WHEN](at, yellow):
+        return "yellow"
+    return "green"
+
+
+def clock_colour_sql(deadline: str, yellow: str, paused_at: str | None = None,
+                     stopped_at: str | None = None, now: str = "now()") -> str:
+    """:func:`clock_colour` as an SQL expression over the given SQL columns or expressions."""
+    at = f"coalesce({stopped_at}, {now})" if stopped_at else now
+    paused = f"WHEN {paused_at} IS NOT NULL THEN 'paused' " if paused_at else ""
+    return (f"(CASE WHEN {deadline} IS NULL THEN NULL {paused}"
+            f"WHEN {overdue_sql(deadline, at)} THEN 'red' "
+            f"WHEN {at} {YELLOW_WHEN} {yellow} THEN 'yellow' ELSE 'green' END)")
+
+
+def overdue_sql(deadline: str, at: str = "now()") -> str:
+    """SQL: the clock with ``deadline`` is red at ``at``. A comparison of the deadline column
+    alone, so an index on it serves it."""
+    return f"{at} {RED_WHEN} {deadline}"
+
+
+# The handling clock (started by dispatch, moved by extensions and shelving) in SQL over a case
+# row ``c``: a handled case keeps the colour it had when it was handled.
+HANDLING_CLOCK_SQL = clock_colour_sql("c.deadline", "c.yellow_at", "c.paused_at", "c.handled_at")
+
+
+def handling_clock(case, now: datetime | None = None) -> str | None:
+    """:data:`HANDLING_CLOCK_SQL` in Python, for any object with the case's columns."""
+    return clock_colour(case.deadline, case.yellow_at, now or datetime.now(_UTC),
+                        case.paused_at, case.handled_at)
+
+
+def current_stage(state: str, source: str | None) -> str | None:
+    """The stage whose clock runs for a case in ``state`` (None: closed or cancelled)."""
+    if state == "reported":
+        return REPORTED_STAGE.get(source or "citizen")
+    return STAGE_OF_STATE.get(state)
+
+
+def current_clock(case, now: datetime | None = None) -> dict | None:
+    """``{stage, deadline, colour}`` of the case's current stage (any object with the case's
+    columns); None when no stage runs. :func:`current_clock_sql` is the same in SQL."""
+    stage = current_stage(case.state, getattr(case, "source", None))
+    if stage is None:
+        return None
+    if stage == "handle":
+        deadline, yellow, paused = case.deadline, case.yellow_at, case.paused_at
+    else:
+        deadlines = case.deadlines or {}
+        deadline = _instant(deadlines.get(stage))
+        yellow = _instant((deadlines.get(YELLOW_KEY) or {}).get(stage))
+        paused = None
+    return clock_answer(stage, deadline,
+                        clock_colour(deadline, yellow, now or datetime.now(_UTC), paused))
+
+
+def clock_answer(stage: str | None, deadline: datetime | None, colour: str | None
+                 ) -> dict | None:
+    """A stage clock as answers show it: ``{stage, deadline (UTC, ISO), colour}``; None
+    without a stage."""
+    if stage is None:
+        return None
+    return {"stage": stage,
+            "deadline": deadline.astimezone(_UTC).isoformat() if deadline else None,
+            "colour": colour}
+
+
+def current_clock_sql(alias: str = "c", now: str = "now()") -> dict[str, str]:
+    """SQL expressions over the case row ``alias``: its current ``stage``, that stage's
+    ``deadline`` and ``colour`` (:func:`current_clock`)."""
+    branches = [(f"{alias}.state = 'reported' AND {alias}.source = '{source}'", stage)
+                for source, stage in REPORTED_STAGE.items()]
+    branches += [(f"{alias}.state = '{state}'", stage) for state, stage in STAGE_OF_STATE.items()]
+
+    def over(expression) -> str:
+        whens = " ".join(f"WHEN {condition} THEN {expression(stage)}"
+                         for condition, stage in branches)
+        return f"(CASE {whens} END)"
+
+    def columns(stage: str) -> tuple[str, str, str | None]:
+        if stage == "handle":
+            return f"{alias}.deadline", f"{alias}.yellow_at", f"{alias}.paused_at"
+        return (f"CAST({alias}.deadlines->>'{stage}' AS timestamptz)",
+                f"CAST({alias}.deadlines->'{YELLOW_KEY}'->>'{stage}' AS timestamptz)", None)
+
+    return {"stage": over(lambda stage: f"'{stage}'"),
+            "deadline": over(lambda stage: columns(stage)[0]),
+            "colour": over(lambda stage: clock_colour_sql(*columns(stage), now=now))}
+
+
+def _overdue(deadline: datetime, at: datetime) -> bool:
+    return _COMPARE[RED_WHEN](at, deadline)
+
+
+def _instant(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
 
 
 # -- internals ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
+from gridmgr.calendar.deadlines import current_clock, handling_clock
 from gridmgr.cases.steps import TABLE
 from gridmgr.database.prepared import PARAMETER
 from gridmgr.extensions import db
@@ -19,7 +20,7 @@ from gridmgr.live.outbox import _jsonable, publish
 # Columns every conditional UPDATE / INSERT returns, enough for history and the live payload.
 CASE_RETURNING = """
     id, code, state, city_id, grid_code, category_id, reporter_id, department_id, worker_id,
-    handler_id, deadline, yellow_at, handled_at, paused_at, version,
+    handler_id, deadline, yellow_at, handled_at, paused_at, version, source, deadlines,
     ST_X(location) AS lon, ST_Y(location) AS lat,
     (SELECT code FROM categories WHERE categories.id = cases.category_id) AS category
 """
@@ -94,17 +95,9 @@ _INSERT_HISTORY_AND_EVENT = text(f"WITH {history_and_event_ctes()} SELECT id FRO
 
 
 def clock_of(row, now: datetime | None = None) -> str | None:
-    """The handling clock of a case row: green, yellow, red, paused, or None before dispatch."""
-    if row.deadline is None:
-        return None
-    if row.paused_at is not None:
-        return "paused"
-    at = row.handled_at or now or datetime.now(UTC)
-    if at > row.deadline:
-        return "red"
-    if row.yellow_at is not None and at >= row.yellow_at:
-        return "yellow"
-    return "green"
+    """The handling clock of a case row: green, yellow, red, paused, or None before dispatch
+    (the one rule, ``gridmgr.calendar.deadlines.clock_colour``)."""
+    return handling_clock(row, now)
 
 
 def rooms_of(row) -> list[str]:
@@ -121,14 +114,16 @@ def rooms_of(row) -> list[str]:
     return rooms
 
 
-def live_payload(row) -> dict:
-    """The public shape of a case in live events (no reporter, no contact details)."""
+def live_payload(row, now: datetime | None = None) -> dict:
+    """The public shape of a case in live events (no reporter, no contact details): the
+    handling clock (``deadline``, ``clock``) and the current stage's (``stage_clock``)."""
+    now = now or datetime.now(UTC)
     return {
         "id": row.id, "code": row.code, "state": row.state, "category": row.category,
         "lon": row.lon, "lat": row.lat, "grid_code": row.grid_code,
         "deadline": row.deadline.isoformat() if row.deadline else None,
-        "clock": clock_of(row), "department_id": row.department_id,
-        "worker_id": row.worker_id,
+        "clock": clock_of(row, now), "stage_clock": current_clock(row, now),
+        "department_id": row.department_id, "worker_id": row.worker_id,
     }
 
 

@@ -25,10 +25,11 @@ from sqlalchemy import text
 
 from gridmgr.calendar.deadlines import (
     Calendar,
-    add_limit,
     calendar_by_version,
     calendar_for_city,
     calendar_version_sql,
+    current_clock,
+    start_stages,
 )
 from gridmgr.cases.events import (
     CASE_RETURNING,
@@ -313,7 +314,8 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
     # The case as far as it is known before the statement: it fills in id, code and place.
     case = SimpleNamespace(
         id=None, code=None, state="reported", city_id=None, grid_code="",
-        category=data.category, lon=lon, lat=lat, deadline=None, yellow_at=None,
+        category=data.category, lon=lon, lat=lat, deadline=None, yellow_at=None, source=source,
+        deadlines={},
         handled_at=None, paused_at=None, department_id=None, worker_id=None,
         reporter_id=reporter.id if reporter else None)
     step = step_values(case, action="report", from_state=None, actor=reporter, lon=lon, lat=lat,
@@ -333,6 +335,8 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
     place = _PLACES.get(cell, _NO_PLACE)
     for _ in range(3):  # a calendar edited between two runs is the only reason for a third
         params["deadlines"] = _stage_deadline(place.limits, stage, place.calendar)
+        case.deadlines = params["deadlines"]
+        params["payload"] = {**step["payload"], "stage_clock": current_clock(case)}
         row = _REPORT_AS_NEW_CASE.one({**params, **place.matches()}, connection)
         if row.replay_id is not None:
             return None
@@ -436,13 +440,9 @@ def _point(data: ReportInput) -> tuple[float, float]:
 
 
 def _stage_deadline(limits: dict | None, stage: str, calendar: Callable[[], Calendar]) -> dict:
-    """The stage's deadline from now by a category's ``limits`` ({} when it has none for the
+    """The stage's clock from now by a category's ``limits`` ({} when it has none for the
     stage); ``calendar`` gives the city's working calendar, asked for only when needed."""
-    limit = (limits or {}).get(stage)
-    if not limit:
-        return {}
-    due = add_limit(datetime.now(UTC), limit["amount"], limit["unit"], calendar())
-    return {stage: due.isoformat()}
+    return start_stages({}, (stage,), limits, datetime.now(UTC), calendar)
 
 
 def _joins_by_decision(reporter: User | None, case_id: int) -> bool:

@@ -19,21 +19,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import select, text
 
 from gridmgr.calendar.deadlines import (
-    add_duration,
     add_limit,
     calendar_by_version,
     calendar_for_city,
     calendar_version_sql,
     check_unit,
     resume,
-    working_elapsed,
+    stage_clock,
+    stage_limit,
+    start_stages,
+    yellow_at,
 )
 from gridmgr.cases.events import (
     chained_steps_ctes,
@@ -53,7 +55,6 @@ from gridmgr.people.models import Department, User
 from gridmgr.people.policy import authorize, can, user_city_id
 
 DEFAULT_RADIUS_M = 200.0
-YELLOW_SHARE = 0.8
 
 
 # The step endpoints and the table row each takes (``gridmgr.cases.steps``).
@@ -537,37 +538,23 @@ def _started_stage(action: str) -> str:
 
 def _with_deadline(case: Case, stage: str, now: datetime, category=None,
                    calendar=None) -> dict:
-    deadlines = dict(case.deadlines or {})
-    limit = ((category or case.category).limits or {}).get(stage)
-    if limit:
-        cal = calendar or calendar_for_city(case.city_id)
-        deadlines[stage] = add_limit(now, limit["amount"], limit["unit"], cal).isoformat()
-    return deadlines
+    return start_stages(case.deadlines, (stage,), (category or case.category).limits, now,
+                        calendar or (lambda: calendar_for_city(case.city_id)))
 
 
 def start_clock(case: Case, now: datetime, calendar=None) -> dict:
-    """Dispatch starts the handling clock from the category's ``handle`` limit (``calendar``:
-    the city's, when the caller has it)."""
-    limit = (case.category.limits or {}).get("handle")
+    """Dispatch starts the accept clock and the handling clock from the category's ``accept``
+    and ``handle`` limits (``calendar``: the city's, when the caller has it)."""
+    cal = calendar or (lambda: calendar_for_city(case.city_id))
+    handle = stage_clock("handle", stage_limit(case.category.limits, "handle"), now, cal)
     values = {"dispatched_at": now, "paused_seconds": 0, "paused_at": None,
-              "deadline": None, "yellow_at": None, "clock_unit": None}
-    if limit:
-        cal = calendar or calendar_for_city(case.city_id)
-        deadline = add_limit(now, limit["amount"], limit["unit"], cal)
-        values.update(deadline=deadline, clock_unit=limit["unit"],
-                      yellow_at=yellow_at(now, deadline, limit["unit"], 0, cal))
-        deadlines = dict(case.deadlines or {})
-        deadlines["handle"] = deadline.isoformat()
-        values["deadlines"] = deadlines
+              "deadline": None, "yellow_at": None, "clock_unit": None,
+              "deadlines": start_stages(case.deadlines, ("accept", "handle"),
+                                        case.category.limits, now, cal)}
+    if handle is not None:
+        values.update(deadline=handle.deadline, clock_unit=handle.unit,
+                      yellow_at=handle.yellow_at)
     return values
-
-
-def yellow_at(start: datetime, deadline: datetime, unit: str, paused_seconds: float,
-              cal) -> datetime:
-    """The moment 80 % of the limit (not counting shelved time) is used."""
-    paused = timedelta(seconds=paused_seconds)
-    limit = working_elapsed(start, deadline, unit, cal) - paused
-    return add_duration(start, max(limit * YELLOW_SHARE, timedelta(0)) + paused, unit, cal)
 
 
 def _extension(case: Case, data: StepInput) -> tuple[float | None, str | None, datetime | None]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import current_app
-
-from gridmgr.calendar.deadlines import add_limit, calendar_for_city
+from gridmgr.calendar.deadlines import calendar_for_city, stage_clock, stage_limit, start_stages
 from gridmgr.cases.events import step_parameters
 from gridmgr.cases.models import Case
 from gridmgr.cases.steps import ACTIONS
@@ -25,15 +23,12 @@ from gridmgr.cases.workflow import (
 from gridmgr.dispatch.rules import ESCALATION, choose_worker, escalation_region
 from gridmgr.extensions import db
 
-DEFAULT_ACCEPT_LIMIT = {"amount": 0.5, "unit": "urgent_hours"}
-
 
 def accept_deadline(case: Case, start: datetime) -> datetime:
     """When a dispatch made at ``start`` must be accepted: the category's ``accept`` limit,
     else ``GRIDMGR_ACCEPT_LIMIT`` (default half an hour, continuous)."""
-    limit = ((case.category.limits or {}).get("accept")
-             or current_app.config.get("GRIDMGR_ACCEPT_LIMIT") or DEFAULT_ACCEPT_LIMIT)
-    return add_limit(start, float(limit["amount"]), limit["unit"], calendar_for_city(case.city_id))
+    return stage_clock("accept", stage_limit(case.category.limits, "accept"), start,
+                       lambda: calendar_for_city(case.city_id)).deadline
 
 
 def dispatch_by_rules(case: Case, now: datetime | None = None):
@@ -67,7 +62,11 @@ def escalate(case: Case, step: int, tried: list[int]):
     details = {"level": level, "region_code": region_code, "escalation": step + 1,
                "previous_worker_id": case.worker_id, "worker_id": worker_id or case.worker_id,
                "rule": rule, "distance_m": distance}
-    return _write(case, action, {"worker_id": worker_id or case.worker_id},
+    # Escalation starts the accept clock again for the worker it hands the case to.
+    deadlines = start_stages(case.deadlines, action.clocks.start, case.category.limits,
+                             datetime.now(UTC), case.calendar)
+    return _write(case, action, {"worker_id": worker_id or case.worker_id,
+                                 "deadlines": deadlines},
                   note=f"超时未签收，督办至{level}级 {region_code}", details=details,
                   told=details)
 

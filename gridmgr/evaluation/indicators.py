@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
+from gridmgr.calendar.deadlines import overdue_sql
 from gridmgr.errors import InvalidInput
 from gridmgr.evaluation.periods import Period
 from gridmgr.extensions import db
@@ -139,7 +140,7 @@ WITH overdue AS (
     FROM cases c
     WHERE c.city_id = :city_id AND c.grid_code LIKE :prefix
       -- overdue by the period's end, or by now while the period is still running
-      AND c.deadline < LEAST(:end, now()) AND c.created_at < :end
+      AND {overdue} AND c.created_at < :end
       -- open now, or changed since the period's end (both indexed)
       AND (c.state IN ('dispatched', 'accepted') OR c.updated_at >= :end)
       -- untouched since the period's end: its state then is its state now
@@ -159,7 +160,7 @@ LEFT JOIN LATERAL (SELECT true AS found, f.person_id FROM evaluation_facts f
                      AND (f.next_at IS NULL OR f.next_at >= :end)
                    LIMIT 1) hd ON true
 GROUP BY 1
-"""
+""".replace("{overdue}", overdue_sql("c.deadline", "LEAST(:end, now())"))
 
 
 @dataclass

@@ -33,12 +33,19 @@ from pathlib import Path
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from gridmgr.calendar.deadlines import Calendar, add_limit, calendar_for_city, resume
+from gridmgr.calendar.deadlines import (
+    Calendar,
+    calendar_for_city,
+    resume,
+    stage_clock,
+    stage_limit,
+    start_stages,
+    yellow_at,
+)
 from gridmgr.cases.intake import invalid_text_field
 from gridmgr.cases.models import CHANNELS, Case, CaseHistory, Report
 from gridmgr.cases.steps import NOTE
 from gridmgr.cases.workflow import STEPS as WORKFLOW_STEPS
-from gridmgr.cases.workflow import yellow_at
 from gridmgr.categories.models import Category
 from gridmgr.errors import Conflict, DomainError, InvalidInput
 from gridmgr.extensions import db
@@ -622,20 +629,19 @@ class _Replayer:
         return True
 
     def _stage(self, stage: str, at: datetime) -> None:
-        limit = (self.category.limits or {}).get(stage)
-        if limit:
-            self.v["deadlines"] = {**self.v["deadlines"], stage: add_limit(
-                at, limit["amount"], limit["unit"], self.cal).isoformat()}
+        self.v["deadlines"] = start_stages(self.v["deadlines"], (stage,), self.category.limits,
+                                           at, self.cal)
 
     def _start_clock(self, at: datetime) -> None:
         self.v.update(dispatched_at=at, paused_seconds=0.0, paused_at=None, deadline=None,
                       yellow_at=None, clock_unit=None)
-        limit = (self.category.limits or {}).get("handle")
-        if limit:
-            deadline = add_limit(at, limit["amount"], limit["unit"], self.cal)
-            self.v.update(deadline=deadline, clock_unit=limit["unit"],
-                          yellow_at=yellow_at(at, deadline, limit["unit"], 0, self.cal))
-            self.v["deadlines"] = {**self.v["deadlines"], "handle": deadline.isoformat()}
+        handle = stage_clock("handle", stage_limit(self.category.limits, "handle"), at,
+                             self.cal)
+        if handle is not None:
+            self.v.update(deadline=handle.deadline, clock_unit=handle.unit,
+                          yellow_at=handle.yellow_at)
+        self.v["deadlines"] = start_stages(self.v["deadlines"], ("accept", "handle"),
+                                           self.category.limits, at, self.cal)
 
     # one method per step: (target state, history action, history details) or None
 

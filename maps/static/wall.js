@@ -9,7 +9,7 @@
   // The page's configuration is at the end of <body>; read it once the document is parsed.
   var cfg = null;
   var t = function (key) { return cfg.t[key] || key; };
-  var CLOCK_COLOURS = { green: "#2e9d4f", yellow: "#f2b01e", red: "#d93025", waiting: "#7f8c9a" };
+  var CLOCK_COLOURS = { green: "#2e9d4f", yellow: "#f2b01e", red: "#d93025", waiting: "#7f8c9a", paused: "#7f8c9a" };
   var wall = {
     markers: {}, workers: {}, lastSeq: 0, stats: null,
     loaded: { stats: false, cases: false, boundaries: false, grids: false },
