@@ -1,6 +1,6 @@
 """Someone runs ``make demo`` and watches the city move: a patrol's report of exposed garbage is
 filed, dispatched to the inspector on that grid, escalated when nobody accepts it, while the
-patrols' phones send positions; Ctrl-C stops the server and the worker together."""
+patrols' phones send positions; stopping the demo stops the server and the worker with it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from gridmgr.demo.cli import demo
 from gridmgr.demo.loading import DEMO_PASSWORD, LIVE_CATEGORIES
 from gridmgr.extensions import db
 
-ACCEPT_SECONDS = 4
+ACCEPT_SECONDS = 3
 
 
 def post(url: str, body: dict, token: str | None = None) -> tuple[int, dict]:
@@ -51,11 +51,13 @@ def up(url: str, process: subprocess.Popen) -> bool:
 
 def start_demo(app, home) -> tuple[subprocess.Popen, str]:
     """``gridmgr demo serve`` as ``make demo`` runs it, on the test database and a free port,
-    with the acknowledgement limit shortened to seconds in GRIDMGR_HOME/config.py."""
+    with the acknowledgement limit and the phones' interval shortened to seconds in
+    GRIDMGR_HOME/config.py."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.py").write_text(
         "RATELIMIT_ENABLED = False\n"
         "GRIDMGR_LIVE_POLL_SECONDS = 0.5\n"
+        "GRIDMGR_POSITION_INTERVAL_S = 1\n"
         f"GRIDMGR_ACCEPT_LIMIT = {{'amount': {ACCEPT_SECONDS} / 3600, 'unit': 'urgent_hours'}}\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "GRIDMGR_ASYNC_MODE")}
@@ -78,7 +80,7 @@ def test_a_patrol_report_is_dispatched_live_escalated_and_the_demo_stops_whole(
     demo_process, url = start_demo(app, tmp_path / "home")
     clients = []
     try:
-        assert wait_for(lambda: up(url, demo_process), timeout=45, interval=0.2), \
+        assert wait_for(lambda: up(url, demo_process), timeout=60, interval=0.2), \
             (tmp_path / "home" / "demo.log").read_text()
         children = psutil.Process(demo_process.pid).children(recursive=True)
         commands = [" ".join(child.cmdline()) for child in children]
@@ -113,7 +115,7 @@ def test_a_patrol_report_is_dispatched_live_escalated_and_the_demo_stops_whole(
     finally:
         for client in clients:
             client.close()
-        demo_process.send_signal(signal.SIGINT)
+        demo_process.send_signal(signal.SIGTERM)  # to it alone: it passes it on
         try:
             demo_process.wait(timeout=30)
         finally:

@@ -7,7 +7,7 @@ import os
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from gridmgr.errors import DomainError
 
@@ -36,19 +36,28 @@ def load_command() -> None:
         click.echo(f"demo staff created (password {DEMO_PASSWORD}): {', '.join(result.users)}")
 
 
-@demo.command("serve")
+@demo.command("serve", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)),
               show_default="PORT or 5000")
-def serve_command(host: str, port: int) -> None:
+@click.pass_context
+def serve_command(ctx: click.Context, host: str, port: int) -> None:
     """Serve the demo with gunicorn (gevent-websocket) and run the background worker beside
     it; the patrols' phones send positions and demo-operator files reports of the
     automatically dispatched categories. Ctrl-C or SIGTERM stops everything."""
-    from gridmgr.demo.serving import apply_settings, run_demo
-    from gridmgr.demo.simulation import simulate
+    from gridmgr.demo.serving import run_demo
 
-    apply_settings(current_app)
-    raise SystemExit(run_demo(host, port, simulate))
+    def play_the_city(stop) -> None:
+        # Built once the children are starting, so that the three processes start together.
+        from gridmgr.demo.serving import apply_settings
+        from gridmgr.demo.simulation import simulate
+
+        app = ctx.ensure_object(ScriptInfo).load_app()
+        apply_settings(app)
+        with app.app_context():
+            simulate(stop)
+
+    raise SystemExit(run_demo(host, port, play_the_city))
 
 
 @demo.command("worker")

@@ -70,12 +70,13 @@ def worker_command() -> list[str]:
 
 def run_demo(host: str, port: int, simulate=None) -> int:
     """Start the server and the worker, run ``simulate(stop)`` here until SIGTERM, Ctrl-C or a
-    child's end, then stop both children; the exit status (0 when asked to stop)."""
+    child's end, then pass the signal on to both children (SIGTERM when one ended) and wait
+    for them; the exit status (0 when asked to stop)."""
     stop = threading.Event()
-    asked = threading.Event()
+    received: list[int] = []
 
-    def ask_to_stop(*_) -> None:
-        asked.set()
+    def ask_to_stop(signum, _frame) -> None:
+        received.append(signum)
         stop.set()
 
     previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -92,10 +93,11 @@ def run_demo(host: str, port: int, simulate=None) -> int:
         stop.wait()
     finally:
         stop.set()
-        _stop_children(list(children.values()))
+        # SIGINT (Ctrl-C) stops gunicorn at once; SIGTERM lets open connections finish.
+        _stop_children(list(children.values()), received[0] if received else signal.SIGTERM)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0 if asked.is_set() else 1
+    return 0 if received else 1
 
 
 def _watch(children: dict[str, subprocess.Popen], stop: threading.Event) -> None:
@@ -109,10 +111,10 @@ def _watch(children: dict[str, subprocess.Popen], stop: threading.Event) -> None
                 return
 
 
-def _stop_children(children: list[subprocess.Popen]) -> None:
+def _stop_children(children: list[subprocess.Popen], signum: int) -> None:
     for child in children:
         if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+            child.send_signal(signum)
     for child in children:
         try:
             child.wait(timeout=STOP_WAIT_SECONDS)
