@@ -172,3 +172,70 @@ def test_a_well_formed_surrogate_pair_is_an_ordinary_character(client, people):
     assert answer.status_code == 200, answer.get_json()
     assert db.session.scalar(text("SELECT display_name FROM users WHERE id = :id"),
                              {"id": people.citizen.id}) == "\U0001F600 \\ud800"
+
+
+# -- a city of many grids ----------------------------------------------------------------------
+
+MANY_GRIDS = 1_200
+
+
+def add_many_grids(city, count: int = MANY_GRIDS) -> list[str]:
+    """``count`` small grids in the test city, 600 to a community (a second community under
+    the street when needed); their codes in order."""
+    from cityfixtures import COMMUNITY, STREET
+
+    second = STREET + "002"
+    db.session.execute(text("""
+        INSERT INTO regions (city_id, level, code, name, parent_id, geom, area_m2)
+        SELECT r.city_id, 'community', :second, '第二社区', r.parent_id, r.geom, r.area_m2
+        FROM regions r WHERE r.code = :community"""),
+        {"second": second, "community": COMMUNITY})
+    db.session.execute(text("""
+        INSERT INTO regions (city_id, level, code, name, parent_id, geom, area_m2)
+        SELECT p.city_id, 'grid', p.code || lpad((n % 600 + 100)::text, 3, '0'),
+               '网格 ' || n, p.id,
+               ST_Multi(ST_MakeEnvelope(116.5 + (n % 40) * 0.0005, 39.95 + (n / 40) * 0.0005,
+                                        116.5005 + (n % 40) * 0.0005,
+                                        39.9505 + (n / 40) * 0.0005, 4326)),
+               1800.0
+        FROM generate_series(0, :count - 1) AS n
+        JOIN regions p ON p.code = CASE WHEN n < 600 THEN :community ELSE :second END"""),
+        {"count": count, "community": COMMUNITY, "second": second})
+    db.session.commit()
+    return sorted(db.session.execute(text(
+        "SELECT code FROM regions WHERE level = 'grid' AND code NOT IN :old"
+    ).bindparams(__import__("sqlalchemy").bindparam("old", expanding=True)),
+        {"old": city.grids}).scalars())
+
+
+def test_the_open_data_boundaries_of_a_city_of_many_grids_are_one_whole_document(app, city):
+    """Through a real HTTP server: the test client keeps the test's own session open after
+    the view returns, which a server does not."""
+    import json
+    import threading
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    codes = add_many_grids(city)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def document(query: str) -> dict:
+        url = f"http://127.0.0.1:{server.server_port}/open-data/regions.geojson?{query}"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            assert answer.status == 200
+            return json.loads(answer.read())  # the whole body, to its last byte
+
+    try:
+        features = document("level=grid&city=test-city")["features"]
+        assert sorted(f["id"] for f in features) == sorted(codes + city.grids)
+        assert len(features) == MANY_GRIDS + len(city.grids)
+        assert all(f["geometry"]["type"] == "MultiPolygon" for f in features)
+        for level, count in (("district", 1), ("street", 1), ("community", 2)):
+            assert len(document(f"level={level}")["features"]) == count
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()

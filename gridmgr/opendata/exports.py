@@ -171,15 +171,19 @@ ORDER BY city.slug, r.code
 
 def region_geojson_chunks(level: str, city: str | None = None,
                           region: str | None = None) -> Iterator[str]:
-    """Boundaries of one level (district, street, community, grid) as streamed GeoJSON."""
+    """Boundaries of one level (district, street, community, grid) as streamed GeoJSON.
+
+    The arguments are checked at once (a refusal is a 400); the query runs only when the
+    stream is read. The request's session ends when the view returns, before a server sends
+    the body: a cursor opened in the view would be closed with it, cutting the document short."""
     if level not in LEVELS:
         raise DomainError("invalid_level", f"level is one of {', '.join(LEVELS)}.")
     if region is not None and not region.isdigit():
         raise DomainError("invalid_region", "region is a region code prefix (digits).")
-    result = db.session.execute(text(_REGIONS_SQL).execution_options(yield_per=500),
-                                {"level": level, "city": city, "region": region})
 
     def features():
+        result = db.session.execute(text(_REGIONS_SQL).execution_options(yield_per=500),
+                                    {"level": level, "city": city, "region": region})
         for row in result.mappings():
             properties = {k: row[k] for k in ("code", "name", "level", "parent_code", "city",
                                               "area_m2")}
