@@ -40,6 +40,17 @@ class RegionQuery(Schema):
     city = fields.String(metadata={"description": "city slug"})
     bbox = BBoxField(metadata={"description": "west,south,east,north (WGS 84)"})
     limit = fields.Integer(load_default=1000, validate=validate.Range(1, reading.MAX_FEATURES))
+    cursor = fields.String(validate=validate.Length(1, 64),
+                           metadata={"description": "the `next` of the previous page"})
+
+
+class RegionPageSchema(Schema):
+    type = fields.String(metadata={"description": "FeatureCollection"})
+    features = fields.List(fields.Raw(), metadata={"description": "GeoJSON Features"})
+    numberReturned = fields.Integer()
+    truncated = fields.Boolean(metadata={"description": "more regions match after this page"})
+    next = fields.String(allow_none=True, metadata={
+        "description": "cursor of the next page (pass it as `cursor`); null on the last page"})
 
 
 class RegionCodeQuery(Schema):
@@ -61,14 +72,16 @@ class BatchSchema(Schema):
 
 @blp.route("/regions")
 @blp.arguments(RegionQuery, location="query")
-@blp.response(200)
+@blp.response(200, RegionPageSchema)
 @blp.alt_response(404, description="unknown_region: no region has the parent code")
-@blp.alt_response(422, description="invalid_input, bad_bbox: the query is not valid")
+@blp.alt_response(422, description="invalid_input, bad_bbox, bad_cursor: the query is not "
+                                   "valid")
 def list_regions(query):
     """Regions as a GeoJSON FeatureCollection, filtered by level, parent, city and bbox.
 
     At most ``limit`` features (default 1000, at most 5000) in code order; ``truncated`` says
-    whether more matched.
+    whether more matched, and ``next`` is the cursor of the following page: send it as
+    ``cursor`` with the same filters to read every region of a city, page by page.
     """
     return reading.region_collection(**query)
 

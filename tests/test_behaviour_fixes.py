@@ -239,3 +239,39 @@ def test_the_open_data_boundaries_of_a_city_of_many_grids_are_one_whole_document
         server.shutdown()
         thread.join()
         server.server_close()
+
+
+def test_a_phone_reads_every_grid_of_a_city_page_by_page(client, city):
+    codes = add_many_grids(city)
+    pages, seen, cursor = 0, [], None
+    while True:
+        query = "level=grid&city=test-city&limit=500" + (f"&cursor={cursor}" if cursor else "")
+        answer = client.get(f"/api/v1/regions?{query}")
+        assert answer.status_code == 200, answer.get_json()
+        page = answer.get_json()
+        pages += 1
+        seen += [feature["id"] for feature in page["features"]]
+        assert page["truncated"] is (page["next"] is not None)
+        cursor = page["next"]
+        if cursor is None:
+            break
+        assert pages < 10
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == MANY_GRIDS + len(city.grids)
+    assert seen == sorted(codes + city.grids)
+
+
+def test_a_cursor_the_api_never_gave_out_is_refused(client, city):
+    for cursor in ("not-a-cursor", "MTEwMTA1MDAxMDAxMTAxOmFiYw", "%00"):
+        answer = client.get(f"/api/v1/regions?level=grid&cursor={cursor}")
+        assert answer.status_code == 422, cursor
+        assert answer.get_json()["error"]["code"] in ("bad_cursor", "invalid_input"), cursor
+
+
+def test_the_api_document_tells_how_to_page_through_regions(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    operation = document["paths"]["/api/v1/regions"]["get"]
+    assert "cursor" in [parameter["name"] for parameter in operation["parameters"]]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    assert "next" in document["components"]["schemas"][name]["properties"]

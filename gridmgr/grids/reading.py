@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import aliased
 
 from gridmgr.errors import InvalidInput, NotFound
@@ -42,11 +44,18 @@ def _feature(region: Region, parent_code: str | None, city: str, geometry: str) 
 def region_collection(level: str | None = None, parent: str | None = None,
                       city: str | None = None,
                       bbox: tuple[float, float, float, float] | None = None,
-                      limit: int = 1000) -> dict:
-    """Regions as a GeoJSON FeatureCollection in code order, at most ``limit`` features."""
+                      limit: int = 1000, cursor: str | None = None) -> dict:
+    """Regions as a GeoJSON FeatureCollection in code order, at most ``limit`` features.
+
+    ``next`` is the cursor of the following page (None on the last): a keyset on (code,
+    city), read from the code index, so every page costs the same however deep it is."""
     if not 1 <= limit <= MAX_FEATURES:
         raise InvalidInput(f"limit must be between 1 and {MAX_FEATURES}.", code="bad_limit")
     stmt = _features_query().order_by(Region.code, Region.city_id).limit(limit + 1)
+    if cursor is not None:
+        after_code, after_city = _decode_region_cursor(cursor)
+        stmt = stmt.where(Region.code >= after_code,
+                          tuple_(Region.code, Region.city_id) > (after_code, after_city))
     if city is not None:
         stmt = stmt.where(City.slug == city)
     if level is not None:
@@ -69,8 +78,29 @@ def region_collection(level: str | None = None, parent: str | None = None,
             Region.geom, func.ST_MakeEnvelope(west, south, east, north, 4326)))
     rows = db.session.execute(stmt).all()
     features = [_feature(*row) for row in rows[:limit]]
+    more = len(rows) > limit
+    last = rows[limit - 1][0] if more else None
     return {"type": "FeatureCollection", "features": features,
-            "numberReturned": len(features), "truncated": len(rows) > limit}
+            "numberReturned": len(features), "truncated": more,
+            "next": _region_cursor(last.code, last.city_id) if last is not None else None}
+
+
+def _region_cursor(code: str, city_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{code}:{city_id}".encode()).decode().rstrip("=")
+
+
+def _decode_region_cursor(cursor: str) -> tuple[str, int]:
+    """The (code, city id) a cursor from :func:`region_collection` continues after."""
+    try:
+        code, city_id = base64.urlsafe_b64decode(
+            cursor + "=" * (-len(cursor) % 4)).decode("ascii").split(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        code, city_id = "", ""
+    if not (code.isascii() and code.isdigit() and len(code) <= 15
+            and city_id.isascii() and city_id.isdigit() and len(city_id) <= 18):
+        raise InvalidInput("The cursor is not one this API gave out; start again without "
+                           "it.", code="bad_cursor")
+    return code, int(city_id)
 
 
 def region_feature(code: str, city: str | None = None) -> dict:
