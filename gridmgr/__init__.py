@@ -87,6 +87,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     import maps
 
     maps.init_app(app)
+    import web
+
+    web.init_app(app)
     app.after_request(_security_headers)
     _import_models()
     return app
@@ -108,6 +111,7 @@ def _security_headers(response: Response) -> Response:
 def _import_models() -> None:
     """Every domain's models, so Alembic and the ORM see the whole schema."""
     import gridmgr.calendar.models  # noqa: F401
+    import gridmgr.cases.idempotency  # noqa: F401
     import gridmgr.cases.models  # noqa: F401
     import gridmgr.categories.models  # noqa: F401
     import gridmgr.dispatch.models  # noqa: F401

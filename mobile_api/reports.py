@@ -16,6 +16,7 @@ from limits.strategies import FixedWindowRateLimiter
 from marshmallow import EXCLUDE, Schema, fields, validate
 from redis.exceptions import RedisError
 
+from gridmgr.cases import tracking
 from gridmgr.cases.intake import ReportInput, submit_report
 from gridmgr.cases.models import CHANNELS
 from gridmgr.cases.photos import photo_file
@@ -117,11 +118,41 @@ class TrackedCaseSchema(Schema):
     reporter_count = fields.Integer(required=True)
 
 
+class TrackedPhotoSchema(Schema):
+    sha256 = fields.String(required=True)
+    stage = fields.String(required=True, metadata={"description": "before or after the work"})
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    url = fields.String(required=True)
+    thumbnail_url = fields.String(required=True)
+
+
 class TrackedReportSchema(Schema):
     report_id = fields.Integer(required=True)
     reported_at = fields.String(required=True)
     case = fields.Nested(TrackedCaseSchema, required=True)
     steps = fields.List(fields.Nested(TrackedStepSchema), required=True)
+    photos = fields.List(fields.Nested(TrackedPhotoSchema), required=True,
+                         metadata={"description": "the case's public photos, after-photos too"})
+    rating = fields.Integer(allow_none=True)
+
+
+class TrackedRatingSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    rating = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
+    note = fields.String(validate=validate.Length(max=4000))
+
+
+class TrackedRatingAnswerSchema(Schema):
+    id = fields.Integer(required=True)
+    code = fields.String(required=True)
+    state = fields.String(required=True)
+    action = fields.String(required=True)
+    history_id = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    rating = fields.Integer(required=True)
 
 
 class PhotoSizeQuery(Schema):
@@ -218,9 +249,20 @@ def post_report():
 @document_errors(blp, 404, 422, notes={404: "report_not_found"})
 def track_report(token):
     """The public status of an anonymous report, by the tracking token it was given."""
-    if len(token) > 128:
-        raise NotFound("No report has this tracking token.", code="report_not_found")
-    return tracked_report(token)
+    case_id = tracking.tracked_case_id(token)
+    return {**tracked_report(token), "photos": tracking.public_photos(case_id),
+            "rating": tracking.rating_of(case_id)}
+
+
+@blp.route("/reports/track/<token>/rate", methods=["POST"])
+@blp.arguments(TrackedRatingSchema)
+@blp.response(200, TrackedRatingAnswerSchema)
+@document_errors(blp, 404, 409, 422, notes={
+    404: "report_not_found", 409: "conflict: the case is not closed; already_rated",
+    422: "invalid_input, bad_rating"})
+def rate_tracked_report(data, token):
+    """The reporter of an anonymous report rates its closed case (1–5), once, by its token."""
+    return tracking.rate_tracked(token, data["rating"], data.get("note"))
 
 
 @blp.route("/photos/<sha256>")
