@@ -7,8 +7,9 @@ Three processes, stopped together:
   production server for gevent), holding the API, Open311, the wall and the live channel;
 - the background worker (``gridmgr demo worker``: ``gridmgr worker`` with :data:`SETTINGS`):
   automatic dispatch, acknowledgement timeouts and escalation (督办), clock colours;
-- this process: it starts both, forwards SIGTERM and Ctrl-C to them, and meanwhile plays the
-  inspectors' phones and the operator's desk (``gridmgr.demo.simulation``).
+- this process: it starts both, stops them with SIGTERM on its own SIGTERM or Ctrl-C (or
+  when one of them ends), and meanwhile plays the inspectors' phones and the operator's desk
+  (``gridmgr.demo.simulation``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from flask import Flask
 SETTINGS = {"GRIDMGR_ACCEPT_LIMIT": {"amount": 0.05, "unit": "urgent_hours"}}
 # Seconds gunicorn lets open connections (the walls' WebSockets) finish when stopped, and that
 # this process then waits for each child before killing it.
-GRACEFUL_SECONDS = 5
+GRACEFUL_SECONDS = 3
 STOP_WAIT_SECONDS = 15
 
 
@@ -70,19 +71,22 @@ def worker_command() -> list[str]:
 
 def run_demo(host: str, port: int, simulate=None) -> int:
     """Start the server and the worker, run ``simulate(stop)`` here until SIGTERM, Ctrl-C or a
-    child's end, then pass the signal on to both children (SIGTERM when one ended) and wait
-    for them; the exit status (0 when asked to stop)."""
+    child's end, then stop both children with SIGTERM and wait for them; the exit status (0
+    when asked to stop)."""
     stop = threading.Event()
-    received: list[int] = []
+    asked = threading.Event()
 
-    def ask_to_stop(signum, _frame) -> None:
-        received.append(signum)
+    def ask_to_stop(*_) -> None:
+        asked.set()
         stop.set()
 
     previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     server_env = {**os.environ, "GRIDMGR_ASYNC_MODE": "gevent"}
-    children = {"server": subprocess.Popen(server_command(host, port), env=server_env),
-                "worker": subprocess.Popen(worker_command())}
+    # In process groups of their own: a terminal's Ctrl-C reaches this process only, which
+    # stops the children gracefully (gunicorn's own Ctrl-C exit is abrupt and noisy).
+    children = {"server": subprocess.Popen(server_command(host, port), env=server_env,
+                                           process_group=0),
+                "worker": subprocess.Popen(worker_command(), process_group=0)}
     threading.Thread(target=_watch, args=(children, stop), daemon=True).start()
     try:
         print(f"gridmgr demo on http://{host}:{port}: server pid {children['server'].pid} "
@@ -93,11 +97,10 @@ def run_demo(host: str, port: int, simulate=None) -> int:
         stop.wait()
     finally:
         stop.set()
-        # SIGINT (Ctrl-C) stops gunicorn at once; SIGTERM lets open connections finish.
-        _stop_children(list(children.values()), received[0] if received else signal.SIGTERM)
+        _stop_children(list(children.values()))
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0 if received else 1
+    return 0 if asked.is_set() else 1
 
 
 def _watch(children: dict[str, subprocess.Popen], stop: threading.Event) -> None:
@@ -111,10 +114,10 @@ def _watch(children: dict[str, subprocess.Popen], stop: threading.Event) -> None
                 return
 
 
-def _stop_children(children: list[subprocess.Popen], signum: int) -> None:
+def _stop_children(children: list[subprocess.Popen]) -> None:
     for child in children:
         if child.poll() is None:
-            child.send_signal(signum)
+            child.send_signal(signal.SIGTERM)
     for child in children:
         try:
             child.wait(timeout=STOP_WAIT_SECONDS)
