@@ -92,6 +92,7 @@ def serve(host: str, port: int) -> None:
 def _register_domain_commands() -> None:
     """Each domain brings its own commands (``gridmgr/<domain>/cli.py``)."""
     from gridmgr.calendar.cli import calendar
+    from gridmgr.cases.cli import workflow
     from gridmgr.categories.cli import categories
     from gridmgr.cluster.cli import cluster
     from gridmgr.demo.cli import demo
@@ -108,7 +109,7 @@ def _register_domain_commands() -> None:
 
     for command in (grids, cities, demo, users, departments, categories, calendar, roster, worker,
                     cases, stats_command, report_command, open311, export_command, cluster,
-                    notify, webhooks):
+                    notify, webhooks, workflow):
         main.add_command(command)
 
 

@@ -24,6 +24,7 @@ from gridmgr.cases.queries import (
     sync_delta,
     tasks_for,
 )
+from gridmgr.cases.steps import endpoint_doc
 from gridmgr.cases.workflow import STEPS, StepInput, take_step
 from gridmgr.errors import RateLimited, Sentence
 from gridmgr.extensions import limiter
@@ -84,6 +85,17 @@ class StageClockSchema(Schema):
                        "the deadline), paused (shelved), or null: the stage has no limit"})
 
 
+class AvailableActionSchema(Schema):
+    action = fields.String(required=True, metadata={
+        "description": "the step endpoint: POST /cases/{id}/<action>"})
+    records = fields.String(required=True, metadata={
+        "description": "the workflow table's row it records (extend_requested for a receiver "
+                       "who asks)"})
+    needs = fields.List(fields.String(), required=True, metadata={
+        "description": "what the request must carry: note, on_site, photo, receiver, "
+                       "extension, rating"})
+
+
 class CaseSummarySchema(Schema):
     id = fields.Integer(required=True)
     code = fields.String(required=True)
@@ -109,6 +121,8 @@ class CaseSummarySchema(Schema):
     created_at = fields.String(required=True)
     updated_at = fields.String(required=True)
     version = fields.Integer(required=True)
+    available_actions = fields.List(fields.Nested(AvailableActionSchema), required=True, metadata={
+        "description": "what the caller may do to this case now (docs/workflow.md)"})
 
 
 class CasePageSchema(Schema):
@@ -207,6 +221,7 @@ class CaseStepResultSchema(Schema):
     history_id = fields.Integer(required=True)
     version = fields.Integer(required=True)
     deadline = fields.String(allow_none=True)
+    available_actions = fields.List(fields.Nested(AvailableActionSchema), required=True)
 
 
 class CaseStepSchema(Schema):
@@ -297,23 +312,6 @@ def get_sync(query):
     return case_list(sync_delta(current_user(), query.get("since"), query["limit"]))
 
 
-STEP_SUMMARIES = {
-    "verify": "An inspector verifies a citizen's report on site (valid=false cancels it).",
-    "file": "An operator or duty chief files a report as a case (立案).",
-    "cancel": "An operator or duty chief cancels a report (作废), with a note.",
-    "dispatch": "Dispatch to a department and/or worker; the clock starts.",
-    "accept": "The receiver acknowledges the dispatch (签收).",
-    "return": "The receiver returns a mis-dispatched case (回退); back to filed.",
-    "handle": "The receiver feeds back with after-photos taken near the case.",
-    "check": "An inspector other than the handler checks on site (passed=false: rework).",
-    "close": "A duty chief closes a checked case (结案).",
-    "rework": "A duty chief sends a case back to the same department (返工).",
-    "extend": "Extension (延期): a duty chief approves; the receiver's call is a request.",
-    "shelve": "Shelving (挂账) stops the clock: a duty chief approves; the receiver requests.",
-    "resume": "A duty chief resumes a shelved case; the clock runs again.",
-    "self_handle": "An inspector handles their own small report on the spot and closes it.",
-    "rate": "The reporter rates a closed case (1–5).",
-}
 
 
 class StepLimit:
@@ -370,7 +368,7 @@ def _step_view(action: str):
         return take_step(case_id, action, user, StepInput(photos=photos, **data))
 
     view.__name__ = f"case_{action}"
-    view.__doc__ = STEP_SUMMARIES[action]
+    view.__doc__ = endpoint_doc(action)
     return view
 
 

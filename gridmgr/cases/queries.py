@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from sqlalchemy import text
 
@@ -19,6 +20,7 @@ from gridmgr.cases.views import (
     reporter_case,
     staff_case,
 )
+from gridmgr.cases.workflow import available_actions
 from gridmgr.errors import InvalidInput, NotFound, Sentence
 from gridmgr.extensions import db
 from gridmgr.people.models import User
@@ -29,6 +31,7 @@ CLOCK_SQL = HANDLING_CLOCK_SQL
 _STAGE = current_clock_sql("c")
 
 SUMMARY_SQL = f"""c.id, c.code, c.state, c.source, c.channel, cat.code AS category,
+    c.reporter_id AS case_reporter_id, c.handler_id AS case_handler_id,
     cat.name_zh AS category_name, c.grid_code, c.city_id, ST_X(c.location) AS lon,
     ST_Y(c.location) AS lat, c.description, c.department_id, c.worker_id, c.deadline,
     {CLOCK_SQL} AS clock, c.reporter_count, c.rework_count, c.extension_count, c.rating,
@@ -62,9 +65,22 @@ def summary(row) -> dict:
 def summaries(rows, user: User) -> list[dict]:
     """The list shapes of case rows as ``user`` sees them (the public side: the public view)."""
     items = [summary(r) for r in rows]
+    for item, row in zip(items, rows, strict=True):
+        item["available_actions"] = available_actions(user, _actionable(row))
     if list_view(user) == "reporter":
         return [public_summary(item) for item in items]
     return items
+
+
+def _actionable(row) -> SimpleNamespace:
+    """A list row as :func:`available_actions` reads a case."""
+    columns = row._mapping
+    return SimpleNamespace(
+        state=columns["state"], source=columns["source"], grid_code=columns["grid_code"],
+        city_id=columns["city_id"], reporter_id=columns["case_reporter_id"],
+        department_id=columns["department_id"], worker_id=columns["worker_id"],
+        handler_id=columns["case_handler_id"], rating=columns["rating"],
+        deadline=columns["deadline"], pending_request=columns["has_request"])
 
 
 def scope_where(user: User, params: dict) -> str:
@@ -172,6 +188,7 @@ def case_detail(case_id: int, user: User) -> dict:
         SELECT id, actor_id, actor_role, action, from_state, to_state, at,
                ST_X(location) AS lon, ST_Y(location) AS lat, note, details
         FROM case_history WHERE case_id = :id ORDER BY id"""), {"id": case_id}).all()
+    body["available_actions"] = available_actions(user, row)
     if view == "reporter":
         return reporter_case(body, photos, history, _reports(case_id, reporter_id=user.id),
                              user, row.reporter_id)

@@ -218,3 +218,37 @@ def relation_of(permission: str) -> str | None:
     if len(found) > 1:
         raise ValueError(f"{permission} has two relations in the workflow table: {found}")
     return found.pop() if found else None
+
+
+def endpoint_doc(endpoint: str) -> str:
+    """The OpenAPI text of a step endpoint: the action's summary, then its rows of the table
+    (the approval and, where there is one, the receiver's request)."""
+    rows = [a for a in TABLE if a.endpoint == endpoint]
+    lines = [rows[0].summary, ""]
+    for row in rows:
+        lines.append(describe(row))
+    return "\n".join(lines)
+
+
+def describe(action: Action) -> str:
+    """One sentence per fact of a row of the table, for the API's text and docs/workflow.md."""
+    target = {SAME: "keeps its state", PREVIOUS: "goes back to the state it was shelved from"
+              }.get(action.target, f"becomes {action.target}")
+    parts = [f"`{action.name}`: from {' or '.join(action.sources) or 'nothing'}, the case "
+             f"{target}"]
+    if action.otherwise:
+        parts.append(f"with {action.otherwise.flag}=false it becomes "
+                     f"{action.otherwise.target} ({action.otherwise.meaning})")
+    parts.append(f"permission {action.permission}" if action.permission
+                 else "taken by the system")
+    if action.relation:
+        parts.append(f"only {RELATIONS[action.relation]}")
+    if action.needs:
+        parts.append("needs " + ", ".join(NEEDS[n] for n in action.needs))
+    if action.guards:
+        parts.append("refused (409) " + "; ".join(f"{g}: {GUARDS[g]}" for g in action.guards))
+    parts += action.clocks.phrases()
+    if action.counters:
+        parts.append("adds one to " + ", ".join(action.counters))
+    parts.append(f"event {action.event}")
+    return "; ".join(parts) + "."

@@ -121,7 +121,37 @@ def take_step(case_id: int, action: str, actor: User | None, data: StepInput) ->
     db.session.commit()
     return {"id": case.id, "code": case.code, "state": target, "action": recorded,
             "history_id": written.h1, "version": written.version,
-            "deadline": after.deadline.isoformat() if after.deadline else None}
+            "deadline": after.deadline.isoformat() if after.deadline else None,
+            "available_actions": available_actions(actor, _settled(after, written))}
+
+
+def available_actions(user: User | None, case) -> list[dict]:
+    """What ``user`` may do to ``case`` now, by the table: the state, the permission (or the
+    request a receiver may make instead), scope and relation, and the case's guards. Each item
+    names the endpoint (``action``), the table row it records (``records``) and what the
+    request must carry (``needs``: note, on_site, photo, …), which no list can know before."""
+    if user is None:
+        return []
+    context = None
+    found = []
+    for name, step in STEPS.items():
+        if case.state not in step.sources and not (
+                step.requested_as and case.state in TABLE_ACTIONS[step.requested_as].sources):
+            continue
+        context = context or _policy_context(case)
+        if not can(user, step.permission, **context):
+            if not step.requested_as:
+                continue
+            step = TABLE_ACTIONS[step.requested_as]
+            if not can(user, step.permission, **context):
+                continue
+        if case.state not in step.sources:
+            continue
+        if not all(case_guard(guard, case, user.id, guard == "not_your_report"
+                              and can(user, "case.close", **context)) for guard in step.guards):
+            continue
+        found.append({"action": name, "records": step.name, "needs": list(step.needs)})
+    return found
 
 
 def outcome(step: Action, case, data: StepInput | None = None) -> tuple[str, str]:
@@ -283,7 +313,8 @@ def _file(case, actor: User | None, data: StepInput, now: datetime,
     db.session.commit()
     result = {"id": case.id, "code": case.code, "state": final.state, "action": "file",
               "history_id": written.h1, "version": written.version,
-              "deadline": final.deadline.isoformat() if final.deadline else None}
+              "deadline": final.deadline.isoformat() if final.deadline else None,
+              "available_actions": available_actions(actor, _settled(final, written))}
     if dispatch is not None:
         result.update(department_id=final.department_id, worker_id=final.worker_id)
     return result
@@ -342,6 +373,11 @@ SELECT (SELECT version FROM u) AS version, {ids}""")
                              "expected": case.state, "version": case.version,
                              **chained_steps_parameters(*records)})
     return None if written.version is None else written
+
+
+def _settled(after, written) -> SimpleNamespace:
+    """The case as written, with the version the database gave it."""
+    return SimpleNamespace(**{**vars(after), "version": written.version})
 
 
 def _moved(case) -> Conflict:
