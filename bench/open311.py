@@ -5,6 +5,11 @@ CASES cases spread over the last 80 days with one SQL statement, and times a ful
 (1000 requests) of ``GET requests`` in JSON and XML, with and without ``extensions=true``,
 ``servicerequestupdates`` and the streamed ``/open-data/cases.csv`` of every case.
 
+Side by side, in the same process and in alternating turns so that the machine's drift falls
+on both alike: Open311 POSTs per second (form-encoded, anonymous, with an API key) against the
+mobile intake's anonymous ``POST /api/v1/reports`` of the same report; the aim is at least
+80 % of the mobile rate (both take the one intake statement of ``gridmgr.cases.intake``).
+
 Database: ``gridmgr_bench_open311`` on the PostgreSQL at 127.0.0.1:5432 (user postgres),
 created afresh and dropped at the end. Writes ``bench/results/open311.json``.
 
@@ -60,6 +65,9 @@ def _database(create: bool) -> None:
         cur.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
         if create:
             cur.execute(f'CREATE DATABASE "{NAME}"')
+            # Each report commits by itself; the disk's flush per commit would otherwise be
+            # most of what the POST side by side measures, on both sides alike.
+            cur.execute(f'ALTER DATABASE "{NAME}" SET synchronous_commit = off')
     admin.close()
 
 
@@ -79,6 +87,46 @@ def _get(client, url: str, runs: int = 5) -> dict:
         samples.append(ms)
         size = len(data)
     return {"median_ms": round(statistics.median(samples), 1), "bytes": size}
+
+
+def _rate(post, reports: int) -> tuple[float, float]:
+    """Reports per second of ``reports`` calls of ``post(i)``, each answered 200 or 201, and
+    the Python CPU (this process) per report in µs."""
+    started, cpu = time.perf_counter(), time.process_time()
+    for i in range(reports):
+        response = post(i)
+        assert response.status_code in (200, 201), response.data[:300]
+    return (reports / (time.perf_counter() - started),
+            1e6 * (time.process_time() - cpu) / reports)
+
+
+def side_by_side(client, world, reports: int = 500, rounds: int = 5) -> dict:
+    """Open311 POSTs and mobile intake reports per second, in alternating turns (median)."""
+    def open311(i: int):
+        point = IN_WEST if i % 2 else IN_EAST
+        return client.post("/open311/v2/requests.json", data={
+            "api_key": world.api_key, "service_code": "C9801", "lat": point[1],
+            "long": point[0], "description": "Lamp out", "email": "a@example.cn"})
+
+    def mobile(i: int):
+        point = IN_WEST if i % 2 else IN_EAST
+        return client.post("/api/v1/reports", json={
+            "category": "C9801", "lat": point[1], "lon": point[0],
+            "description": "Lamp out", "contact_email": "a@example.cn"})
+
+    _rate(open311, 50)  # warm both: prepared statements, caches
+    _rate(mobile, 50)
+    turns: dict[str, list[tuple[float, float]]] = {"open311": [], "mobile": []}
+    for _ in range(rounds):
+        turns["open311"].append(_rate(open311, reports))
+        turns["mobile"].append(_rate(mobile, reports))
+    rate = {k: statistics.median(r for r, _ in vs) for k, vs in turns.items()}
+    cpu = {k: statistics.median(c for _, c in vs) for k, vs in turns.items()}
+    return {"reports_per_turn": reports, "rounds": rounds,
+            "open311_per_s": round(rate["open311"]), "mobile_per_s": round(rate["mobile"]),
+            "open311_share_of_mobile": round(rate["open311"] / rate["mobile"], 3),
+            "python_us_per_report": {k: round(v) for k, v in cpu.items()},
+            "turns_per_s": {k: [round(r) for r, _ in vs] for k, vs in turns.items()}}
 
 
 def main(posts: int = 200, cases: int = 50_000) -> dict:
@@ -120,6 +168,7 @@ def main(posts: int = 200, cases: int = 50_000) -> dict:
                                                    "/open311/v2/servicerequestupdates.json"),
                 "opendata_cases_csv_all": _get(client, "/open-data/cases.csv", runs=3),
                 "opendata_cases_geojson_all": _get(client, "/open-data/cases.geojson", runs=3),
+                "post_side_by_side": side_by_side(client, world),
                 "machine": platform.platform(), "python": platform.python_version(),
             }
         return results

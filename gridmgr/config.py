@@ -108,6 +108,22 @@ class Config:
     GRIDMGR_NOTIFY_TIMEOUT_SECONDS = float(os.environ.get("GRIDMGR_NOTIFY_TIMEOUT_SECONDS", 10))
     GRIDMGR_WEBHOOK_PAUSE_AFTER = int(os.environ.get("GRIDMGR_WEBHOOK_PAUSE_AFTER", 20))
 
+    # Public outputs (Open311, open data, tracking; gridmgr.opendata.redaction): a citizen's
+    # report is published from this state on (reported, verified or filed), and a published
+    # point has this many decimals (4: about 10 m).
+    GRIDMGR_PUBLISH_CITIZEN_REPORTS_FROM = os.environ.get(
+        "GRIDMGR_PUBLISH_CITIZEN_REPORTS_FROM", "verified")
+    GRIDMGR_PUBLIC_COORDINATE_DECIMALS = int(
+        os.environ.get("GRIDMGR_PUBLIC_COORDINATE_DECIMALS", 4))
+
     # City defaults (a city can override its own).
     GRIDMGR_TIMEZONE = os.environ.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")
     GRIDMGR_UNIT_GRID_AREA_M2 = float(os.environ.get("GRIDMGR_UNIT_GRID_AREA_M2", 10_000))
+
+    # Open311 (GeoReport v2): POSTs per client address, and what discovery tells a client.
+    GRIDMGR_OPEN311_POST_RATE = os.environ.get("GRIDMGR_OPEN311_POST_RATE", "30/minute")
+    GRIDMGR_OPEN311_CONTACT = os.environ.get(
+        "GRIDMGR_OPEN311_CONTACT", "The city's urban management command centre (城市管理指挥中心).")
+    GRIDMGR_OPEN311_KEY_SERVICE = os.environ.get(
+        "GRIDMGR_OPEN311_KEY_SERVICE",
+        "Ask the city's gridmgr administrator for an API key (gridmgr open311 keys add NAME).")

@@ -40,7 +40,7 @@ from gridmgr.cases.events import (
 from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
 from gridmgr.cases.photos import StoredPhoto, attach_photos
 from gridmgr.database.prepared import Prepared, autocommit_connection
-from gridmgr.errors import Conflict, InvalidInput, NotFound, Sentence
+from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound, Sentence
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
 from gridmgr.grids.locating import OutsideCity, locate
@@ -136,6 +136,14 @@ class ReportInput:
     contact_email: str | None = None
     attributes: dict = field(default_factory=dict)
     photos: list[StoredPhoto] = field(default_factory=list)
+    # A report sent to a named city (Open311's jurisdiction_id: its slug) is stored only there.
+    within_city: str | None = None
+    # A report sent with an API key (Open311), by the key's SHA-256: stored only while the key
+    # is active, checked by the statement that stores it.
+    api_key_hash: str | None = None
+    # The category's questions (``Category.attributes``) the answers in ``attributes`` were
+    # checked against: the report is stored only if they are still the category's.
+    questions: list | None = None
 
 
 @dataclass
@@ -155,6 +163,18 @@ class IntakeResult:
         if self.tracking_token:
             body["tracking_token"] = self.tracking_token
         return body
+
+
+class QuestionsChanged(DomainError):
+    """The category's questions are no longer those the answers were checked against; nothing
+    was stored. ``questions`` are the category's questions now."""
+
+    status = 409
+
+    def __init__(self, questions: list):
+        super().__init__("questions_changed", "The category's questions changed meanwhile; "
+                         "check the answers again.")
+        self.questions = questions
 
 
 def hash_token(token: str) -> str:
@@ -330,6 +350,8 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
         "attributes": data.attributes, "contact_name": data.contact_name,
         "contact_phone": data.contact_phone, "contact_email": data.contact_email,
         "source": source, "cos_lat": max(math.cos(math.radians(lat)), 0.01),
+        "within_city": data.within_city, "api_key_hash": data.api_key_hash,
+        "questions": data.questions,
     }
     cell = (data.category, round(lon * 10), round(lat * 10))
     place = _PLACES.get(cell, _NO_PLACE)
@@ -340,12 +362,24 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
         row = _REPORT_AS_NEW_CASE.one({**params, **place.matches()}, connection)
         if row.replay_id is not None:
             return None
+        if not row.key_ok:
+            raise DomainError("api_key_invalid", "api_key is not valid (unknown or revoked).",
+                              status=403)
         if row.region_id is None:
             raise OutsideCity(lon, lat)
         if row.category_id is None:
             raise InvalidInput(Sentence("No active category has the code %(code)s.",
                                         code=f"{data.category!r:.60}"),
                                code="unknown_category")
+        if data.within_city is not None and row.within_city_id is None:
+            raise NotFound(f"No city has the slug {data.within_city!r:.60}.",
+                           code="city_not_found")
+        if data.within_city is not None and row.within_city_id != row.city_id:
+            raise InvalidInput(f"The point is not inside the city {data.within_city!r:.60}.",
+                               code="outside_named_city")
+        if (data.questions is not None and row.report_id is None
+                and (row.questions or []) != data.questions):
+            raise QuestionsChanged(row.questions or [])
         if row.report_id is not None:
             break
         place = _Place(row.city_id, row.calendar_version, row.limits or {})
@@ -611,7 +645,12 @@ hit AS (
            hit.id AS region_id, hit.code AS grid_code, hit.city_id,
            cat.id AS category_id, cat.limits, cat.duplicate_radius_m,
            cat.duplicate_window_hours,
-           {calendar_version_sql("hit.city_id")} AS calendar_version
+           {calendar_version_sql("hit.city_id")} AS calendar_version,
+           cat.attributes AS questions,
+           (SELECT id FROM cities WHERE slug = :within_city) AS within_city_id,
+           (:api_key_hash IS NULL OR EXISTS (
+               SELECT FROM open311_api_keys
+               WHERE key_hash = :api_key_hash AND revoked_at IS NULL)) AS key_ok
     FROM (VALUES (1)) AS one
     LEFT JOIN hit ON true
     LEFT JOIN categories cat ON cat.code = :category AND cat.active
@@ -620,6 +659,8 @@ hit AS (
     WHERE replay_id IS NULL AND region_id IS NOT NULL AND category_id IS NOT NULL
       AND city_id = :expect_city AND calendar_version IS NOT DISTINCT FROM :expect_calendar
       AND coalesce(limits, '{{}}') = CAST(:expect_limits AS jsonb)
+      AND key_ok AND (:within_city IS NULL OR city_id = within_city_id)
+      AND (:questions = 'null' OR coalesce(questions, '[]') = :questions)
 )"""
 _NEW_CASE_ROOMS = """ARRAY(
     SELECT DISTINCT room COLLATE "C" FROM unnest(
@@ -660,6 +701,8 @@ WITH {_NEW_CASE_CONTEXT}, c AS (
                   open_states=f"'{{{','.join(OPEN_STATES)}}}'::text[]", exclude="0",
                   limit=str(NEARBY_LIMIT))}
 SELECT ctx.replay_id, ctx.region_id, ctx.city_id, ctx.category_id, ctx.calendar_version,
+       ctx.key_ok, ctx.within_city_id,
+       CASE WHEN NOT EXISTS (SELECT FROM r) THEN ctx.questions END AS questions,
        (SELECT id FROM c) AS case_id, (SELECT code FROM c) AS case_code,
        (SELECT id FROM r) AS report_id,
        (SELECT id FROM h) AS history_id,
@@ -676,6 +719,6 @@ FROM ctx
         "key", "client_id", "content_hash", "tz", "category", "expect_calendar", "source",
         "channel", "description", "reporter_key", "token_hash", "coord_sys", "contact_name",
         "contact_phone", "contact_email", "actor_role", "action", "from_state", "to_state",
-        "note", "event"), "text"),
-    **dict.fromkeys(("expect_limits", "deadlines", "attributes", "details", "payload", "rooms"),
-                    "jsonb")})
+        "note", "event", "within_city", "api_key_hash"), "text"),
+    **dict.fromkeys(("expect_limits", "deadlines", "attributes", "details", "payload", "rooms",
+                     "questions"), "jsonb")})

@@ -12,7 +12,8 @@ from gridmgr.extensions import db
 from gridmgr.open311.models import ApiKey
 
 
-def _digest(key: str) -> str:
+def key_digest(key: str) -> str:
+    """What is stored of a key: its SHA-256, in hex."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -24,7 +25,7 @@ def create_api_key(name: str) -> str:
     if db.session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
         raise Conflict(f"A key named {name!r} already exists.", code="key_exists")
     key = secrets.token_urlsafe(32)
-    db.session.add(ApiKey(name=name, key_hash=_digest(key)))
+    db.session.add(ApiKey(name=name, key_hash=key_digest(key)))
     db.session.commit()
     return key
 
@@ -49,7 +50,7 @@ def find_active_key(key: str | None) -> ApiKey | None:
     """The unrevoked key matching ``key``, or None."""
     if not key:
         return None
-    found = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(key)))
+    found = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == key_digest(key)))
     if found is None or found.revoked_at is not None:
         return None
     return found

@@ -12,7 +12,6 @@ from gridmgr.open311 import bp
 from gridmgr.open311 import service_requests as sr
 from gridmgr.open311 import services as svc
 from gridmgr.open311.formats import CONTENT_TYPES, FORMATS, render
-from gridmgr.open311.keys import find_active_key
 from gridmgr.opendata.exports import refuse_nul
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -78,11 +77,8 @@ def discovery(fmt: str):
     config = current_app.config
     document = {
         "changeset": CHANGESET,
-        "contact": config.get("GRIDMGR_OPEN311_CONTACT")
-        or "The city's urban management command centre (城市管理指挥中心).",
-        "key_service": config.get("GRIDMGR_OPEN311_KEY_SERVICE")
-        or "Ask the city's gridmgr administrator for an API key "
-           "(gridmgr open311 keys add NAME).",
+        "contact": config["GRIDMGR_OPEN311_CONTACT"],
+        "key_service": config["GRIDMGR_OPEN311_KEY_SERVICE"],
         "endpoints": [{
             "specification": SPECIFICATION,
             "url": base,
@@ -111,23 +107,27 @@ def service_definition(service_code: str, fmt: str):
 
 
 @bp.post("/requests.<fmt>")
-@limiter.limit(lambda: current_app.config.get("GRIDMGR_OPEN311_POST_RATE", "30/minute"))
+@limiter.limit(lambda: current_app.config["GRIDMGR_OPEN311_POST_RATE"])
 def create_request(fmt: str):
-    """POST Service Request: a report on the ``open311`` channel; api_key in body or query."""
+    """POST Service Request: a report on the ``open311`` channel; api_key in body or query.
+
+    The body is the form the standard names (application/x-www-form-urlencoded, or multipart
+    with a ``media`` file) or a JSON object of the same fields, its extra questions as
+    ``"attribute": {"CODE": "value" or ["values"]}``."""
     fmt = _format(fmt)
-    if find_active_key(request.values.get("api_key")) is None:
-        missing = not request.values.get("api_key")
-        raise DomainError("api_key_missing" if missing else "api_key_invalid",
-                          "api_key is required to file a request." if missing else
-                          "api_key is not valid (unknown or revoked).", status=403)
-    form = request.values
+    fields, attributes = sr.posted_fields(request)
+    api_key = fields.get("api_key")
+    if not api_key:
+        raise DomainError("api_key_missing", "api_key is required to file a request.",
+                          status=403)
     new = sr.NewRequest(
-        service_code=form.get("service_code"), lat=form.get("lat"), long=form.get("long"),
-        address_string=form.get("address_string"), address_id=form.get("address_id"),
-        description=form.get("description"), first_name=form.get("first_name"),
-        last_name=form.get("last_name"), email=form.get("email"), phone=form.get("phone"),
-        media_url=form.get("media_url"), attributes=sr.parse_attributes(form))
-    answer = sr.file_request(new, jurisdiction(), request.files.get("media"), language())
+        service_code=fields.get("service_code"), lat=fields.get("lat"), long=fields.get("long"),
+        address_string=fields.get("address_string"), address_id=fields.get("address_id"),
+        description=fields.get("description"), first_name=fields.get("first_name"),
+        last_name=fields.get("last_name"), email=fields.get("email"), phone=fields.get("phone"),
+        media_url=fields.get("media_url"), attributes=attributes)
+    answer = sr.file_request(new, fields.get("jurisdiction_id"), api_key,
+                             request.files.get("media"), language())
     return render(fmt, "service_requests", [answer])
 
 

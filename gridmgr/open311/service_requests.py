@@ -8,8 +8,9 @@ gridmgr's states map to GeoReport's two statuses:
 
 The detailed state, the unit grid code, duplicates and the public notes of the history are in
 ``extended_attributes`` when the caller asks with ``extensions=true``. Reporters' contact
-details are stored on the report and never read here; free text is passed through
-:func:`gridmgr.opendata.redaction.redact`.
+details are stored on the report and never read here; what is published follows
+:mod:`gridmgr.opendata.redaction` (a citizen's report once verified, free text redacted, the
+public notes only, the point rounded).
 """
 
 from __future__ import annotations
@@ -22,12 +23,21 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 
-from gridmgr.errors import DomainError, NotFound
+from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.open311.formats import parse_w3c_datetime, w3c_datetime
-from gridmgr.open311.services import Jurisdiction, check_attributes, find_category
-from gridmgr.opendata.redaction import redact
-from gridmgr.opendata.writing import coordinate
+from gridmgr.open311.services import (
+    Jurisdiction,
+    check_attributes,
+    forget_service,
+    service_to_file,
+)
+from gridmgr.opendata.redaction import (
+    public_coordinate,
+    public_note,
+    published_case_sql,
+    redact,
+)
 
 CLOSED_STATES = ("closed", "cancelled")
 STATUSES = ("open", "closed")
@@ -36,8 +46,6 @@ MAX_LIMIT = 1000
 # Pages beyond this are refused: their offset would overflow PostgreSQL's bigint long before.
 MAX_PAGE = 1_000_000
 MAX_DESCRIPTION = 4000
-# History steps whose note is the reporter's own text (already shown as the description).
-REPORTER_ACTIONS = ("report", "report_joined")
 
 STATE_TEXT = {
     "reported": ("Reported; an inspector will verify it on site.", "已上报，等待监督员现场核实。"),
@@ -98,6 +106,48 @@ def parse_attributes(form) -> dict[str, list[str]]:
     return answers
 
 
+def posted_fields(request) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """A POST's fields (the query's included, the body's first) as text, and its
+    ``attribute[code]`` answers by code, from a form or from a JSON object; 400
+    ``malformed_json`` for a JSON body that is not an object of texts, numbers and answers."""
+    if not request.is_json:
+        return request.values, parse_attributes(request.values)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise DomainError("malformed_json", "The body is not a JSON object of the request's "
+                          "fields.")
+    fields: dict[str, str] = dict(request.args.items())
+    answers: dict[str, list[str]] = {}
+    for key, value in body.items():
+        if value is None:  # as if left out
+            continue
+        if key == "attribute" and isinstance(value, dict):
+            for code, given in value.items():
+                answers.setdefault(str(code), []).extend(_json_texts(f"attribute[{code}]", given))
+        elif key.startswith("attribute["):
+            code = key[len("attribute["):key.index("]")] if "]" in key else ""
+            if not code:
+                raise DomainError("invalid_attribute", f"{key!r} names no attribute code.")
+            answers.setdefault(code, []).extend(_json_texts(key, value))
+        else:
+            texts = _json_texts(key, value)
+            if len(texts) != 1:
+                raise DomainError("malformed_json", f"{key} must be one text or number.")
+            fields[key] = texts[0]
+    return fields, answers
+
+
+def _json_texts(name: str, value) -> list[str]:
+    """A JSON value as the texts a form would carry: a text, a number or a list of them."""
+    values = value if isinstance(value, list) else [value]
+    texts = []
+    for item in values:
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise DomainError("malformed_json", f"{name} must be a text or a number.")
+        texts.append(item if isinstance(item, str) else repr(item))
+    return texts
+
+
 def _coordinate(value: str | None, name: str, low: float, high: float) -> float:
     try:
         number = float(value)
@@ -126,18 +176,28 @@ def _stored_media(upload) -> list:
     return [store_photo(data, upload.filename)] if data else []
 
 
-def file_request(new: NewRequest, jurisdiction: Jurisdiction, media, lang: str) -> dict:
+def file_request(new: NewRequest, jurisdiction_id: str | None, api_key: str, media,
+                 lang: str) -> dict:
     """File an Open311 POST as an anonymous report on the ``open311`` channel; it becomes a
     case that follows the normal workflow. ``media`` is the uploaded file or None; it is
-    stored only once everything else is accepted. Returns the GeoReport answer."""
-    from gridmgr.cases.intake import ReportInput, refuse_invalid_text, submit_report
-    from gridmgr.grids.locating import locate
+    stored only once everything else is accepted. Returns the GeoReport answer.
+
+    It takes the intake's one statement, as every report does: the API key, the jurisdiction
+    (a city's slug) and the service's questions are checked there, with the place and the
+    category, so a request costs what a report of the mobile API costs."""
+    from gridmgr.cases.intake import (
+        QuestionsChanged,
+        ReportInput,
+        refuse_invalid_text,
+        submit_report,
+    )
+    from gridmgr.open311.keys import key_digest
 
     refuse_invalid_text(vars(new))
     if not new.service_code:
         raise DomainError("missing_service_code", "service_code is required.")
     try:
-        category = find_category(new.service_code)
+        service = service_to_file(new.service_code)
     except NotFound as exc:  # for a POST an unknown service is a bad request
         raise DomainError("unknown_service_code", exc.message) from None
     if not (new.lat or "").strip() or not (new.long or "").strip():
@@ -149,28 +209,55 @@ def file_request(new: NewRequest, jurisdiction: Jurisdiction, media, lang: str) 
         raise DomainError("missing_location", "lat and long are required (WGS 84 degrees).")
     lat = _coordinate(new.lat, "lat", -90, 90)
     lon = _coordinate(new.long, "long", -180, 180)
-    answers = check_attributes(category, new.attributes or {})
     media_url = _bounded(new.media_url, "media_url", 1000)
     if media_url and not media_url.lower().startswith(("http://", "https://")):
         raise DomainError("invalid_media_url", "media_url must be an http or https URL.")
-    if media_url:
-        answers["_media_url"] = media_url
     email = _bounded(new.email, "email", 254)
     if email and "@" not in email:
         raise DomainError("invalid_email", "email is not an e-mail address.")
     name = " ".join(p for p in (_bounded(new.first_name, "first_name", 95),
                                 _bounded(new.last_name, "last_name", 95)) if p) or None
-    place = locate(lon, lat)
-    if jurisdiction.city_id is not None and place.city_id != jurisdiction.city_id:
-        raise DomainError("outside_jurisdiction",
-                          f"lat/long is not inside jurisdiction {jurisdiction.slug!r}.")
-    result = submit_report(ReportInput(
-        lon=lon, lat=lat, category=category.code,
-        description=_bounded(new.description, "description", MAX_DESCRIPTION),
-        channel="open311", contact_name=name, contact_phone=_bounded(new.phone, "phone", 50),
-        contact_email=email, attributes=answers, photos=_stored_media(media)), None)
-    return {"service_request_id": result.case_code, "token": result.tracking_token,
-            "service_notice": _state_text(result.case_state, lang), "account_id": None}
+    description = _bounded(new.description, "description", MAX_DESCRIPTION)
+    phone = _bounded(new.phone, "phone", 50)
+    jurisdiction_id = (jurisdiction_id or "").strip() or None
+    photos = None
+    for _ in range(2):  # a second time only when the service's questions changed meanwhile
+        answers = check_attributes(service, new.attributes or {})
+        if media_url:
+            answers["_media_url"] = media_url
+        if photos is None:
+            photos = _stored_media(media)
+        try:
+            result = submit_report(ReportInput(
+                lon=lon, lat=lat, category=service.code, description=description,
+                channel="open311", contact_name=name, contact_phone=phone,
+                contact_email=email, attributes=answers, photos=photos,
+                within_city=jurisdiction_id, api_key_hash=key_digest(api_key),
+                questions=service.attributes), None)
+        except QuestionsChanged as exc:
+            forget_service(new.service_code, exc.questions)
+            service = service_to_file(new.service_code)
+            continue
+        except NotFound as exc:
+            if exc.code != "city_not_found":
+                raise
+            raise NotFound(f"jurisdiction_id {jurisdiction_id!r} was not found.",
+                           code="jurisdiction_not_found") from None
+        except InvalidInput as exc:
+            if exc.code == "unknown_category":  # deactivated since this process read it
+                forget_service(new.service_code)
+                raise DomainError("unknown_service_code",
+                                  f"service_code {new.service_code.strip()!r} was not found.",
+                                  ) from None
+            if exc.code == "outside_named_city":
+                raise DomainError("outside_jurisdiction",
+                                  f"lat/long is not inside jurisdiction {jurisdiction_id!r}."
+                                  ) from None
+            raise
+        return {"service_request_id": result.case_code, "token": result.tracking_token,
+                "service_notice": _state_text(result.case_state, lang), "account_id": None}
+    raise Conflict("The service's questions changed while the request was filed; send it "
+                   "again.", code="questions_changed")
 
 
 def request_of_token(token: str) -> dict:
@@ -274,7 +361,8 @@ def _case_query():
             .join(Category, Category.id == Case.category_id)
             .join(CategoryClass, CategoryClass.id == Category.class_id)
             .join(City, City.id == Case.city_id)
-            .outerjoin(Department, Department.id == Case.department_id))
+            .outerjoin(Department, Department.id == Case.department_id)
+            .where(text(published_case_sql("cases"))))
 
 
 def find_requests(query: RequestQuery, jurisdiction: Jurisdiction, lang: str) -> list[dict]:
@@ -381,8 +469,9 @@ def _joined_reports(case_ids: list[int]) -> dict[int, list[datetime]]:
 
 def _status_notes(history: list, lang: str) -> str | None:
     for step in reversed(history):
-        if step.action not in REPORTER_ACTIONS and step.note:
-            return redact(step.note)
+        note = public_note(step.action, step.note)
+        if note:
+            return note
     return None
 
 
@@ -424,8 +513,8 @@ def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
             "address": address,
             "address_id": None,
             "zipcode": None,
-            "lat": coordinate(row.lat),
-            "long": coordinate(row.lon),
+            "lat": public_coordinate(row.lat),
+            "long": public_coordinate(row.lon),
             "media_url": media_url_of(media) if media else client_media.get(case.id),
         }
         if extensions:
@@ -438,9 +527,8 @@ def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
                 "notes": [{"update_id": str(step.id),
                            "datetime": w3c_datetime(step.at, tz),
                            "state": step.to_state,
-                           "description": _state_text(step.to_state, lang)
-                           if step.action in REPORTER_ACTIONS or not step.note
-                           else redact(step.note)}
+                           "description": public_note(step.action, step.note)
+                           or _state_text(step.to_state, lang)}
                           for step in steps],
             }
         out.append(request)
@@ -467,7 +555,8 @@ def find_updates(args, jurisdiction: Jurisdiction, lang: str) -> list[dict]:
     statement = (select(CaseHistory, Case.code, City.timezone, photo.label("sha256"))
                  .join(Case, Case.id == CaseHistory.case_id)
                  .join(City, City.id == Case.city_id)
-                 .where(CaseHistory.at >= start, CaseHistory.at <= end))
+                 .where(CaseHistory.at >= start, CaseHistory.at <= end,
+                        text(published_case_sql("cases"))))
     if jurisdiction.city_id is not None:
         statement = statement.where(Case.city_id == jurisdiction.city_id)
     codes = _comma_list(args.get("service_request_id"))
@@ -478,13 +567,13 @@ def find_updates(args, jurisdiction: Jurisdiction, lang: str) -> list[dict]:
     updates = []
     for row in db.session.execute(statement):
         step = row.CaseHistory
-        public_note = None if step.action in REPORTER_ACTIONS else redact(step.note)
+        note = public_note(step.action, step.note)
         updates.append({
             "update_id": str(step.id),
             "service_request_id": row.code,
             "status": status_of(step.to_state),
             "updated_datetime": w3c_datetime(step.at, ZoneInfo(row.timezone or "UTC")),
-            "description": public_note or _state_text(step.to_state, lang),
+            "description": note or _state_text(step.to_state, lang),
             "media_url": media_url_of(row.sha256) if row.sha256 else None,
         })
     return updates

@@ -103,6 +103,42 @@ def find_category(service_code: str):
     return category
 
 
+@dataclass(frozen=True)
+class Service:
+    """What filing a request needs of a category: its code and its questions."""
+
+    code: str
+    attributes: list
+
+
+# Per process, by upper-case service code. A stale entry costs nothing wrong: the statement
+# that stores a request checks the category and its questions again (``ReportInput.questions``)
+# and a changed one is read anew (:func:`forget_service`).
+_SERVICES: dict[str, Service] = {}
+
+
+def service_to_file(service_code: str) -> Service:
+    """The active category whose code is ``service_code`` (case-insensitive), or 404; read
+    from the database only the first time in a process."""
+    key = (service_code or "").strip().upper()
+    found = _SERVICES.get(key)
+    if found is None:
+        category = find_category(service_code)
+        found = Service(category.code, list(category.attributes or []))
+        if len(_SERVICES) > 1024:
+            _SERVICES.clear()
+        _SERVICES[key] = found
+    return found
+
+
+def forget_service(service_code: str, attributes: list | None = None) -> None:
+    """Drop what this process remembers of a service (or keep its questions as they are now)."""
+    key = (service_code or "").strip().upper()
+    old = _SERVICES.pop(key, None)
+    if old is not None and attributes is not None:
+        _SERVICES[key] = Service(old.code, list(attributes))
+
+
 def _attribute(attribute: dict, lang: str, order: int) -> dict:
     values = attribute.get("values") or []
     return {
