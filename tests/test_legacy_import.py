@@ -74,10 +74,13 @@ def test_a_closed_case_arrives_with_its_whole_timeline(city, make_user, tmp_path
     # the clock restarted at the rework: 2 working hours that day, 2 the next morning
     assert case.dispatched_at == _t("2025-03-03 16:00")
     assert case.deadline == _t("2025-03-04 10:00")
-    assert {k: datetime.fromisoformat(v) for k, v in case.deadlines.items()} == {
+    # every stage timed, the accept clock (half an hour by default) restarted with the rework
+    stages = {k: datetime.fromisoformat(v) for k, v in case.deadlines.items() if k != "yellow"}
+    assert stages == {
         "verify": _t("2025-03-03 10:12"), "file": _t("2025-03-03 10:10"),
-        "dispatch": _t("2025-03-03 10:35"), "handle": _t("2025-03-04 10:00"),
-        "check": _t("2025-03-03 17:40")}
+        "dispatch": _t("2025-03-03 10:35"), "accept": _t("2025-03-03 16:30"),
+        "handle": _t("2025-03-04 10:00"), "check": _t("2025-03-03 17:40")}
+    assert set(case.deadlines["yellow"]) == set(stages)
 
     history = db.session.execute(text("""
         SELECT action, from_state, to_state, at, actor_id, actor_role, note, details,
