@@ -275,3 +275,30 @@ def test_the_api_document_tells_how_to_page_through_regions(client):
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     name = schema["$ref"].rsplit("/", 1)[-1]
     assert "next" in document["components"]["schemas"][name]["properties"]
+
+
+# -- an inspector's own report outside their grids ---------------------------------------------
+
+def test_an_inspector_who_reports_just_outside_their_grid_still_reads_their_own_report(
+        client, city, make_user, auth_headers):
+    reporter = make_user("inspector", region_code=city.grids[0])
+    neighbour = make_user("inspector", region_code=city.grids[0])
+    lon, lat = city.centre(1)  # the next grid east, outside both inspectors' scope
+    answer = client.post("/api/v1/reports", headers=auth_headers(reporter), json={
+        "lon": lon, "lat": lat, "category": "E0101", "channel": "patrol",
+        "description": "路边堆放垃圾 店主电话 13800000000", "client_id": "patrol-1"})
+    assert answer.status_code == 201, answer.get_json()
+    case_id = answer.get_json()["case"]["id"]
+
+    own = client.get(f"/api/v1/cases/{case_id}", headers=auth_headers(reporter))
+    assert own.status_code == 200, own.get_json()
+    body = own.get_json()
+    assert body["id"] == case_id and body["state"] == "reported"
+    assert [r["description"] for r in body["reports"]] == ["路边堆放垃圾 店主电话 13800000000"]
+    # The reporter's view, not the staff's: the case as the public sees it besides.
+    assert "13800000000" not in body["description"]
+    assert [(step["action"], step["lon"]) for step in body["history"]] == [("report", None)]
+
+    other = client.get(f"/api/v1/cases/{case_id}", headers=auth_headers(neighbour))
+    assert other.status_code == 403
+    assert other.get_json()["error"]["code"] == "forbidden"

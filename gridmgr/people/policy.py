@@ -166,7 +166,8 @@ def _decide(user: User | None, action: str, region_code: str | None, city_id: in
     if action not in ROLE_ACTIONS.get(user.role, ()):
         return "role"
     if action not in SCOPE_FREE and not in_scope(user, region_code, city_id) \
-            and not (action in _ASSIGNEE_ACTIONS and _is_assignee(user, ctx)):
+            and not (action in _ASSIGNEE_ACTIONS and _is_assignee(user, ctx)) \
+            and not (action == "case.view" and _is_reporter(user, ctx)):
         return "scope"
     relation = _RELATIONS.get(action)
     return relation(user, ctx) if relation else None
@@ -188,6 +189,13 @@ def _receiver(user: User, ctx: dict) -> str | None:
 
 def _is_assignee(user: User, ctx: dict) -> bool:
     return ctx.get("assignee_id") is not None and ctx["assignee_id"] == user.id
+
+
+def _is_reporter(user: User, ctx: dict) -> bool:
+    # Whoever reported a case may follow it, wherever it is: an inspector may report a
+    # problem just outside their own grids (gridmgr.cases.views shows them the reporter's
+    # view of it).
+    return ctx.get("reporter_id") is not None and ctx["reporter_id"] == user.id
 
 
 def _is_receiver(user: User, ctx: dict) -> bool:
