@@ -29,16 +29,16 @@ KEEP_TABLES = {"spatial_ref_sys", "alembic_version"}
 
 
 def _refuse_reads_beside_the_checkout(event: str, args: tuple) -> None:
-    """A clone must pass alone: opening a file next to the checkout (not inside it) fails."""
+    """A clone must pass alone: opening a file of the shared folder that sits beside a
+    checkout (the project's source of test data) fails the test that does it."""
     if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
         return
     path = os.path.abspath(os.fsdecode(args[0]))
-    if path.startswith(_BESIDE) and not path.startswith(_INSIDE):
+    if path == _BESIDE or path.startswith(_BESIDE + os.sep):
         raise PermissionError(f"tests read only files inside the repository, not {path}")
 
 
-_INSIDE = str(ROOT) + os.sep
-_BESIDE = str(ROOT.parent) + os.sep
+_BESIDE = str(ROOT.parent / "shared")
 sys.addaudithook(_refuse_reads_beside_the_checkout)
 
 
