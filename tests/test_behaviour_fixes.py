@@ -302,3 +302,51 @@ def test_an_inspector_who_reports_just_outside_their_grid_still_reads_their_own_
     other = client.get(f"/api/v1/cases/{case_id}", headers=auth_headers(neighbour))
     assert other.status_code == 403
     assert other.get_json()["error"]["code"] == "forbidden"
+
+
+# -- importing a national file with a county of no polygon -------------------------------------
+
+def _county_file(tmp_path) -> str:
+    import json
+
+    def square(x: float) -> dict:
+        return {"type": "Polygon", "coordinates": [[[x, 29.55], [x + 0.01, 29.55],
+                                                   [x + 0.01, 29.56], [x, 29.56], [x, 29.55]]]}
+    features = [
+        {"type": "Feature", "properties": {"name": "渝中区", "code": "500103"},
+         "geometry": square(106.50)},
+        {"type": "Feature", "properties": {"name": "空县", "code": "500104"},
+         "geometry": {"type": "Polygon", "coordinates": []}},
+        {"type": "Feature", "properties": {"name": "无形县", "code": "500105"},
+         "geometry": None},
+        {"type": "Feature", "properties": {"name": "江北区", "code": "500106"},
+         "geometry": square(106.52)},
+    ]
+    path = tmp_path / "counties.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features},
+                               ensure_ascii=False))
+    return str(path)
+
+
+def test_a_strict_import_of_counties_refuses_one_without_a_polygon(app_ctx, tmp_path):
+    from gridmgr.grids.importing import InvalidBoundaries, import_regions
+
+    with pytest.raises(InvalidBoundaries) as refused:
+        import_regions(_county_file(tmp_path), "district", code_field="code", city="china")
+    problems = refused.value.details["problems"]
+    assert [(p["problem"], p["name"]) for p in problems] == [
+        ("empty_geometry", "空县"), ("empty_geometry", "无形县")]
+    assert db.session.scalar(text("SELECT count(*) FROM regions")) == 0
+
+
+def test_a_repaired_import_leaves_out_a_county_without_a_polygon_and_says_so(app_ctx,
+                                                                              tmp_path):
+    from gridmgr.grids.importing import import_regions
+
+    result = import_regions(_county_file(tmp_path), "district", code_field="code",
+                            city="china", repair=True)
+    left_out = [c for c in result.changes if c["change"] == "left_out"]
+    assert [(c["name"], c["row"]) for c in left_out] == [("空县", 2), ("无形县", 3)]
+    assert all("no polygon" in c["message"] for c in left_out)
+    assert db.session.execute(text("SELECT code, name FROM regions ORDER BY code")).all() == [
+        ("500103", "渝中区"), ("500106", "江北区")]

@@ -190,9 +190,16 @@ def import_regions(path: str | Path, level: str, *, city: str = "default",
 
 def _check_geometries(features: list[_Feature], crs: CRS, repair: bool, problems: list[dict],
                       changes: list[dict]) -> list[_Feature]:
-    """Empty and invalid polygons: problems, or (repairing) made valid. Returns the drawn ones."""
+    """Empty and invalid polygons: problems, or (repairing) left out and made valid. Returns
+    the drawn ones."""
     for f in features:
-        if f.geom.is_empty:
+        if f.geom.is_empty and repair:
+            # Nothing to draw, so nothing to store: one feature of a national file must not
+            # hold back the thousands of others.
+            changes.append({"change": "left_out", "feature": f.label, **f.ident(),
+                            "reason": f.invalid_reason or "no polygon",
+                            "message": f"{f.label} has no polygon; it is left out."})
+        elif f.geom.is_empty:
             problems.append({"problem": "empty_geometry", **f.ident(),
                              "message": f"{f.label} has no polygon."})
         elif f.invalid_reason:
