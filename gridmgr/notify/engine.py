@@ -26,6 +26,7 @@ from sqlalchemy import text
 from gridmgr.extensions import db
 from gridmgr.live.outbox import sequence_pending
 from gridmgr.notify import senders
+from gridmgr.notify.messages import render
 from gridmgr.notify.recipients import messages_for
 from gridmgr.webhooks import operations as webhooks
 
@@ -155,7 +156,7 @@ def _deliver_webhooks(limit: int) -> int:
             if failures >= pause_after:
                 db.session.execute(text("""UPDATE webhook_endpoints SET state = 'paused',
                     paused_at = now() WHERE id = :id"""), {"id": endpoint.id})
-                webhooks.tell_admins_paused(endpoint)
+                _tell_admins_paused(endpoint)
                 log.warning("webhook %s paused after %s failures", endpoint.url, failures)
             break
         db.session.execute(text("UPDATE webhook_endpoints SET failures = :f WHERE id = :id"),
@@ -211,3 +212,19 @@ def start(app: Flask, stop: threading.Event) -> threading.Thread:
                               daemon=True)
     thread.start()
     return thread
+
+
+def _tell_admins_paused(endpoint) -> None:
+    """Queue an e-mail to the endpoint's creator and the city-wide administrators."""
+    admins = db.session.execute(text("""
+        SELECT DISTINCT email FROM users
+        WHERE is_active AND email IS NOT NULL
+          AND (id = :creator OR (role = 'admin' AND region_id IS NULL))"""),
+        {"creator": endpoint.created_by}).scalars()
+    language = current_app.config["GRIDMGR_LANGUAGE"]
+    subject, body = render("endpoint_paused", language,
+                           {"url": endpoint.url, "endpoint_id": endpoint.id})
+    for email in admins:
+        webhooks.insert_delivery({"channel": "email", "kind": "endpoint_paused",
+                                  "address": email, "case_id": None, "language": language,
+                                  "subject": subject, "body": body, "links": {}})

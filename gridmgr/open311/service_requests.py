@@ -25,13 +25,13 @@ from sqlalchemy.dialects.postgresql import distinct_on
 
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
-from gridmgr.open311.formats import parse_w3c_datetime, w3c_datetime
 from gridmgr.open311.services import (
     Jurisdiction,
     check_attributes,
     forget_service,
     service_to_file,
 )
+from gridmgr.opendata.dates import parse_w3c_datetime, w3c_datetime
 from gridmgr.opendata.redaction import (
     public_coordinate,
     public_note,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 from gridmgr.errors import DomainError, NotFound
 from gridmgr.extensions import db
 from gridmgr.grids.models import City
-from gridmgr.open311.formats import parse_w3c_datetime
+from gridmgr.opendata.dates import parse_w3c_datetime
 
 DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
 

@@ -55,7 +55,7 @@ def refuse_nul(request) -> None:
 
 def case_filter(args) -> CaseFilter:
     """Read ``start_date``, ``end_date``, ``category``, ``region``, ``state`` and ``limit``."""
-    from gridmgr.open311.formats import parse_w3c_datetime
+    from gridmgr.opendata.dates import parse_w3c_datetime
 
     def listed(name):
         return [v.strip() for v in (args.get(name) or "").split(",") if v.strip()] or None

@@ -189,24 +189,6 @@ def post_delivery(endpoint, delivery_id: int, seq: int, event: str, body: str) -
     return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
-def tell_admins_paused(endpoint) -> None:
-    """Queue an e-mail to the endpoint's creator and the city-wide administrators."""
-    admins = db.session.execute(text("""
-        SELECT DISTINCT email FROM users
-        WHERE is_active AND email IS NOT NULL
-          AND (id = :creator OR (role = 'admin' AND region_id IS NULL))"""),
-        {"creator": endpoint.created_by}).scalars()
-    from gridmgr.notify.messages import render
-
-    language = current_app.config.get("GRIDMGR_LANGUAGE", "zh")
-    subject, body = render("endpoint_paused", language,
-                           {"url": endpoint.url, "endpoint_id": endpoint.id})
-    for email in admins:
-        insert_delivery({"channel": "email", "kind": "endpoint_paused", "address": email,
-                         "case_id": None, "language": language, "subject": subject,
-                         "body": body, "links": {}})
-
-
 def require_city_administrator(user: User | None) -> None:
     """Endpoints receive cases beyond any one region's staff: only a city-wide administrator
     registers or changes them (403 otherwise)."""
