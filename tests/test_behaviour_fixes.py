@@ -350,3 +350,58 @@ def test_a_repaired_import_leaves_out_a_county_without_a_polygon_and_says_so(app
     assert all("no polygon" in c["message"] for c in left_out)
     assert db.session.execute(text("SELECT code, name FROM regions ORDER BY code")).all() == [
         ("500103", "渝中区"), ("500106", "江北区")]
+
+
+# -- the intake limit behind one gateway address -----------------------------------------------
+
+@pytest.fixture
+def intake_limit_of_three(app, monkeypatch):
+    """The intake limit on, at 3 reports a day, counted in a memory of its own (the test app
+    was built with limits off, hence with no storage)."""
+    from limits.storage import MemoryStorage
+
+    from gridmgr.extensions import limiter
+
+    monkeypatch.setitem(app.config, "RATELIMIT_ENABLED", True)
+    monkeypatch.setitem(app.config, "GRIDMGR_INTAKE_RATE_LIMIT", "3 per day")
+    monkeypatch.setattr(limiter, "_storage", MemoryStorage())
+
+
+def test_inspectors_behind_one_gateway_address_each_have_their_own_intake_limit(
+        client, city, make_user, auth_headers, intake_limit_of_three):
+    inspectors = [make_user("inspector", region_code=city.grids[0]) for _ in range(4)]
+    lon, lat = city.centre(0)
+
+    def send(headers, client_id):
+        return client.post("/api/v1/reports", headers=headers, json={
+            "lon": lon, "lat": lat, "category": "E0101", "channel": "patrol",
+            "client_id": client_id}, environ_base={"REMOTE_ADDR": "203.0.113.7"})
+
+    for n in range(3):  # twelve reports from one address, three from each inspector
+        for i, inspector in enumerate(inspectors):
+            answer = send(auth_headers(inspector), f"insp-{i}-{n}")
+            assert answer.status_code == 201, (i, n, answer.get_json())
+    cases = db.session.scalar(text("SELECT count(*) FROM cases"))
+
+    fourth = send(auth_headers(inspectors[0]), "insp-0-3")
+    assert fourth.status_code == 429
+    assert fourth.get_json()["error"]["code"] == "too_many_requests"
+    assert "this user" in fourth.get_json()["error"]["message"]
+    assert int(fourth.headers["Retry-After"]) >= 1
+    assert db.session.scalar(text("SELECT count(*) FROM cases")) == cases == 12
+
+
+def test_anonymous_reports_stay_limited_per_address(client, city, intake_limit_of_three):
+    lon, lat = city.centre(0)
+
+    def send(address, n):
+        return client.post("/api/v1/reports", json={
+            "lon": lon, "lat": lat, "category": "C0101", "channel": "app",
+            "description": f"井盖 {address} {n}"}, environ_base={"REMOTE_ADDR": address})
+
+    assert [send("203.0.113.7", n).status_code for n in range(3)] == [201] * 3
+    refused = send("203.0.113.7", 3)
+    assert refused.status_code == 429
+    assert "this address" in refused.get_json()["error"]["message"]
+    assert send("198.51.100.9", 0).status_code == 201  # another address, its own limit
+    assert db.session.scalar(text("SELECT count(*) FROM cases")) == 4
