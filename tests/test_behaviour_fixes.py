@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+from datetime import datetime
+
 import pytest
 from cityfixtures import city_fixture  # noqa: F401
 from sqlalchemy import text
@@ -405,3 +408,48 @@ def test_anonymous_reports_stay_limited_per_address(client, city, intake_limit_o
     assert "this address" in refused.get_json()["error"]["message"]
     assert send("198.51.100.9", 0).status_code == 201  # another address, its own limit
     assert db.session.scalar(text("SELECT count(*) FROM cases")) == 4
+
+
+# -- a rework after an approved extension ------------------------------------------------------
+
+def test_a_rework_starts_a_fresh_handling_limit_and_the_approved_extension_no_longer_applies(
+        client, city, make_user, auth_headers):
+    from cityfixtures import jpeg_bytes, multipart
+
+    from gridmgr.calendar.deadlines import add_limit, calendar_for_city
+
+    inspector = make_user("inspector", region_code=city.grids[0])
+    chief = make_user("duty_chief")
+    staff = make_user("department", department="环卫中心")
+    lon, lat = city.centre(0)
+    answer = client.post("/api/v1/reports", headers=auth_headers(inspector), json={
+        "lon": lon, "lat": lat, "category": "E0101", "channel": "patrol", "client_id": "p-1"})
+    case_id = answer.get_json()["case"]["id"]
+    for action, body in (("file", {}), ("dispatch", {"department": "环卫中心"})):
+        assert step(client, auth_headers(chief), case_id, action, **body).status_code == 200
+    assert step(client, auth_headers(staff), case_id, "accept").status_code == 200
+    extended = step(client, auth_headers(chief), case_id, "extend", amount=3,
+                    unit="working_days", note="需要更换垃圾桶")
+    assert extended.status_code == 200, extended.get_json()
+    handled = client.post(f"/api/v1/cases/{case_id}/handle", headers=auth_headers(staff),
+                          **multipart({"lon": str(lon), "lat": str(lat),
+                                       "photos": (io.BytesIO(jpeg_bytes()), "after.jpg")}))
+    assert handled.status_code == 200, handled.get_json()
+
+    reworked = step(client, auth_headers(chief), case_id, "rework", note="垃圾桶仍未更换")
+    assert reworked.status_code == 200, reworked.get_json()
+
+    row = db.session.execute(text(
+        "SELECT deadline, dispatched_at, extension_count, rework_count FROM cases "
+        "WHERE id = :id"), {"id": case_id}).one()
+    # The category's four working hours, counted from the rework; not the extended deadline.
+    expected = add_limit(row.dispatched_at, 4, "working_hours", calendar_for_city(city.city_id))
+    assert row.deadline == expected
+    assert row.deadline.isoformat() == reworked.get_json()["deadline"]
+    assert row.deadline < datetime.fromisoformat(extended.get_json()["deadline"])
+    assert (row.extension_count, row.rework_count) == (1, 1)  # the history keeps both
+
+    again = step(client, auth_headers(chief), case_id, "extend", amount=1,
+                 unit="working_days", note="再延一天")
+    assert again.status_code == 200, again.get_json()
+    assert datetime.fromisoformat(again.get_json()["deadline"]) > row.deadline
