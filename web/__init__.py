@@ -16,3 +16,6 @@ def init_app(app: Flask) -> None:
     from web.mobile import bp
 
     app.register_blueprint(bp)
+    from web.workbench import bp as workbench_bp
+
+    app.register_blueprint(workbench_bp)

@@ -110,9 +110,13 @@ def scope_where(user: User, params: dict) -> str:
 def list_cases(user: User, *, state: list[str] | None = None, category: str | None = None,
                region: str | None = None, clock: str | None = None,
                since: datetime | None = None, cursor: str | None = None,
-               limit: int = 50, city: str | None = None) -> dict:
-    """Cases the user may see, newest first, filtered; ``next_cursor`` pages on. ``city``
-    (a slug) chooses one city of the platform: another than the user's own is refused."""
+               limit: int = 50, city: str | None = None, channel: str | None = None,
+               until: datetime | None = None, words: str | None = None,
+               oldest_first: bool = False) -> dict:
+    """Cases the user may see, newest first (or oldest first: a queue), filtered; ``next_cursor``
+    pages on. ``city`` (a slug) chooses one city of the platform: another than the user's own
+    is refused. ``since``/``until`` bound the last change; ``words`` is found in the case's code
+    or description."""
     params: dict = {"limit": min(max(limit, 1), MAX_PAGE)}
     where = [scope_where(user, params)]
     if city:
@@ -145,12 +149,24 @@ def list_cases(user: User, *, state: list[str] | None = None, category: str | No
     if since:
         where.append("c.updated_at >= :since")
         params["since"] = _utc(since)
+    if until:
+        where.append("c.updated_at < :until")
+        params["until"] = _utc(until)
+    if channel:
+        where.append("c.channel = :channel")
+        params["channel"] = channel
+    if words:
+        escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("(c.code = :code_words OR c.description ILIKE :words)")
+        params["code_words"] = words
+        params["words"] = f"%{escaped}%"
     if cursor:
-        where.append("c.id < :cursor")
+        where.append("c.id > :cursor" if oldest_first else "c.id < :cursor")
         params["cursor"] = _decode_id_cursor(cursor)
     rows = db.session.execute(text(f"""
         SELECT {SUMMARY_SQL} FROM cases c JOIN categories cat ON cat.id = c.category_id
-        WHERE {' AND '.join(where)} ORDER BY c.id DESC LIMIT :limit"""), params).all()
+        WHERE {' AND '.join(where)} ORDER BY c.id {'' if oldest_first else 'DESC'}
+        LIMIT :limit"""), params).all()
     items = summaries(rows, user)
     next_cursor = _encode(f"id:{rows[-1].id}") if len(rows) == params["limit"] else None
     return {"items": items, "next_cursor": next_cursor}
