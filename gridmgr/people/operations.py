@@ -12,6 +12,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from gridmgr.audit import operations as audit
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.grids.models import City, Region
@@ -132,7 +133,9 @@ def create_user(actor: User, username: str, password: str, role: str, *,
     user = User(username=username, password_hash=hash_password(password), is_active=True,
                 display_name=display_name, phone=phone, email=email)
     _assign_role(user, assignment)
-    return _insert_user(user)
+    created = _insert_user(user)
+    audit.record(actor, "user.create", "user", created.id, after=audit.user_fields(created))
+    return created
 
 
 def update_user(actor: User, user: User, *, role: str | None = None, region_code=_UNSET,
@@ -159,6 +162,7 @@ def update_user(actor: User, user: User, *, role: str | None = None, region_code
     if fields.get("is_active") is False and user.id == actor.id:
         raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
 
+    before = audit.user_fields(user)
     reasons = []
     if assignment is not None and assignment != _current_assignment(user):
         _assign_role(user, assignment)
@@ -173,6 +177,12 @@ def update_user(actor: User, user: User, *, role: str | None = None, region_code
             setattr(user, name, fields[name])
     _access_changed(user, reasons)
     db.session.flush()
+    after = audit.user_fields(user)
+    if after != before or password is not None:
+        audit.record(actor, "user.password_reset" if password is not None and after == before
+                     else "user.update", "user", user.id, before=before,
+                     after={**after, "password_changed": True} if password is not None
+                     else after)
     return user
 
 
@@ -182,8 +192,11 @@ def deactivate_user(actor: User, user: User) -> None:
     if user.id == actor.id:
         raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
     if user.is_active:
+        before = audit.user_fields(user)
         user.is_active = False
         _access_changed(user, ["disabled"])
+        audit.record(actor, "user.disable", "user", user.id, before=before,
+                     after=audit.user_fields(user))
     db.session.flush()
 
 
@@ -402,6 +415,8 @@ def create_department(actor: User, name: str, name_en: str | None = None,
     department = Department(name=name, name_en=name_en, city_id=city_id)
     db.session.add(department)
     db.session.flush()
+    audit.record(actor, "department.create", "department", department.id,
+                 after=audit.department_fields(department))
     return department
 
 
@@ -415,12 +430,16 @@ def update_department(actor: User, department: Department, **fields) -> Departme
     if "name" in fields:
         _ensure_unique_department(fields["name"], department.id)
 
+    before = audit.department_fields(department)
     if "name" in fields:
         department.name = fields["name"]
     if "name_en" in fields:
         department.name_en = fields["name_en"]
     department.city_id = city_id
     db.session.flush()
+    if audit.department_fields(department) != before:
+        audit.record(actor, "department.update", "department", department.id, before=before,
+                     after=audit.department_fields(department))
     return department
 
 
@@ -432,6 +451,8 @@ def delete_department(actor: User, department: Department) -> None:
     if staff:
         raise Conflict(f"{staff} active users still work in {department.name}.",
                        code="department_in_use")
+    audit.record(actor, "department.delete", "department", department.id,
+                 before=audit.department_fields(department))
     db.session.delete(department)
     db.session.flush()
 

@@ -1,14 +1,77 @@
-"""The administrator's pages: users, departments, categories' time limits, rosters, and the
-audit log of every administrative change."""
+"""The administrator's pages: users (create, role, scope, department, disable, reset
+password), departments, and the audit log of every administrative change. Each change goes
+through ``gridmgr.people.operations``, which writes its audit entry."""
 
 from __future__ import annotations
 
+from flask import redirect, request, url_for
+
+from gridmgr.audit.operations import read_log
+from gridmgr.extensions import db
+from gridmgr.people import operations
+from gridmgr.people.models import STAFF_ROLES
 from web.workbench import bp
 from web.workbench.pages import render, require
 
 
+def _text(name: str) -> str | None:
+    return (request.form.get(name) or "").strip() or None
+
+
 @bp.get("/workbench/admin")
 def admin_home():
-    """The administrator's start page."""
-    require("admin.users")
-    return render("admin.html")
+    """Users and departments in the administrator's scope."""
+    user = require("admin.users")
+    return render("admin.html", users=operations.list_users(user),
+                  departments=operations.list_departments(), roles=STAFF_ROLES + ("citizen",))
+
+
+@bp.post("/workbench/admin/users")
+def admin_create_user():
+    """A new user with role, region scope and department."""
+    actor = require("admin.users")
+    created = operations.create_user(
+        actor, _text("username") or "", request.form.get("password") or "",
+        _text("role") or "", region_code=_text("region_code"),
+        department=_text("department"), display_name=_text("display_name"))
+    db.session.commit()
+    return redirect(url_for("workbench.admin_user", user_id=created.id), code=303)
+
+
+@bp.route("/workbench/admin/users/<int:user_id>", methods=["GET", "POST"])
+def admin_user(user_id: int):
+    """One user: change role, scope, department; disable; reset the password."""
+    actor = require("admin.users")
+    user = operations.get_user(actor, user_id)
+    if request.method == "POST":
+        what = request.form.get("change")
+        if what == "access":
+            operations.update_user(actor, user, role=_text("role"),
+                                   region_code=_text("region_code"),
+                                   department=_text("department"))
+        elif what == "password":
+            operations.update_user(actor, user, password=request.form.get("password") or "")
+        elif what == "disable":
+            operations.deactivate_user(actor, user)
+        elif what == "enable":
+            operations.update_user(actor, user, is_active=True)
+        db.session.commit()
+        return redirect(url_for("workbench.admin_user", user_id=user.id), code=303)
+    return render("admin_user.html", subject=user, departments=operations.list_departments(),
+                  roles=STAFF_ROLES + ("citizen",))
+
+
+@bp.post("/workbench/admin/departments")
+def admin_create_department():
+    """A new department."""
+    actor = require("admin.departments")
+    operations.create_department(actor, _text("name") or "", _text("name_en"))
+    db.session.commit()
+    return redirect(url_for("workbench.admin_home"), code=303)
+
+
+@bp.get("/workbench/admin/audit")
+def admin_audit():
+    """The latest administrative changes: who, when, what, before and after."""
+    actor = require("admin.users")
+    return render("audit.html", entries=read_log(actor))

@@ -1,0 +1,39 @@
+"""Writing and reading the audit log."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gridmgr.audit.models import AuditEntry
+from gridmgr.extensions import db
+from gridmgr.people.models import Department, User
+from gridmgr.people.policy import authorize, scope_filter, user_city_id
+
+
+def record(actor: User | None, action: str, target_kind: str, target_id, *,
+           before: dict | None = None, after: dict | None = None) -> None:
+    """Add one entry in the caller's transaction: it is kept exactly when the change is."""
+    db.session.add(AuditEntry(
+        actor_id=actor.id if actor is not None else None,
+        actor_name=actor.username if actor is not None else None, action=action,
+        target_kind=target_kind, target_id=str(target_id) if target_id is not None else None,
+        before=before, after=after))
+
+
+def user_fields(user: User) -> dict:
+    """What the log keeps of a user: access and profile, never the password's hash."""
+    return {"username": user.username, "role": user.role, "display_name": user.display_name,
+            "region_id": user.region_id, "city_id": user.city_id,
+            "department_id": user.department_id, "is_active": user.is_active}
+
+
+def department_fields(department: Department) -> dict:
+    return {"name": department.name, "name_en": department.name_en,
+            "city_id": department.city_id}
+
+
+def read_log(actor: User, limit: int = 200) -> list[AuditEntry]:
+    """The latest entries, newest first, for an administrator."""
+    authorize(actor, "admin.users", region_code=scope_filter(actor), city_id=user_city_id(actor))
+    return list(db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())
+                                   .limit(min(max(limit, 1), 1000))))
