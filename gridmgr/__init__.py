@@ -114,6 +114,7 @@ def _import_models() -> None:
     import gridmgr.cases.idempotency  # noqa: F401
     import gridmgr.cases.models  # noqa: F401
     import gridmgr.categories.models  # noqa: F401
+    import gridmgr.components.models  # noqa: F401
     import gridmgr.dispatch.models  # noqa: F401
     import gridmgr.evaluation.models  # noqa: F401
     import gridmgr.grids.models  # noqa: F401

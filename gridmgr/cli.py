@@ -95,6 +95,7 @@ def _register_domain_commands() -> None:
     from gridmgr.cases.cli import workflow
     from gridmgr.categories.cli import categories
     from gridmgr.cluster.cli import cluster
+    from gridmgr.components.cli import components
     from gridmgr.demo.cli import demo
     from gridmgr.dispatch.cli import roster, worker
     from gridmgr.evaluation.cli import stats_command
@@ -109,7 +110,7 @@ def _register_domain_commands() -> None:
 
     for command in (grids, cities, demo, users, departments, categories, calendar, roster, worker,
                     cases, stats_command, report_command, open311, export_command, cluster,
-                    notify, webhooks, workflow):
+                    notify, webhooks, workflow, components):
         main.add_command(command)
 
 

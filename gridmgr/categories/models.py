@@ -10,7 +10,21 @@ and ``natural_days``.
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, String, Text, UniqueConstraint, text
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -70,3 +84,19 @@ class CategoryDepartment(db.Model):
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"))
     region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="CASCADE"))
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"))
+
+
+class CategorySuggester(db.Model):
+    """A trained category suggester (``gridmgr.categories.suggest``): the model learnt from a
+    city's cases (all cities when ``city_id`` is NULL), kept so that every process uses it."""
+
+    __tablename__ = "category_suggesters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    city_id: Mapped[int | None] = mapped_column(ForeignKey("cities.id", ondelete="CASCADE"),
+                                                index=True)
+    trained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 server_default=func.now())
+    cases: Mapped[int] = mapped_column(Integer)
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+    metrics: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'"))
