@@ -79,6 +79,8 @@ class Case(db.Model):
         Index("ix_cases_assigned", "id", postgresql_where=text(
             "department_id IS NOT NULL OR worker_id IS NOT NULL")),
         Index("ix_cases_updated", "updated_at", "id"),
+        # Public lists newest first (Open311 GET requests), walked backwards.
+        Index("ix_cases_created", "created_at", "id"),
         # Only cases given to someone: fresh reports (NULL) add nothing.
         Index("ix_cases_department_id", "department_id",
               postgresql_where=text("department_id IS NOT NULL")),
