@@ -156,7 +156,7 @@ def _test_region(code: str):
         db.session.add(city)
         db.session.flush()
     parent = None
-    for length in (6, 9, 12, 15):
+    for length in LEVEL_OF_CODE_LENGTH:
         if length > len(code):
             break
         prefix = code[:length]

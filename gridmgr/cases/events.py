@@ -15,6 +15,7 @@ from gridmgr.calendar.deadlines import current_clock, handling_clock
 from gridmgr.cases.steps import TABLE
 from gridmgr.database.prepared import PARAMETER
 from gridmgr.extensions import db
+from gridmgr.grids.models import ancestor_codes
 from gridmgr.live.outbox import _jsonable, publish
 
 # Columns every conditional UPDATE / INSERT returns, enough for history and the live payload.
@@ -104,7 +105,7 @@ def rooms_of(row) -> list[str]:
     """Live rooms told about a case: its city, its grid and every ancestor, its receivers."""
     rooms = [f"city:{row.city_id}"]
     code = row.grid_code
-    rooms += [f"region:{code[:n]}" for n in (6, 9, 12, 15) if n <= len(code)]
+    rooms += [f"region:{prefix}" for prefix in ancestor_codes(code)]
     if row.department_id is not None:
         rooms.append(f"department:{row.department_id}")
     if row.worker_id is not None:

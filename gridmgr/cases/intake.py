@@ -26,7 +26,6 @@ from sqlalchemy import text
 from gridmgr.calendar.deadlines import (
     Calendar,
     calendar_by_version,
-    calendar_for_city,
     calendar_version_sql,
     current_clock,
     start_stages,
@@ -38,12 +37,14 @@ from gridmgr.cases.events import (
     step_values,
 )
 from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
+from gridmgr.cases.numbering import case_code_sql
 from gridmgr.cases.photos import StoredPhoto, attach_photos
 from gridmgr.database.prepared import Prepared, autocommit_connection
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound, Sentence
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
-from gridmgr.grids.locating import OutsideCity, locate
+from gridmgr.grids.locating import OutsideCity, grid_at_sql
+from gridmgr.live.rooms import case_rooms_sql
 from gridmgr.people.models import User
 from gridmgr.people.policy import authorize, can
 
@@ -202,13 +203,21 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
     key = f"u{reporter.id}" if reporter else "anon"
     client_id = data.client_id or uuid.uuid4().hex
     content = _content_hash(data)
-    if _fast_path_applies(data):
-        return _submit_new_case(data, reporter, key, client_id, content)
+    if data.duplicate_of is not None:
+        return _join_open_case(data, reporter, key, client_id, content)
+    lon, lat = _point(data)
+    category = data.category or _category(data).code
+    return _submit_new_case(data, reporter, key, client_id, content, lon, lat, category)
+
+
+def _join_open_case(data: ReportInput, reporter: User | None, key: str, client_id: str,
+                    content: str) -> IntakeResult:
+    """A report that joins the open case ``duplicate_of``: one more reporter, in the session's
+    transaction."""
     replay = _existing(key, client_id, content)
     if replay is not None:
         return replay
     lon, lat = _point(data)
-    place = locate(lon, lat)
     category = _category(data)
     token = None if reporter else secrets.token_urlsafe(24)
     params = {
@@ -220,41 +229,18 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
         "contact_name": data.contact_name, "contact_phone": data.contact_phone,
         "contact_email": data.contact_email,
     }
-    if data.duplicate_of is not None:
-        row = _join_case(data.duplicate_of, params, _joins_by_decision(reporter,
-                                                                       data.duplicate_of))
-        action, duplicates = "report_joined", []
-    else:
-        source = "citizen" if reporter is None or reporter.role in CITIZEN_ROLES else "inspector"
-        stage = "verify" if source == "citizen" else "file"
-        row = db.session.execute(_NEW_CASE, {
-            **params, "city_id": place.city_id, "region_id": place.region.id,
-            "grid_code": place.region.code, "source": source,
-            "deadlines": json.dumps(_stage_deadline(category.limits, stage,
-                                                    lambda: calendar_for_city(place.city_id))),
-            "tz": current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai"),
-        }).one()
-        action = "report"
-        duplicates = nearby_cases(lon, lat, category, exclude=row.id)
+    row = _join_case(data.duplicate_of, params, _joins_by_decision(reporter, data.duplicate_of))
     if row.report_id is None:  # the same client_id committed meanwhile: answer with it
         db.session.rollback()
         return _existing(key, client_id, content)
-    history_id = record_step(row, action=action, from_state=None if action == "report"
-                             else row.state, actor=reporter, lon=lon, lat=lat,
-                             note=data.description, details={"report_id": row.report_id,
-                                                             "channel": data.channel})
+    history_id = record_step(row, action="report_joined", from_state=row.state, actor=reporter,
+                             lon=lon, lat=lat, note=data.description,
+                             details={"report_id": row.report_id, "channel": data.channel})
     if data.photos:
         attach_photos(data.photos, case_id=row.id, report_id=row.report_id,
                       history_id=history_id, uploaded_by=reporter.id if reporter else None)
     db.session.commit()
-    return IntakeResult(row.report_id, row.id, row.code, row.state, True, token, duplicates)
-
-
-def _fast_path_applies(data: ReportInput) -> bool:
-    """A new case with a category code and a valid point: the common report, done in one
-    statement (``_REPORT_AS_NEW_CASE``)."""
-    return (data.category is not None and data.duplicate_of is None and data.lon is not None
-            and data.lat is not None and -180 <= data.lon <= 180 and -90 <= data.lat <= 90)
+    return IntakeResult(row.report_id, row.id, row.code, row.state, True, token, [])
 
 
 @dataclass(frozen=True)
@@ -282,10 +268,10 @@ _PLACES: dict[tuple[str, int, int], _Place] = {}
 _NO_PLACE = _Place(0, None, {})
 
 
-def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
-                     client_id: str, content: str) -> IntakeResult:
-    """``submit_report`` for a new case: the same checks in the same order, in one statement
-    (``_REPORT_AS_NEW_CASE``).
+def _submit_new_case(data: ReportInput, reporter: User | None, key: str, client_id: str,
+                     content: str, lon: float, lat: float, category: str) -> IntakeResult:
+    """``submit_report`` for a new case at (``lon``, ``lat``) in WGS 84, of the category whose
+    code is ``category``: every new case, in one statement (``_REPORT_AS_NEW_CASE``).
 
     Without photos it runs on a pooled connection in autocommit mode: it commits by itself,
     atomically, and no BEGIN or COMMIT round trip is needed. Photos are attached by further
@@ -293,7 +279,7 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
     if data.photos:
         try:
             result = _store_new_case(db.session.connection().connection, data, reporter, key,
-                                     client_id, content)
+                                     client_id, content, lon, lat, category)
         except psycopg2.errors.UniqueViolation as exc:
             db.session.rollback()
             return _resent_meanwhile(exc, key, client_id, content)
@@ -304,7 +290,8 @@ def _submit_new_case(data: ReportInput, reporter: User | None, key: str,
         return _existing(key, client_id, content)
     with autocommit_connection() as connection:
         try:
-            result = _store_new_case(connection, data, reporter, key, client_id, content)
+            result = _store_new_case(connection, data, reporter, key, client_id, content,
+                                     lon, lat, category)
         except psycopg2.errors.UniqueViolation as exc:
             return _resent_meanwhile(exc, key, client_id, content)
     return result if result is not None else _existing(key, client_id, content)
@@ -320,21 +307,21 @@ def _resent_meanwhile(exc: psycopg2.errors.UniqueViolation, key: str, client_id:
 
 
 def _store_new_case(connection, data: ReportInput, reporter: User | None, key: str,
-                    client_id: str, content: str) -> IntakeResult | None:
+                    client_id: str, content: str, lon: float, lat: float,
+                    category: str) -> IntakeResult | None:
     """``_REPORT_AS_NEW_CASE`` on ``connection``; None when ``client_id`` is already stored.
 
     The stage deadline is computed for the place the last report near here was found in; if
     the statement finds another city, calendar or category limits, it writes nothing and is
     run again with the deadline for what it found (the first report of a category in a cell
     after a start, or after an edit, takes two)."""
-    lon, lat = to_wgs84(data.lon, data.lat, data.coord_sys)
     token = None if reporter else secrets.token_urlsafe(24)
     source = "citizen" if reporter is None or reporter.role in CITIZEN_ROLES else "inspector"
     stage = "verify" if source == "citizen" else "file"
     # The case as far as it is known before the statement: it fills in id, code and place.
     case = SimpleNamespace(
         id=None, code=None, state="reported", city_id=None, grid_code="",
-        category=data.category, lon=lon, lat=lat, deadline=None, yellow_at=None, source=source,
+        category=category, lon=lon, lat=lat, deadline=None, yellow_at=None, source=source,
         deadlines={},
         handled_at=None, paused_at=None, department_id=None, worker_id=None,
         reporter_id=reporter.id if reporter else None)
@@ -342,7 +329,7 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
                        note=data.description, details={"channel": data.channel})
     params = {
         **step, "rooms": [f"worker:{case.reporter_id}"] if case.reporter_id else [],
-        "key": key, "client_id": client_id, "category": data.category,
+        "key": key, "client_id": client_id, "category": category,
         "tz": current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai"),
         "reporter_key": key, "reporter_id": case.reporter_id, "content_hash": content,
         "token_hash": hash_token(token) if token else None, "channel": data.channel,
@@ -353,7 +340,7 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
         "within_city": data.within_city, "api_key_hash": data.api_key_hash,
         "questions": data.questions,
     }
-    cell = (data.category, round(lon * 10), round(lat * 10))
+    cell = (category, round(lon * 10), round(lat * 10))
     place = _PLACES.get(cell, _NO_PLACE)
     for _ in range(3):  # a calendar edited between two runs is the only reason for a third
         params["deadlines"] = _stage_deadline(place.limits, stage, place.calendar)
@@ -369,7 +356,7 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
             raise OutsideCity(lon, lat)
         if row.category_id is None:
             raise InvalidInput(Sentence("No active category has the code %(code)s.",
-                                        code=f"{data.category!r:.60}"),
+                                        code=f"{category!r:.60}"),
                                code="unknown_category")
         if data.within_city is not None and row.within_city_id is None:
             raise NotFound(f"No city has the slug {data.within_city!r:.60}.",
@@ -543,28 +530,6 @@ _REPORT_VALUES = """:reporter_key, :client_id, :content_hash, :reporter_id, :tok
     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :coord_sys, :description, :category_id,
     CAST(:attributes AS jsonb), :contact_name, :contact_phone, :contact_email"""
 
-# A new case and its first report in one statement; the report's ON CONFLICT decides.
-_NEW_CASE = text(f"""
-WITH n AS (SELECT nextval('cases_id_seq') AS id),
-c AS (
-    INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
-                       grid_code, location, description, reporter_id, deadlines)
-    SELECT n.id, to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
-                 || lpad(n.id::text, greatest(6, length(n.id::text)), '0'),
-           :city_id, 'reported', :source, :channel, :category_id, :region_id, :grid_code,
-           ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id,
-           CAST(:deadlines AS jsonb)
-    FROM n
-    RETURNING {CASE_RETURNING}
-), r AS (
-    INSERT INTO reports ({_REPORT_COLUMNS})
-    SELECT {_REPORT_VALUES}, c.id, NULL FROM c
-    ON CONFLICT (reporter_key, client_id) DO NOTHING
-    RETURNING id
-)
-SELECT c.*, (SELECT id FROM r) AS report_id FROM c
-""")
-
 # A duplicate report joins an open case: one more reporter, in one statement. A duplicate is
 # of the case's category, within the category's radius (on the sphere, as the duplicate check
 # measures) and reported within its window; staff who file cases may join by decision.
@@ -635,10 +600,7 @@ _NEARBY = text(f"WITH {_near_open_cases()} SELECT * FROM near")
 # not among them).
 _NEW_CASE_CONTEXT = f"""
 hit AS (
-    SELECT id, code, city_id FROM regions
-    WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-    ORDER BY char_length(code) DESC, code, city_id
-    LIMIT 1
+    {grid_at_sql()}
 ), ctx AS MATERIALIZED (
     SELECT (SELECT r.id FROM reports r
             WHERE r.reporter_key = :key AND r.client_id = :client_id) AS replay_id,
@@ -662,12 +624,8 @@ hit AS (
       AND key_ok AND (:within_city IS NULL OR city_id = within_city_id)
       AND (:questions = 'null' OR coalesce(questions, '[]') = :questions)
 )"""
-_NEW_CASE_ROOMS = """ARRAY(
-    SELECT DISTINCT room COLLATE "C" FROM unnest(
-        ARRAY(SELECT jsonb_array_elements_text(:rooms)) || ('city:' || c.city_id)
-        || ARRAY(SELECT 'region:' || left(c.grid_code, n) FROM unnest('{6,9,12,15}'::int[]) n
-                 WHERE n <= char_length(c.grid_code))) room
-    ORDER BY 1)"""
+_NEW_CASE_ROOMS = case_rooms_sql("c.city_id", "c.grid_code",
+                                 more="ARRAY(SELECT jsonb_array_elements_text(:rooms))")
 # The radius in degrees of longitude here. ``cos_lat`` is typed: left to inference it was an
 # integer, 0.77 became 1, and the box missed cases due east or west near the radius.
 _DEGREES_OF_RADIUS = "(SELECT duplicate_radius_m / (111320 * CAST(:cos_lat AS float8)) FROM ok)"
@@ -680,9 +638,8 @@ _REPORT_AS_NEW_CASE = Prepared("gridmgr_intake_new_case", f"""
 WITH {_NEW_CASE_CONTEXT}, c AS (
     INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
                        grid_code, location, description, reporter_id, deadlines)
-    SELECT case_id, to_char(now() AT TIME ZONE :tz, 'YYYYMMDD')
-                    || lpad(case_id::text, greatest(6, length(case_id::text)), '0'),
-           city_id, 'reported', :source, :channel, category_id, region_id, grid_code,
+    SELECT case_id, {case_code_sql("case_id")}, city_id, 'reported', :source, :channel,
+           category_id, region_id, grid_code,
            ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :description, :reporter_id, :deadlines
     FROM ok
     RETURNING id, code, city_id, grid_code, category_id

@@ -60,6 +60,7 @@ from gridmgr.calendar.deadlines import overdue_sql
 from gridmgr.errors import InvalidInput
 from gridmgr.evaluation.periods import Period
 from gridmgr.extensions import db
+from gridmgr.grids.models import LEVEL_OF_CODE_LENGTH
 
 COUNTS = ("reported", "valid", "verified", "verified_on_time", "filed", "filed_on_time",
           "dispatched", "returned", "handled", "handled_on_time", "closed", "closed_on_time",
@@ -81,7 +82,7 @@ RATES: dict[str, tuple[str, str]] = {
 }
 
 GROUPINGS = ("region", "department", "category", "person", "city")
-LEVELS = (6, 9, 12, 15)
+LEVELS = tuple(LEVEL_OF_CODE_LENGTH)  # a region code's lengths, district to grid
 
 _KEY = {
     "region": "left(grid_code, :level)",

@@ -72,14 +72,22 @@ class Location:
                 "city_id": self.city_id}
 
 
-# The deepest region containing the point (the GiST index finds the few candidates); on a
-# shared edge the smallest code wins. Ancestors follow the parent chain in the same statement.
-LOCATE_SQL = text("""
-WITH RECURSIVE hit AS (
-    SELECT id FROM regions
-    WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+def grid_at_sql(lon: str = ":lon", lat: str = ":lat") -> str:
+    """The one rule of which region holds a point, as SQL (``id``, ``code``, ``city_id`` of at
+    most one row; ``lon`` and ``lat`` are SQL): the deepest region containing it (the GiST
+    index finds the few candidates); on a shared edge the smallest code wins. Statements that
+    locate a point on their own (intake's) compose it; :class:`RegionIndex` follows it."""
+    return f"""SELECT id, code, city_id FROM regions
+    WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326))
     ORDER BY char_length(code) DESC, code, city_id
-    LIMIT 1
+    LIMIT 1"""
+
+
+# The region holding the point (:func:`grid_at_sql`); ancestors follow the parent chain in the
+# same statement.
+LOCATE_SQL = text(f"""
+WITH RECURSIVE hit AS (
+    {grid_at_sql()}
 ), chain AS (
     SELECT r.id, r.parent_id, r.level, r.code, r.name, r.city_id, 0 AS depth
     FROM regions r JOIN hit ON hit.id = r.id

@@ -32,6 +32,19 @@ CODE_LENGTH = {"district": 6, "street": 9, "community": 12, "grid": 15}
 LEVEL_OF_CODE_LENGTH = {length: level for level, length in CODE_LENGTH.items()}
 
 
+def ancestor_codes(code: str) -> list[str]:
+    """The codes of a region and of each ancestor, district first: its prefixes of a level's
+    length (``LEVEL_OF_CODE_LENGTH``)."""
+    return [code[:n] for n in LEVEL_OF_CODE_LENGTH if n <= len(code)]
+
+
+def ancestor_codes_sql(code: str) -> str:
+    """SQL for :func:`ancestor_codes` of the text expression ``code``: a text[]."""
+    lengths = ",".join(str(n) for n in LEVEL_OF_CODE_LENGTH)
+    return (f"ARRAY(SELECT left({code}, n) FROM unnest('{{{lengths}}}'::int[]) n "
+            f"WHERE n <= char_length({code}))")
+
+
 class City(db.Model):
     """A city (or county-level unit) in the deployment; a provincial platform holds several."""
 
@@ -56,8 +69,8 @@ class Region(db.Model):
         UniqueConstraint("city_id", "code", name="uq_regions_city_code"),
         CheckConstraint("level IN ('district', 'street', 'community', 'grid')",
                         name="ck_regions_level"),
-        CheckConstraint("char_length(code) IN (6, 9, 12, 15) AND code ~ '^[0-9]+$'",
-                        name="ck_regions_code_digits"),
+        CheckConstraint(f"char_length(code) IN ({', '.join(map(str, LEVEL_OF_CODE_LENGTH))}) "
+                        "AND code ~ '^[0-9]+$'", name="ck_regions_code_digits"),
         Index("ix_regions_level_city", "level", "city_id"),
     )
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from gridmgr.extensions import db
-from gridmgr.grids.models import CODE_LENGTH, Region
+from gridmgr.grids.models import CODE_LENGTH, Region, ancestor_codes, ancestor_codes_sql
 from gridmgr.people.models import Department, User
 from gridmgr.people.policy import can, user_city_id
-
-_PREFIX_LENGTHS = sorted(CODE_LENGTH.values())
 
 
 def region_rooms(code: str) -> list[str]:
     """``region:{code}`` for a region and each ancestor (district first), by code prefix."""
-    return [f"region:{code[:n]}" for n in _PREFIX_LENGTHS if n <= len(code)]
+    return [f"region:{prefix}" for prefix in ancestor_codes(code)]
 
 
 def case_rooms(*, city_id: int | None, grid_code: str | None, department_id: int | None = None,
@@ -33,6 +31,18 @@ def case_rooms(*, city_id: int | None, grid_code: str | None, department_id: int
     if worker_id is not None:
         rooms.append(f"worker:{worker_id}")
     return rooms
+
+
+def case_rooms_sql(city_id: str, grid_code: str, more: str = "ARRAY[]::text[]") -> str:
+    """:func:`case_rooms` as SQL for a statement that finds the case's place itself: its
+    regions and city (``city_id``, ``grid_code``: SQL), with the rooms ``more`` (SQL text[]),
+    sorted and once each."""
+    return f"""ARRAY(
+    SELECT DISTINCT room COLLATE "C" FROM unnest(
+        {more} || ('city:' || {city_id})
+        || ARRAY(SELECT 'region:' || prefix FROM unnest({ancestor_codes_sql(grid_code)}) prefix)
+    ) room
+    ORDER BY 1)"""
 
 
 def worker_rooms(user: User) -> list[str]:

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
+from gridmgr.grids.models import ancestor_codes
 from gridmgr.open311.services import (
     Jurisdiction,
     check_attributes,
@@ -435,8 +436,7 @@ def _addresses(cases) -> dict[tuple[int, str], str]:
     """Names of the unit grid and its ancestors by (city, code): the public "address"."""
     from gridmgr.grids.models import Region
 
-    wanted = {(c.city_id, c.grid_code[:n]) for c in cases for n in (6, 9, 12, 15)
-              if n <= len(c.grid_code)}
+    wanted = {(c.city_id, code) for c in cases for code in ancestor_codes(c.grid_code)}
     if not wanted:
         return {}
     rows = db.session.execute(select(Region.city_id, Region.code, Region.name).where(
@@ -495,8 +495,8 @@ def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
         case, category, department = row.Case, row.Category, row.Department
         tz = ZoneInfo(row.timezone or "UTC")
         steps = history.get(case.id, [])
-        address = " ".join(names[(case.city_id, case.grid_code[:n])] for n in (6, 9, 12, 15)
-                           if (case.city_id, case.grid_code[:n]) in names) or None
+        address = " ".join(names[(case.city_id, code)] for code in ancestor_codes(case.grid_code)
+                           if (case.city_id, code) in names) or None
         media = photos.get(case.id)
         request = {
             "service_request_id": case.code,
