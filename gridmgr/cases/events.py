@@ -62,31 +62,36 @@ def history_and_event_ctes(source: str = "(SELECT 1) AS one",
 )"""
 
 
-def chained_steps_ctes(count: int, source: str) -> str:
+def chained_steps_ctes(count: int, source: str, events: bool = True) -> str:
     """CTEs for a statement that makes one change recorded as ``count`` steps (file, then
     dispatch): step n's history row ``h{n}`` and outbox row ``e{n}``, each written only after
     the previous step's, so history ids and event order follow the steps. One row of ``source``
-    writes them; the parameters are :func:`chained_steps_parameters`."""
+    writes them; the parameters are :func:`chained_steps_parameters` (a step's ``at``, when
+    given, is its history time, else the transaction's). ``events=False``: history rows only
+    (imported history is not news)."""
+    timed = _HISTORY_VALUES.replace("now()", "COALESCE(CAST(:at AS timestamptz), now())")
     ctes = []
     for n in range(1, count + 1):
-        values = PARAMETER.sub(rf":\1_{n}", _HISTORY_VALUES).format(
+        values = PARAMETER.sub(rf":\1_{n}", timed).format(
             details=f"CAST(:details_{n} AS jsonb)")
+        after = source if n == 1 else f"e{n - 1}" if events else f"h{n - 1}"
         ctes.append(f"""h{n} AS (
     INSERT INTO case_history ({_HISTORY_COLUMNS})
-    SELECT {values} FROM {source if n == 1 else f"e{n - 1}"}
+    SELECT {values} FROM {after}
     RETURNING id
-), e{n} AS (
+)""" + (f""", e{n} AS (
     INSERT INTO live_events (event, payload, rooms)
     SELECT :event_{n}, CAST(:payload_{n} AS jsonb), CAST(:rooms_{n} AS text[]) FROM h{n}
     RETURNING id
-)""")
+)""" if events else ""))
     return ",\n".join(ctes)
 
 
 def chained_steps_parameters(*steps: dict) -> dict:
-    """The parameters of :func:`chained_steps_ctes` from each step's :func:`step_parameters`."""
+    """The parameters of :func:`chained_steps_ctes` from each step's :func:`step_parameters`
+    (or, without events, :func:`history_parameters`)."""
     return {f"{name}_{n}": value for n, params in enumerate(steps, 1)
-            for name, value in params.items()}
+            for name, value in {"at": None, **params}.items()}
 
 
 
@@ -168,9 +173,28 @@ def step_values(row, *, action: str, from_state: str | None, actor=None,
     payload = live_payload(row)
     payload["action"] = action
     return {
-        "case_id": row.id, "actor_id": actor.id if actor else None,
-        "actor_role": actor.role if actor else None, "action": action,
-        "from_state": from_state, "to_state": row.state, "lon": lon, "lat": lat, "note": note,
-        "details": details or {}, "event": EVENTS.get(action, "case.updated"),
+        **history_values(row.id, row.state, action=action, from_state=from_state, actor=actor,
+                         note=note, lon=lon, lat=lat, details=details),
+        "event": EVENTS.get(action, "case.updated"),
         "payload": payload, "rooms": sorted(set(rooms_of(row))),
     }
+
+
+def history_values(case_id: int | None, to_state: str, *, action: str, from_state: str | None,
+                   actor=None, note: str | None = None, lon: float | None = None,
+                   lat: float | None = None, details: dict | None = None) -> dict:
+    """A step's history row (``actor``: anything with ``id`` and ``role``), the part of
+    :func:`step_values` that the history import writes too."""
+    return {
+        "case_id": case_id, "actor_id": actor.id if actor else None,
+        "actor_role": actor.role if actor else None, "action": action,
+        "from_state": from_state, "to_state": to_state, "lon": lon, "lat": lat, "note": note,
+        "details": details or {},
+    }
+
+
+def history_parameters(values: dict, at: datetime | None) -> dict:
+    """A :func:`history_values` row as bound parameters of :func:`chained_steps_ctes` without
+    events: ``details`` as JSON text, ``at`` the step's time."""
+    return {**values, "details": json.dumps(values["details"], ensure_ascii=False, default=str),
+            "at": at}

@@ -83,6 +83,10 @@ class StepInput:
     passed: bool = True
     valid: bool = True
     rating: int | None = None
+    # Found already by the caller (the history import resolves a file's names once): the
+    # dispatch's (department id, worker id) and the filed category.
+    receiver: tuple[int | None, int | None] | None = None
+    found_category: object | None = None
 
 
 @dataclass
@@ -108,13 +112,12 @@ def take_step(case_id: int, action: str, actor: User | None, data: StepInput) ->
     now = datetime.now(UTC)
     if action == "file":
         return _file(case, actor, data, now, (lon, lat))
-    plan = (_request_plan(case, step, actor, data, now) if step.request
-            else _PLANNERS[action](case, actor, data, now))
+    plan = plan_step(step, case, actor, data, now)
     target, recorded = outcome(step, case, data)
     after = case_after(case, target, plan.values)
-    written = write_step(case, target, plan.values, [step_parameters(
+    written = write_step(case, target, plan.values, [{**step_parameters(
         after, action=recorded, from_state=case.state, actor=actor, note=data.note, lon=lon,
-        lat=lat, details=plan.details)], plan.extra_where)
+        lat=lat, details=plan.details), "at": now}], plan.extra_where)
     if written is None:
         raise _moved(case)
     _attach(data, case.id, action, actor, written.h1)
@@ -293,9 +296,9 @@ def _file(case, actor: User | None, data: StepInput, now: datetime,
         except DomainError:
             dispatch = None  # the filing stands; the worker's auto_dispatch job tries again
     lon, lat = point
-    records = [step_parameters(case_after(filed, filed_state, {}), action="file",
-                               from_state=case.state, actor=actor, note=data.note, lon=lon,
-                               lat=lat, details=plan.details)]
+    records = [{**step_parameters(case_after(filed, filed_state, {}), action="file",
+                                  from_state=case.state, actor=actor, note=data.note, lon=lon,
+                                  lat=lat, details=plan.details), "at": now}]
     values, final = dict(plan.values), filed
     if dispatch is not None:
         dispatch_values, details = dispatch
@@ -303,9 +306,9 @@ def _file(case, actor: User | None, data: StepInput, now: datetime,
         final = SimpleNamespace(**{**vars(filed), **dispatch_values, "state": target,
                                    "version": filed.version + 1})
         values.update(dispatch_values)
-        records.append(step_parameters(case_after(final, target, {}), action=recorded,
-                                       from_state=filed_state, note=AUTOMATIC_NOTE,
-                                       details=details))
+        records.append({**step_parameters(case_after(final, target, {}), action=recorded,
+                                          from_state=filed_state, note=AUTOMATIC_NOTE,
+                                          details=details), "at": now})
     written = write_step(case, final.state, values, records)
     if written is None:
         raise _moved(case)
@@ -346,14 +349,17 @@ _WRITERS: dict[tuple, Prepared] = {}
 
 
 def write_step(case, target: str, values: dict, records: list[dict],
-               extra_where: str = ""):
-    """The one writer of every step (people's, automatic dispatch, escalation): the
-    conditional UPDATE of ``case`` to ``target`` with ``values``, which matches only while the
-    case is in the state and version it was read in, and each of ``records`` (a step's history
-    row and live event, ``step_parameters``; filing with its dispatch is two), in one
-    statement. The row has ``version`` and each history id (``h1``, ``h2``, …); None when the
-    case moved meanwhile (nothing was written)."""
-    key = (tuple(values), len(records), extra_where)
+               extra_where: str = "", *, updated_at: datetime | None = None,
+               events: bool = True):
+    """The one writer of every step (people's, automatic dispatch, escalation, imported
+    history): the conditional UPDATE of ``case`` to ``target`` with ``values``, which matches
+    only while the case is in the state and version it was read in, and each of ``records``
+    (a step's history row and live event, ``step_parameters``; filing with its dispatch is
+    two), in one statement. ``updated_at``: the case's, else the transaction's time;
+    ``events=False``: history rows only (``history_parameters``), no live events. The row has
+    ``version`` and each history id (``h1``, ``h2``, …); None when the case moved meanwhile
+    (nothing was written)."""
+    key = (tuple(values), len(records), extra_where, events)
     statement = _WRITERS.get(key)
     if statement is None:
         sets = "".join(f"{column} = CAST(:v_{column} AS jsonb), " if column in _JSONB
@@ -362,16 +368,16 @@ def write_step(case, target: str, values: dict, records: list[dict],
         statement = _WRITERS[key] = Prepared(f"gridmgr_step_{len(_WRITERS)}", f"""
 WITH u AS (
     UPDATE cases SET {sets}state = :target, version = version + {len(records)},
-           updated_at = now()
+           updated_at = COALESCE(CAST(:updated_at AS timestamptz), now())
     WHERE id = :id AND state = :expected AND version = :version {extra_where}
     RETURNING version
-), {chained_steps_ctes(len(records), "u")}
+), {chained_steps_ctes(len(records), "u", events)}
 SELECT (SELECT version FROM u) AS version, {ids}""")
     params = {f"v_{k}": (json.dumps(v, default=str) if k in _JSONB and v is not None else v)
               for k, v in values.items()}
     written = statement.one({**params, "target": target, "id": case.id,
                              "expected": case.state, "version": case.version,
-                             **chained_steps_parameters(*records)})
+                             "updated_at": updated_at, **chained_steps_parameters(*records)})
     return None if written.version is None else written
 
 
@@ -388,11 +394,29 @@ def _moved(case) -> Conflict:
 
 # -- one planner per action: checks and the values it writes ---------------------------------
 
+def plan_step(step: Action, case, actor, data: StepInput, now: datetime) -> _Plan:
+    """What ``step`` (a row of the table) writes to ``case`` at ``now`` beyond its state: the
+    one definition for the API and the history import's replay. ``case`` carries its
+    ``category`` (with ``limits``) and ``calendar``; ``actor`` anything with ``id``."""
+    if step.request:
+        return _request_plan(case, step, actor, data, now)
+    return _PLANNERS[step.name](case, actor, data, now)
+
+
+def _counted(case, action: str) -> dict:
+    """The counters the table's row ``action`` adds one to."""
+    return {counter: getattr(case, counter) + 1 for counter in TABLE_ACTIONS[action].counters}
+
+
+def _actor_id(actor) -> int | None:
+    return actor.id if actor else None
+
+
 def _plan_verify(case, actor, data, now):
     deadlines = _with_deadline(case, _started_stage("verify"), now)
     if not data.valid:
-        return _Plan({"verified_by_id": actor.id, "closed_at": now}, {"valid": False})
-    return _Plan({"verified_by_id": actor.id, "deadlines": deadlines}, {"valid": True})
+        return _Plan({"verified_by_id": _actor_id(actor), "closed_at": now}, {"valid": False})
+    return _Plan({"verified_by_id": _actor_id(actor), "deadlines": deadlines}, {"valid": True})
 
 
 def _plan_file(case, actor, data, now):
@@ -402,7 +426,7 @@ def _plan_file(case, actor, data, now):
     if data.category and data.category != category.code:
         from gridmgr.cases.intake import category_by_code
 
-        category = category_by_code(data.category)
+        category = data.found_category or category_by_code(data.category)
         values["category_id"] = category.id
         details["category"] = category.code
     values["deadlines"] = _with_deadline(case, _started_stage("file"), now, category,
@@ -415,14 +439,17 @@ def _plan_cancel(case, actor, data, now):
 
 
 def _plan_dispatch(case, actor, data, now):
-    department = _department(data.department, case)
-    worker = _worker(data.worker, case)
-    if department is None and worker is None:
+    if data.receiver is not None:
+        department_id, worker_id = data.receiver
+    else:
+        department, worker = _department(data.department, case), _worker(data.worker, case)
+        department_id = department.id if department else None
+        worker_id = worker.id if worker else None
+    if department_id is None and worker_id is None:
         raise InvalidInput("Name a department or a worker to dispatch to (no department is "
                            "responsible for this category here).", code="receiver_required")
-    values = {"department_id": department.id if department else None,
-              "worker_id": worker.id if worker else None}
-    values.update(start_clock(case, now))
+    values = {"department_id": department_id, "worker_id": worker_id}
+    values.update(start_clock(case, now, _calendar(case)))
     return _Plan(values, {"department_id": values["department_id"],
                           "worker_id": values["worker_id"], "deadline": values["deadline"]})
 
@@ -434,14 +461,13 @@ def _plan_accept(case, actor, data, now):
 def _plan_return(case, actor, data, now):
     return _Plan({"department_id": None, "worker_id": None, "dispatched_at": None,
                   "accepted_at": None, "deadline": None, "yellow_at": None,
-                  "clock_unit": None, "paused_seconds": 0,
-                  "return_count": case.return_count + 1},
+                  "clock_unit": None, "paused_seconds": 0, **_counted(case, "return")},
                  {"department_id": case.department_id})
 
 
 def _plan_handle(case, actor, data, now):
     deadlines = _with_deadline(case, _started_stage("handle"), now)
-    return _Plan({"handler_id": actor.id, "handled_at": now, "deadlines": deadlines})
+    return _Plan({"handler_id": _actor_id(actor), "handled_at": now, "deadlines": deadlines})
 
 
 def _plan_check(case, actor, data, now):
@@ -458,22 +484,21 @@ def _plan_close(case, actor, data, now):
 
 def _plan_rework(case, actor, data, now):
     values = {"handler_id": None, "handled_at": None, "accepted_at": None,
-              "rework_count": case.rework_count + 1}
-    values.update(start_clock(case, now))
+              **_counted(case, "rework")}
+    values.update(start_clock(case, now, _calendar(case)))
     return _Plan(values, {"department_id": case.department_id,
-                          "rework": case.rework_count + 1})
+                          "rework": values["rework_count"]})
 
 
 def _plan_extend(case, actor, data, now):
     amount, unit, new_deadline = _extension(case, data)
-    cal = calendar_for_city(case.city_id)
+    cal = _calendar(case)
     if new_deadline is None:
         new_deadline = add_limit(case.deadline, amount, unit, cal)
     if new_deadline <= case.deadline:
         raise InvalidInput("The new deadline must be later than the current one.",
                            code="bad_extension")
-    values = {"deadline": new_deadline, "extension_count": case.extension_count + 1,
-              "pending_request": None,
+    values = {"deadline": new_deadline, **_counted(case, "extend"), "pending_request": None,
               "yellow_at": yellow_at(case.dispatched_at, new_deadline, case.clock_unit,
                                       case.paused_seconds, cal)}
     return _Plan(values, {"deadline": new_deadline.isoformat(),
@@ -485,7 +510,9 @@ def _plan_shelve(case, actor, data, now):
 
 
 def _plan_resume(case, actor, data, now):
-    cal = calendar_for_city(case.city_id)
+    if case.deadline is None:  # a category without a handling limit: no clock to move
+        return _Plan({"paused_at": None, "shelved_from": None}, {"paused_seconds": 0.0})
+    cal = _calendar(case)
     deadline, took = resume(case.deadline, case.paused_at, now, case.clock_unit, cal)
     paused = case.paused_seconds + took.total_seconds()
     return _Plan({
@@ -496,7 +523,7 @@ def _plan_resume(case, actor, data, now):
 
 
 def _plan_self_handle(case, actor, data, now):
-    return _Plan({"handler_id": actor.id, "handled_at": now, "closed_at": now})
+    return _Plan({"handler_id": _actor_id(actor), "handled_at": now, "closed_at": now})
 
 
 def _plan_rate(case, actor, data, now):
@@ -517,7 +544,7 @@ def _request_plan(case, step: Action, actor, data, now):
 
 
 _PLANNERS = {
-    "verify": _plan_verify, "cancel": _plan_cancel,
+    "verify": _plan_verify, "file": _plan_file, "cancel": _plan_cancel,
     "dispatch": _plan_dispatch, "accept": _plan_accept, "return": _plan_return,
     "handle": _plan_handle, "check": _plan_check, "close": _plan_close,
     "rework": _plan_rework, "extend": _plan_extend, "shelve": _plan_shelve,
@@ -575,7 +602,13 @@ def _started_stage(action: str) -> str:
 def _with_deadline(case: Case, stage: str, now: datetime, category=None,
                    calendar=None) -> dict:
     return start_stages(case.deadlines, (stage,), (category or case.category).limits, now,
-                        calendar or (lambda: calendar_for_city(case.city_id)))
+                        calendar or getattr(case, "calendar", None)
+                        or (lambda: calendar_for_city(case.city_id)))
+
+
+def _calendar(case):
+    """The case's city calendar: the one read with the case, else the city's."""
+    return getattr(case, "calendar", None) or calendar_for_city(case.city_id)
 
 
 def start_clock(case: Case, now: datetime, calendar=None) -> dict:

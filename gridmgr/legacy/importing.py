@@ -1,8 +1,8 @@
 """Importing past cases with their full timelines from a CSV or JSON-lines file.
 
 One row per step: ``reference, category, lon, lat, step, time, actor_role, actor, department,
-note`` (optional: ``coord_sys``, ``channel``, ``deadline``, ``passed``). Each case is replayed
-step by step with the workflow's own rules (the step must be allowed from the state the
+note`` (optional: ``coord_sys``, ``channel``, ``deadline``, ``passed``, ``rating``). Each case
+is replayed step by step with the workflow's own rules (the step must be allowed from the state the
 previous one left, the role must be allowed to take it, notes where the API wants a reason) and
 written as the workflow writes it: a ``cases`` row in its final state, one ``case_history`` row
 per step at the file's time, and the first report. Deadlines are computed from the category's
@@ -27,25 +27,20 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from gridmgr.calendar.deadlines import (
-    Calendar,
-    calendar_for_city,
-    resume,
-    stage_clock,
-    stage_limit,
-    start_stages,
-    yellow_at,
-)
+from gridmgr.calendar.deadlines import REPORTED_STAGE, Calendar, calendar_for_city, start_stages
+from gridmgr.cases.events import history_parameters, history_values
 from gridmgr.cases.intake import invalid_text_field
 from gridmgr.cases.models import CHANNELS, Case, CaseHistory, Report
-from gridmgr.cases.steps import NOTE
-from gridmgr.cases.workflow import STEPS as WORKFLOW_STEPS
+from gridmgr.cases.steps import ACTIONS as TABLE_ACTIONS
+from gridmgr.cases.steps import GUARDS, NOTE, case_guard
+from gridmgr.cases.workflow import StepInput, outcome, plan_step, write_step
 from gridmgr.categories.models import Category
 from gridmgr.errors import Conflict, DomainError, InvalidInput
 from gridmgr.extensions import db
@@ -56,23 +51,26 @@ from gridmgr.people.policy import ROLE_ACTIONS
 
 COLUMNS = ("reference", "category", "lon", "lat", "step", "time", "actor_role", "actor",
            "department", "note")
-OPTIONAL_COLUMNS = ("coord_sys", "channel", "deadline", "passed")
+OPTIONAL_COLUMNS = ("coord_sys", "channel", "deadline", "passed", "rating")
 PASSED = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 # Steps a file may hold: "reported" opens a case, the rest are the workflow's actions.
 IMPORT_STEPS = ("reported", "verify", "file", "dispatch", "accept", "return", "handle", "check",
-                "close", "rework", "extend", "shelve", "resume", "cancel", "self_handle")
+                "close", "rework", "extend", "shelve", "resume", "cancel", "self_handle", "rate")
 REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,19}$")
 # gridmgr numbers its own cases yyyymmdd + 6 digits; an old reference of that shape dated
 # today or later could meet a number gridmgr hands out.
 OWN_CODE = re.compile(r"^(\d{8})\d{6}$")
+# The table's guards a file's own steps can break (the others concern requests and ratings,
+# which a file does not hold, or who the reporter is, which an old system may not know).
+REPLAYED_GUARDS = ("verification_required", "no_clock", "already_rated")
 MAX_PROBLEMS = 1000
 WRITE_BATCH = 2000  # cases per round of INSERTs
 # The columns a step may change: what extending an imported case reads and writes back.
 STEP_COLUMNS = ("state", "category_id", "deadlines", "department_id", "worker_id", "handler_id",
                 "verified_by_id", "dispatched_at", "clock_unit", "deadline", "yellow_at",
                 "paused_at", "paused_seconds", "shelved_from", "accepted_at", "handled_at",
-                "closed_at", "extension_count", "rework_count", "return_count", "version",
-                "updated_at")
+                "closed_at", "extension_count", "rework_count", "return_count", "rating",
+                "rating_note", "version", "updated_at")
 
 
 class InvalidHistory(DomainError):
@@ -123,6 +121,7 @@ class _Row:
     channel: str | None
     deadline: datetime | None
     passed: bool = True
+    rating: int | None = None
 
 
 class _Problems(list):
@@ -259,6 +258,15 @@ def _row(number: int, record: dict, problems: _Problems, now: datetime) -> _Row 
         problems.add(row, "passed_not_check", f"only a check can fail, not a {row.step:.20}.")
     else:
         row.passed = PASSED.get(passed, True)
+    rating = _text(record, "rating")
+    if rating and not (rating.isdigit() and 1 <= int(rating) <= 5):
+        problems.add(row, "bad_rating", f"rating {rating!r:.20} is not a whole number from 1 "
+                     "to 5.")
+    elif rating and row.step != "rate":
+        problems.add(row, "rating_not_rate", f"only a rate step has a rating, not a "
+                     f"{row.step:.20}.")
+    elif rating:
+        row.rating = int(rating)
     # The text every intake refuses (NUL, other control characters): a file is no exception.
     bad_text = invalid_text_field({str(key): _text(record, key) for key in record})
     if bad_text is not None:
@@ -362,7 +370,7 @@ def _stored_cases(ids: list[int]) -> dict[str, _Stored]:
     columns = ", ".join(f"c.{name}" for name in STEP_COLUMNS)
     cases: dict[int, _Stored] = {}
     for row in db.session.execute(text(f"""
-        SELECT c.id, c.code, c.city_id, c.region_id, c.grid_code, {columns},
+        SELECT c.id, c.code, c.city_id, c.region_id, c.grid_code, c.source, {columns},
                (SELECT k.code FROM reports r JOIN categories k ON k.id = r.category_id
                 WHERE r.case_id = c.id AND r.client_id = 'import:' || c.code
                 LIMIT 1) AS reported_category
@@ -426,6 +434,7 @@ class _Case:
     report: dict
     case_id: int | None = None  # an imported case given its later steps
     stored_version: int | None = None
+    stored_state: str | None = None
 
 
 def _replay(reference: str, steps: list[_Row], context: _Context,
@@ -530,6 +539,8 @@ def _differences(row: _Row, step, category: str | None, context: _Context) -> li
         compare("deadline", row.deadline, datetime.fromisoformat(details["deadline"]))
     if row.step == "check":
         compare("passed", row.passed, passed)
+    if row.step == "rate":
+        compare("rating", row.rating, details.get("rating"))
     return found
 
 
@@ -571,6 +582,7 @@ class _Replayer:
             "deadline": None, "yellow_at": None, "paused_at": None, "paused_seconds": 0.0,
             "shelved_from": None, "accepted_at": None, "handled_at": None, "closed_at": None,
             "extension_count": 0, "rework_count": 0, "return_count": 0, "version": 0,
+            "pending_request": None, "rating": None, "rating_note": None,
         }
 
     def take(self, row: _Row) -> bool:
@@ -587,20 +599,74 @@ class _Replayer:
             self.problems.add(row, "category_changed", "a case changes its category only when "
                               f"it is filed, not at {row.step}.")
             return False
-        planned = getattr(self, f"_{row.step}")(row, actor)
-        if planned is None:
-            return False
-        target, action, details = planned
+        by = SimpleNamespace(id=actor.id if actor else None, role=role)
+        if row.step == "reported":
+            target, action, details = self._reported(row, actor)
+        else:
+            planned = self._step(row, by)
+            if planned is None:
+                return False
+            target, action, details = planned
         details = {**details, "imported": True}
         if row.actor and actor is None:
             details["actor"] = row.actor
-        self.history.append({
-            "actor_id": actor.id if actor else None, "actor_role": role, "action": action,
-            "from_state": self.state, "to_state": target, "at": row.at,
-            "lon": row.lon, "lat": row.lat, "note": row.note, "details": details})
+        self.history.append(dict(history_values(
+            None, target, action=action, from_state=self.state, actor=by, note=row.note,
+            lon=row.lon, lat=row.lat, details=details), at=row.at))
         self.state = target
         self.v["version"] += 1
         return True
+
+    def _step(self, row: _Row, actor) -> tuple[str, str, dict] | None:
+        """A workflow step by the table: the workflow's own plan of what it writes, at the
+        file's time; (target state, recorded action, history details)."""
+        step = TABLE_ACTIONS[row.step]
+        case = SimpleNamespace(**{**self.v, "state": self.state, "category": self.category,
+                                  "calendar": self.cal, "pending_request": None})
+        for guard in step.guards:
+            if guard in REPLAYED_GUARDS and not case_guard(guard, case, actor.id, False):
+                self.problems.add(row, guard, f"{row.step} is refused: {GUARDS[guard]}.")
+                return None
+        data = StepInput(note=row.note, lon=row.lon, lat=row.lat, deadline=row.deadline,
+                         passed=row.passed, rating=row.rating, category=row.category or None)
+        if step.name == "dispatch":
+            data.receiver = self._receiver(row)
+            if data.receiver is None:
+                return None
+        if step.name == "file" and row.category and row.category != self.category.code:
+            data.found_category = self.context.categories.get(row.category)
+            if data.found_category is None:
+                self.problems.add(row, "unknown_category", f"no active category has the code "
+                                  f"{row.category!r:.40}.")
+                return None
+        if step.name == "extend" and row.deadline is None:
+            self.problems.add(row, "bad_extension", "an extend step needs the new deadline (ISO "
+                              "time with offset) in the deadline column.")
+            return None
+        try:
+            plan = plan_step(step, case, actor, data, row.at)
+        except DomainError as exc:
+            self.problems.add(row, exc.code, str(exc.message)[:1].lower()
+                              + str(exc.message)[1:])
+            return None
+        if plan.category is not None:
+            self.category = plan.category
+        self.v.update(plan.values)
+        target, action = outcome(step, case, data)
+        return target, action, plan.details
+
+    def _receiver(self, row: _Row) -> tuple[int, None] | None:
+        """The department a dispatch went to: the file's, else the category's responsible one
+        at the grid (old systems dispatch to departments, not to workers)."""
+        department = self.context.departments.get(row.department) if row.department else None
+        if department is None:
+            department = self.context.responsible(self.category, self.v["grid_code"],
+                                                  self.v["city_id"])
+        if department is None:
+            self.problems.add(row, "receiver_required", "name the department the case was "
+                              "dispatched to (no department is responsible for its category).")
+            return None
+        return department.id, None
 
     def _allowed(self, row: _Row, role: str | None) -> bool:
         if row.step == "reported":
@@ -612,7 +678,7 @@ class _Replayer:
                 self.problems.add(row, "role_not_allowed", f"a {role} may not report a case.")
                 return False
             return True
-        step = WORKFLOW_STEPS[row.step]
+        step = TABLE_ACTIONS[row.step]
         if self.state not in step.sources:
             self.problems.add(row, "bad_step_order", f"{row.step} cannot follow a "
                               f"{self.state} case ({self.reference} is {self.state} after its "
@@ -628,150 +694,27 @@ class _Replayer:
             return False
         return True
 
-    def _stage(self, stage: str, at: datetime) -> None:
-        self.v["deadlines"] = start_stages(self.v["deadlines"], (stage,), self.category.limits,
-                                           at, self.cal)
-
-    def _start_clock(self, at: datetime) -> None:
-        self.v.update(dispatched_at=at, paused_seconds=0.0, paused_at=None, deadline=None,
-                      yellow_at=None, clock_unit=None)
-        handle = stage_clock("handle", stage_limit(self.category.limits, "handle"), at,
-                             self.cal)
-        if handle is not None:
-            self.v.update(deadline=handle.deadline, clock_unit=handle.unit,
-                          yellow_at=handle.yellow_at)
-        self.v["deadlines"] = start_stages(self.v["deadlines"], ("accept", "handle"),
-                                           self.category.limits, at, self.cal)
-
-    # one method per step: (target state, history action, history details) or None
-
     def _reported(self, row, actor):
+        """The report that opens the case (the intake's part, not a workflow step)."""
         source = "citizen" if (row.role or (actor.role if actor else "citizen")) == "citizen" \
             else "inspector"
         channel = row.channel or ("hotline" if source == "citizen" else "patrol")
         self.v.update(state="reported", source=source, channel=channel, created_at=row.at,
                       description=row.note, reporter_id=actor.id if actor else None,
                       lon=row.lon, lat=row.lat)
-        self._stage("verify" if source == "citizen" else "file", row.at)
+        self.v["deadlines"] = start_stages(self.v["deadlines"], (REPORTED_STAGE[source],),
+                                           self.category.limits, row.at, self.cal)
         self.report = {"reporter_id": actor.id if actor else None, "channel": channel,
                        "at": row.at, "description": row.note, "category_id": self.category.id}
         return "reported", "report", {"channel": channel}
-
-    def _verify(self, row, actor):
-        self.v["verified_by_id"] = actor.id if actor else None
-        self._stage("file", row.at)
-        return "verified", "verify", {"valid": True}
-
-    def _file(self, row, actor):
-        details = {}
-        if row.category and row.category != self.category.code:
-            category = self.context.categories.get(row.category)
-            if category is None:
-                self.problems.add(row, "unknown_category", f"no active category has the code "
-                                  f"{row.category!r:.40}.")
-                return None
-            self.category = category
-            self.v["category_id"] = category.id
-            details["category"] = category.code
-        self._stage("dispatch", row.at)
-        return "filed", "file", details
-
-    def _cancel(self, row, actor):
-        self.v["closed_at"] = row.at
-        return "cancelled", "cancel", {}
-
-    def _dispatch(self, row, actor):
-        department = self.context.departments.get(row.department) if row.department else None
-        if department is None:
-            department = self.context.responsible(self.category, self.v["grid_code"],
-                                                  self.v["city_id"])
-        if department is None:
-            self.problems.add(row, "receiver_required", "name the department the case was "
-                              "dispatched to (no department is responsible for its category).")
-            return None
-        self.v.update(department_id=department.id, worker_id=None)
-        self._start_clock(row.at)
-        return "dispatched", "dispatch", {"department_id": department.id, "worker_id": None,
-                                          "deadline": self.v["deadline"]}
-
-    def _accept(self, row, actor):
-        self.v["accepted_at"] = row.at
-        return "accepted", "accept", {}
-
-    def _return(self, row, actor):
-        department_id = self.v["department_id"]
-        self.v.update(department_id=None, worker_id=None, dispatched_at=None, accepted_at=None,
-                      deadline=None, yellow_at=None, clock_unit=None, paused_seconds=0.0,
-                      return_count=self.v["return_count"] + 1)
-        return "filed", "return", {"department_id": department_id}
-
-    def _handle(self, row, actor):
-        self.v.update(handler_id=actor.id if actor else None, handled_at=row.at)
-        self._stage("check", row.at)
-        return "handled", "handle", {}
-
-    def _check(self, row, actor):
-        if row.passed:
-            return "checked", "check", {"passed": True}
-        # the workflow's failed check: back to the department, as a rework that says so
-        target, action, details = self._rework(row, actor)
-        return target, action, {**details, "passed": False}
-
-    def _close(self, row, actor):
-        self.v["closed_at"] = row.at
-        return "closed", "close", {}
-
-    def _rework(self, row, actor):
-        count = self.v["rework_count"] + 1
-        self.v.update(handler_id=None, handled_at=None, accepted_at=None, rework_count=count)
-        self._start_clock(row.at)
-        return "dispatched", "rework", {"department_id": self.v["department_id"],
-                                        "rework": count}
-
-    def _extend(self, row, actor):
-        current = self.v["deadline"]
-        if current is None:
-            self.problems.add(row, "no_clock", "an extend step needs a running handling clock.")
-            return None
-        if row.deadline is None or row.deadline <= current:
-            self.problems.add(row, "bad_extension", "an extend step needs the new deadline (ISO "
-                              f"time with offset) in the deadline column, later than "
-                              f"{current.isoformat()}.")
-            return None
-        self.v.update(deadline=row.deadline, extension_count=self.v["extension_count"] + 1,
-                      yellow_at=yellow_at(self.v["dispatched_at"], row.deadline,
-                                           self.v["clock_unit"], self.v["paused_seconds"],
-                                           self.cal))
-        return self.state, "extend", {"deadline": row.deadline.isoformat(),
-                                      "previous": current.isoformat()}
-
-    def _shelve(self, row, actor):
-        self.v.update(paused_at=row.at, shelved_from=self.state)
-        return "shelved", "shelve", {}
-
-    def _resume(self, row, actor):
-        target = self.v["shelved_from"]
-        took = timedelta(0)
-        if self.v["deadline"] is not None:
-            deadline, took = resume(self.v["deadline"], self.v["paused_at"], row.at,
-                                    self.v["clock_unit"], self.cal)
-            paused = self.v["paused_seconds"] + took.total_seconds()
-            self.v.update(deadline=deadline, paused_seconds=paused, yellow_at=yellow_at(
-                self.v["dispatched_at"], deadline, self.v["clock_unit"], paused, self.cal))
-        self.v.update(paused_at=None, shelved_from=None)
-        return target, "resume", {"paused_seconds": took.total_seconds()}
-
-    def _self_handle(self, row, actor):
-        self.v.update(handler_id=actor.id if actor else None, handled_at=row.at,
-                      closed_at=row.at)
-        return "closed", "self_handle", {}
 
     def result(self) -> _Case:
         self.v["state"] = self.state
         self.v["updated_at"] = self.history[-1]["at"]
         if self.stored is not None:
             return _Case(self.reference, self.v, self.history, self.report,
-                         self.stored.case_id, self.stored.values["version"])
+                         self.stored.case_id, self.stored.values["version"],
+                         self.stored.values["state"])
         return _Case(self.reference, self.v, self.history, self.report)
 
 
@@ -806,31 +749,31 @@ def _write(batch: list[_Case]) -> None:
 
 
 def _write_history(cases) -> None:
-    """The history rows of (planned case, case id) pairs, as one multi-row INSERT."""
-    rows = [{"case_id": case_id, "actor_id": h["actor_id"], "actor_role": h["actor_role"],
-             "action": h["action"], "from_state": h["from_state"], "to_state": h["to_state"],
-             "at": h["at"], "location": _point(h["lon"], h["lat"]), "note": h["note"],
-             "details": _json(h["details"])}
+    """The history rows of (planned case, case id) pairs, as one multi-row INSERT: the rows
+    ``history_values`` makes for the workflow's writer, at the file's times."""
+    rows = [{**{k: v for k, v in h.items() if k not in ("lon", "lat")}, "case_id": case_id,
+             "location": _point(h["lon"], h["lat"]), "details": _json(h["details"])}
             for case, case_id in cases for h in case.history]
     if rows:
         db.session.execute(insert(CaseHistory.__table__), rows)
 
 
-_EXTEND_CASE = text("UPDATE cases SET " + ", ".join(
-    f"{name} = CAST(:{name} AS jsonb)" if name == "deadlines" else f"{name} = :{name}"
-    for name in STEP_COLUMNS) + " WHERE id = :id AND version = :stored_version RETURNING id")
+# What a later step of an imported case writes beyond its state and version.
+_EXTENDED = tuple(name for name in STEP_COLUMNS if name not in ("state", "version", "updated_at"))
 
 
 def _write_extensions(extensions: list[_Case]) -> None:
-    """Imported cases moved to their new state (only while they are as they were read), and
-    their later steps."""
+    """Imported cases given their later steps by the workflow's one writer (only while they
+    are as they were read), with their history rows at the file's times and no live events."""
     for case in extensions:
-        values = {name: case.values[name] for name in STEP_COLUMNS}
-        values["deadlines"] = json.dumps(values["deadlines"] or {}, default=str)
-        if db.session.execute(_EXTEND_CASE, {**values, "id": case.case_id,
-                                             "stored_version": case.stored_version}
-                              ).one_or_none() is None:
+        stored = SimpleNamespace(id=case.case_id, state=case.stored_state,
+                                 version=case.stored_version)
+        records = [history_parameters({**h, "case_id": case.case_id}, h["at"])
+                   for h in case.history]
+        written = write_step(stored, case.values["state"],
+                             {name: case.values[name] for name in _EXTENDED}, records,
+                             updated_at=case.values["updated_at"], events=False)
+        if written is None:
             db.session.rollback()
             raise Conflict(f"{case.reference} was changed meanwhile; nothing was changed: "
                            "import the file again.", code="conflict")
-    _write_history((case, case.case_id) for case in extensions)
