@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
         auth,
         cases,
         categories,
+        components,
         dispatch,
         docs,
         health,
@@ -51,6 +52,6 @@ def init_app(app: Flask) -> None:
 
     auth.register_security_scheme(api)
     for module in (auth, admin, regions, categories, reports, cases, dispatch, stats,
-                   prevention, health, notify, webhooks):
+                   prevention, health, notify, webhooks, components):
         api.register_blueprint(module.blp, url_prefix="/api/v1")
     app.register_blueprint(docs.bp)

@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from gridmgr.categories import operations as ops
 from gridmgr.categories.models import KINDS, Category
 from gridmgr.errors import NotFound
+from gridmgr.grids.reading import find_region
 from gridmgr.people.policy import authorize
 from mobile_api.auth import auth_required, current_user
 
@@ -190,7 +191,7 @@ def set_region_department(data, code, region_code):
     authorize(user, "admin.categories", region_code=region_code, city_id=user.city_id)
     ops.set_region_department(code, region_code, data["department_id"], city_id=user.city_id)
     dept = ops.responsible_department(code, region_code, user.city_id)
-    region = ops.find_region(region_code, user.city_id)
+    region = find_region(region_code, user.city_id)
     return {"region_code": region.code, "region_name": region.name,
             "department": {"id": dept.id, "name": dept.name, "name_en": dept.name_en}}
 
@@ -206,3 +207,22 @@ def clear_region_department(code, region_code):
     if not ops.clear_region_department(code, region_code, city_id=user.city_id):
         raise NotFound(f"Region {region_code} has no department of its own for {code}.",
                        code="no_override")
+
+
+class SuggestQuery(Schema):
+    text = fields.String(required=True, validate=validate.Length(1, 2000),
+                         metadata={"description": "what the reporter wrote"})
+    lon = fields.Float(allow_nan=False, validate=validate.Range(-180, 180))
+    lat = fields.Float(allow_nan=False, validate=validate.Range(-90, 90))
+
+
+@blp.route("/categories/suggest")
+@blp.arguments(SuggestQuery, location="query")
+@blp.response(200, description='{"suggestions": [{"code", "name", "confidence", "reason"}]}, '
+                               "the top three, best first")
+@blp.alt_response(422, description="text_required")
+def suggest_categories(query):
+    """Categories suggested for a description (learnt from the city's cases)."""
+    from gridmgr.categories.suggest import suggest
+
+    return {"suggestions": suggest(query["text"], query.get("lon"), query.get("lat"))}

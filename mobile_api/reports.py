@@ -61,6 +61,10 @@ class ReportSchema(Schema):
     contact_phone = fields.String(validate=validate.Length(max=50))
     contact_email = fields.Email(validate=validate.Length(max=254))
     attributes = fields.Dict(keys=fields.String(validate=validate.Length(max=100)))
+    component = fields.String(validate=validate.Regexp(r"^[0-9]{16}$"), metadata={
+        "description": "the 16-digit code of the component (部件) the problem is at: its "
+                       "category and place when they are not given; its owner receives the "
+                       "case"})
 
 
 # Loading keeps no state in the schema: one instance serves every request (a new one per

@@ -145,6 +145,8 @@ class ReportInput:
     # The category's questions (``Category.attributes``) the answers in ``attributes`` were
     # checked against: the report is stored only if they are still the category's.
     questions: list | None = None
+    # The component (部件) the report is at, by its 16-digit code: its owner receives the case.
+    component: str | None = None
 
 
 @dataclass
@@ -156,6 +158,9 @@ class IntakeResult:
     created: bool
     tracking_token: str | None = None
     possible_duplicates: list[dict] = field(default_factory=list)
+    # Which category was taken and why; the components of its category near the point.
+    category_choice: dict | None = None
+    nearby_components: list[dict] | None = None
 
     def to_dict(self) -> dict:
         body = {"report": {"id": self.report_id, "case_id": self.case_id},
@@ -163,6 +168,10 @@ class IntakeResult:
                 "created": self.created, "possible_duplicates": self.possible_duplicates}
         if self.tracking_token:
             body["tracking_token"] = self.tracking_token
+        if self.category_choice is not None:
+            body["category_choice"] = self.category_choice
+        if self.nearby_components is not None:
+            body["nearby_components"] = self.nearby_components
         return body
 
 
@@ -192,6 +201,38 @@ def _content_hash(data: ReportInput) -> str:
 
 
 def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
+    """A report completed from the component it names (category, place) or, without a
+    category, the one suggested for its description above the configured confidence (else
+    ``uncategorised``), then stored (:func:`_store_report`); the answer says which category was
+    taken and why, and lists the components of a component category near the point."""
+    from gridmgr.categories.suggest import choose_for_report
+    from gridmgr.components import operations as components
+
+    authorize(reporter, "case.report")
+    component = None
+    if data.component is not None:
+        component = components.component_for_report(data.component)
+        data.category = data.category or component["category"]
+        if data.lon is None or data.lat is None:
+            data.lon, data.lat, data.coord_sys = component["lon"], component["lat"], "wgs84"
+    choice = None
+    if data.category is None and data.duplicate_of is None and data.description:
+        choice = choose_for_report(data.description, data.lon, data.lat, data.coord_sys)
+        data.category = choice["code"]
+    result = _store_report(data, reporter)
+    result.category_choice = choice or (
+        {"code": data.category, "reason": "named by the reporter"} if data.category
+        else {"code": None, "reason": "the category of the case it joins"})
+    if component is not None and result.created:
+        components.link_case(result.case_id, component["id"])
+    elif (component is None and result.created and (data.category or "").startswith("C")
+          and data.lon is not None and data.lat is not None):
+        result.nearby_components = components.nearest_components(
+            *to_wgs84(data.lon, data.lat, data.coord_sys), data.category)
+    return result
+
+
+def _store_report(data: ReportInput, reporter: User | None) -> IntakeResult:
     """Locate, classify and store a report as a new case or as a reporter of ``duplicate_of``;
     a resent ``client_id`` returns the first answer (``created`` False)."""
     authorize(reporter, "case.report")

@@ -85,3 +85,17 @@ def set_department_command(category_code: str, region_code: str, department_name
     except DomainError as err:
         _fail(err)
     click.echo(f"{category_code} in {region_code}: {dept.name}")
+
+
+@categories.command("train")
+@click.option("--city", help="City slug (default: the cases of every city).")
+def train_command(city: str | None) -> None:
+    """Train the category suggester on the cases and the catalogue."""
+    from gridmgr.categories.suggest import train
+
+    try:
+        result = train(city)
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"trained on {result['cases']} cases and the catalogue "
+               f"({result['categories']} categories).")

@@ -40,7 +40,9 @@ class Receiver:
 # with a fresh position nearest the case (KNN on the GiST index of positions). Department: the
 # override of the category on the grid or its nearest ancestor in the city, else the category's
 # own (the rule of ``gridmgr.categories.operations.responsible_department``), when a category is
-# given. The open-case count reads ``ix_cases_worker_id`` for the grid's few candidates only.
+# given; a case reported at a component goes to the component's owner when one is known
+# (``case_components``). The open-case count reads ``ix_cases_worker_id`` for the grid's few
+# candidates only.
 _RECEIVER_SQL = f"""
 WITH rostered AS (
     SELECT r.user_id
@@ -73,7 +75,10 @@ WITH rostered AS (
     ORDER BY p.position <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
     LIMIT 1
 )
-SELECT {RESPONSIBLE_DEPARTMENT_SQL} AS department_id,
+SELECT COALESCE((SELECT co.owner_department_id
+                 FROM case_components cc JOIN components co ON co.id = cc.component_id
+                 WHERE cc.case_id = :case_id),
+                {RESPONSIBLE_DEPARTMENT_SQL}) AS department_id,
        COALESCE((SELECT user_id FROM rostered), n.user_id) AS worker_id,
        CASE WHEN EXISTS (SELECT FROM rostered) THEN 'roster'
             WHEN n.user_id IS NOT NULL THEN 'nearest' END AS rule,
@@ -99,16 +104,18 @@ def choose_receiver(case, exclude: tuple[int, ...] = (), calendar=None,
     round trip. ``calendar`` and ``point`` (lon, lat), when the caller already has them."""
     lon, lat = point or case_point(case.id)
     return _receive(case.category.id, case.grid_code, case.city_id, lon, lat, exclude,
-                    calendar)
+                    calendar, case_id=case.id)
 
 
 def _receive(category_id: int | None, grid_code: str, city_id: int, lon: float, lat: float,
-             exclude: tuple[int, ...], calendar=None, at: datetime | None = None) -> Receiver:
+             exclude: tuple[int, ...], calendar=None, at: datetime | None = None,
+             case_id: int | None = None) -> Receiver:
     local = (at or datetime.now(UTC)).astimezone((calendar or calendar_for_city(city_id)).tz)
     max_age = float(current_app.config.get("GRIDMGR_POSITION_MAX_AGE_S",
                                            DEFAULT_POSITION_MAX_AGE_S))
     row = _RECEIVER.one({
-        "category": category_id, "grid": grid_code, "city": city_id, "t": local.time(),
+        "case_id": case_id, "category": category_id, "grid": grid_code, "city": city_id,
+        "t": local.time(),
         "dow": local.isoweekday(), "prev": (local - timedelta(days=1)).isoweekday(),
         "exclude": list(exclude), "lon": lon, "lat": lat, "max_age": max_age,
         "street": grid_code[:CODE_LENGTH["street"]]})
