@@ -7,7 +7,7 @@ import functools
 import math
 import time
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, jsonify, request
 from flask_smorest import Blueprint
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
@@ -16,6 +16,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from redis.exceptions import RedisError
 
 from gridmgr.calendar.deadlines import UNITS
+from gridmgr.cases import idempotency
 from gridmgr.cases.models import STATES
 from gridmgr.cases.queries import (
     case_detail,
@@ -355,6 +356,11 @@ def _parsed(limit: str) -> RateLimitItem:
 
 
 STEP_LIMIT = StepLimit()
+IDEMPOTENCY_HEADER = {
+    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {
+        "type": "string", "pattern": idempotency.KEY_PATTERN.pattern},
+    "description": "made by the client for this step: sent again, the step is not taken twice "
+                   "and the answer is the first one"}
 
 
 def _step_view(action: str):
@@ -362,10 +368,19 @@ def _step_view(action: str):
         # Counted, then the body read and the photos checked from their headers; they are
         # decoded and written only once the step is allowed (gridmgr.cases.photos).
         user = current_user()
+        key = request.headers.get("Idempotency-Key")
+        if key is not None:
+            earlier = idempotency.earlier_answer(user.id, idempotency.check_key(key), case_id,
+                                                 action)
+            if earlier is not None:  # sent again: the first answer, nothing taken twice
+                return earlier
         STEP_LIMIT.count(user)
         data, files = read_body(CASE_STEP_SCHEMA)
         photos = store_uploads(files)
-        return take_step(case_id, action, user, StepInput(photos=photos, **data))
+        answer = take_step(case_id, action, user, StepInput(photos=photos, **data))
+        if key is not None:
+            idempotency.keep_answer(user.id, key, case_id, action, answer)
+        return answer
 
     view.__name__ = f"case_{action}"
     view.__doc__ = endpoint_doc(action)
@@ -376,7 +391,8 @@ for _action in STEPS:
     blp.route(f"/cases/<int:case_id>/{_action}", methods=["POST"])(
         limiter.counts_itself(  # with STEP_LIMIT
             auth_required(
-                blp.doc(requestBody={"required": False, "content": {
+                blp.doc(parameters=[IDEMPOTENCY_HEADER], requestBody={
+                    "required": False, "content": {
                     "application/json": {"schema": CaseStepSchema},
                     "multipart/form-data": {"schema": CaseStepFormSchema}}})(
                     blp.response(200, CaseStepResultSchema)(
@@ -386,6 +402,7 @@ for _action in STEPS:
                                  "this step), verification_required, request_pending, "
                                  "already_rated, …",
                             422: "invalid_input, too_far, photo_required, note_required, "
-                                 "location_required, bad_extension, bad_rating, …",
+                                 "location_required, bad_extension, bad_rating, "
+                                 "bad_idempotency_key, idempotency_key_reused, …",
                             429: "too_many_requests: steps are rate limited per user"})(
                             _step_view(_action)))))))
