@@ -79,7 +79,8 @@ def list_users(query):
 @blp.arguments(UserCreateSchema)
 @blp.response(201, PrivateUserSchema)
 @blp.alt_response(409, description="username_taken")
-@blp.alt_response(422, description="unknown_role, unknown_region, department_required, ...")
+@blp.alt_response(404, description="region_not_found")
+@blp.alt_response(422, description="unknown_role, city_required, department_required, ...")
 @auth_required
 def create_user(data):
     """Create a user with a role, a region scope and a department."""

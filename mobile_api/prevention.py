@@ -102,7 +102,7 @@ class ForecastSchema(Schema):
 
 
 _ERRORS = {403: "forbidden: no stats.view, or the region is outside your scope",
-           404: "unknown_region, unknown_city", 422: "city_required, invalid_input"}
+           404: "region_not_found, unknown_city", 422: "city_required, invalid_input"}
 
 
 @blp.route("/hotspots")

@@ -78,7 +78,7 @@ _CSV_DOC = {"responses": {"200": {"description": "OK", "content": {
     "application/json": {"schema": "StatsSchema"},
     "text/csv": {"schema": {"type": "string"}}}}}}
 _ERRORS = {403: "forbidden: no stats.view, or the region is outside your scope",
-           404: "unknown_region, unknown_city",
+           404: "region_not_found, unknown_city",
            422: "bad_period, bad_level, city_required, invalid_input"}
 
 

@@ -91,7 +91,7 @@ def test_explicit_dates_equal_the_month(as_user):
     ("start=2026-11-05&end=2026-11-01", 422, "bad_period"),
     ("period=2026-11&start=2026-11-01&end=2026-12-01", 422, "bad_period"),
     ("period=2026-11&level=planet", 422, "invalid_input"),
-    ("period=2026-11&region=110105009", 404, "unknown_region"),
+    ("period=2026-11&region=110105009", 404, "region_not_found"),
     ("period=2026-11&city=atlantis", 404, "unknown_city"),
 ])
 def test_bad_queries_are_refused_with_a_reason(as_user, query, status, code):

@@ -123,7 +123,7 @@ def test_bad_user_input_is_refused_with_codes(client, admin, auth_headers):
                                 json={**base, "role": "citizen", "region_code": "110105"})
     taken = client.post("/api/v1/admin/users", headers=headers, json={**base, "username": "root"})
 
-    assert (unknown_region.status_code, _error(unknown_region)["code"]) == (422, "unknown_region")
+    assert (unknown_region.status_code, _error(unknown_region)["code"]) == (404, "region_not_found")
     assert _error(no_department)["code"] == "department_required"
     assert (bad_role.status_code, _error(bad_role)["code"]) == (422, "invalid_input")
     assert citizen_scope.status_code == 422

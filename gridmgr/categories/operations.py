@@ -35,6 +35,7 @@ from gridmgr.categories.models import KINDS, Category, CategoryClass, CategoryDe
 from gridmgr.errors import Conflict, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.grids.models import Region
+from gridmgr.grids.reading import find_region
 from gridmgr.people.models import Department
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -410,20 +411,6 @@ def update_category(code: str, changes: dict) -> Category:
         setattr(category, key, value)
     db.session.commit()
     return category
-
-
-def find_region(region_code: str, city_id: int | None = None) -> Region:
-    """The region with this code (in the city when given), or 404 ``region_not_found``."""
-    stmt = select(Region).where(Region.code == region_code)
-    if city_id is not None:
-        stmt = stmt.where(Region.city_id == city_id)
-    regions = db.session.scalars(stmt.limit(2)).all()
-    if not regions:
-        raise NotFound(f"No region has the code {region_code}.", code="region_not_found")
-    if len(regions) > 1:
-        raise InvalidInput(f"Several cities have a region {region_code}: name the city.",
-                           code="city_required")
-    return regions[0]
 
 
 def set_region_department(category_code: str, region_code: str, department_id: int,

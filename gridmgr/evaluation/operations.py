@@ -14,7 +14,8 @@ from gridmgr.errors import InvalidInput, NotFound
 from gridmgr.evaluation import periods
 from gridmgr.evaluation.tables import TABLES, evaluate
 from gridmgr.extensions import db
-from gridmgr.grids.models import CODE_LENGTH, City, Region
+from gridmgr.grids.models import CODE_LENGTH, City
+from gridmgr.grids.reading import find_region
 from gridmgr.people.models import User
 from gridmgr.people.policy import authorize, scope_filter, user_city_id
 
@@ -38,9 +39,8 @@ def city_table(table: str, city_id: int, *, prefix: str | None = None,
     (the CLI: whoever runs the server sees everything)."""
     if table not in TABLES:
         raise NotFound(f"There are statistics for {', '.join(TABLES)}.", code="unknown_table")
-    if prefix and db.session.scalar(select(Region.id).where(
-            Region.city_id == city_id, Region.code == prefix)) is None:
-        raise NotFound(f"No region has the code {prefix}.", code="unknown_region")
+    if prefix:
+        find_region(prefix, city_id)
     span = periods.resolve(calendar_for_city(city_id).tz, period, start, end)
     length = max(_level_length(level, prefix), len(prefix or ""))
     # every region, department and category is listed, with zeros when nothing happened

@@ -23,6 +23,22 @@ COORDINATE_DIGITS = 7
 _Parent = aliased(Region)
 
 
+def find_region(code: str, city_id: int | None = None) -> Region:
+    """The region with ``code`` in the city ``city_id`` (in any city when None): the one lookup
+    of a region by its code, with one set of errors: 404 ``region_not_found``, and 422
+    ``city_required`` when no city is named and several cities have the code."""
+    statement = select(Region).where(Region.code == code)
+    if city_id is not None:
+        statement = statement.where(Region.city_id == city_id)
+    regions = db.session.scalars(statement.limit(2)).all()
+    if not regions:
+        raise NotFound(f"No region has the code {code!r:.40}.", code="region_not_found")
+    if len(regions) > 1:
+        raise InvalidInput(f"Several cities have a region {code!r:.40}: name the city.",
+                           code="city_required")
+    return regions[0]
+
+
 def _features_query():
     return (select(Region, _Parent.code, City.slug,
                    func.ST_AsGeoJSON(Region.geom, COORDINATE_DIGITS))

@@ -16,6 +16,7 @@ from gridmgr.audit import operations as audit
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.grids.models import City, Region
+from gridmgr.grids.reading import find_region
 from gridmgr.live import announce_access_change
 from gridmgr.people.models import ROLES, STAFF_ROLES, Department, User
 from gridmgr.people.passwords import dummy_hash, hash_password, needs_rehash, verify_password
@@ -310,10 +311,10 @@ def _role_assignment(role: str, *, region_code: str | None, city: str | None,
     if role not in ROLES:
         raise InvalidInput(f"Unknown role {role!r}; roles are {', '.join(ROLES)}.",
                            code="unknown_role")
-    region = _scope_region(region_code, city) if region_code else None
-    if region is not None and role not in STAFF_ROLES:
+    if region_code and role not in STAFF_ROLES:
         raise InvalidInput("Only staff have a region scope; citizens have none.",
                            code="scope_not_allowed")
+    region = _scope_region(region_code, city) if region_code else None
     dept = find_department(department) if department not in (None, "") else None
     if role == "department" and dept is None:
         raise InvalidInput("Department staff need a department.", code="department_required")
@@ -331,19 +332,11 @@ def _assign_role(user: User, assignment: RoleAssignment) -> None:
 
 
 def _scope_region(code: str, city: str | None) -> Region:
-    stmt = select(Region).where(Region.code == code)
-    if city:
-        stmt = stmt.where(Region.city_id == _city_id(city))
-    regions = db.session.scalars(stmt).all()
-    if not regions:
-        raise InvalidInput(f"No region has the code {code}.", code="unknown_region")
-    if len(regions) > 1:
-        raise InvalidInput(f"Several cities have a region {code}; name the city.",
-                           code="ambiguous_region")
-    if regions[0].level not in SCOPE_LEVELS:
+    region = find_region(code, _city_id(city) if city else None)
+    if region.level not in SCOPE_LEVELS:
         raise InvalidInput("A scope is a district, street or community, not a unit grid.",
                            code="scope_level")
-    return regions[0]
+    return region
 
 
 def _city_id(slug: str) -> int:

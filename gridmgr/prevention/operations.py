@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import select
-
 from gridmgr.calendar.deadlines import calendar_for_city
-from gridmgr.errors import InvalidInput, NotFound
+from gridmgr.errors import InvalidInput
 from gridmgr.evaluation.operations import city_id_for
-from gridmgr.extensions import db
-from gridmgr.grids.models import Region
+from gridmgr.grids.reading import find_region
 from gridmgr.people.models import User
 from gridmgr.people.policy import authorize, scope_filter, user_city_id
 from gridmgr.prevention.forecast import next_week_forecast
@@ -26,9 +23,8 @@ def _scope(user: User | None, region: str | None, city: str | None) -> tuple[int
     city_id = own if own is not None and not city else city_id_for(city)
     prefix = region or (scope_filter(user) if user is not None else None)
     authorize(user, "stats.view", region_code=prefix, city_id=city_id)
-    if prefix and db.session.scalar(select(Region.id).where(
-            Region.city_id == city_id, Region.code == prefix)) is None:
-        raise NotFound(f"No region has the code {prefix}.", code="unknown_region")
+    if prefix:
+        find_region(prefix, city_id)
     return city_id, prefix
 
 

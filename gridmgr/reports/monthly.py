@@ -14,11 +14,11 @@ from shapely import wkb
 from sqlalchemy import text
 
 from gridmgr.calendar.deadlines import calendar_for_city
-from gridmgr.errors import NotFound
 from gridmgr.evaluation import indicators, periods
 from gridmgr.evaluation.periods import Period
 from gridmgr.evaluation.tables import evaluate
 from gridmgr.extensions import db
+from gridmgr.grids.reading import find_region
 
 TREND_MONTHS = 6
 OVERDUE_LISTED = 20
@@ -96,13 +96,7 @@ def monthly_report(city_id: int, period: str, *, prefix: str | None = None,
     """The report of ``period`` (YYYY-MM) for the cases of ``city_id`` under region ``prefix``."""
     city = db.session.execute(text("SELECT name FROM cities WHERE id = :id"),
                               {"id": city_id}).one()
-    scope_name = None
-    if prefix:
-        scope_name = db.session.scalar(text(
-            "SELECT name FROM regions WHERE city_id = :c AND code = :code"),
-            {"c": city_id, "code": prefix})
-        if scope_name is None:
-            raise NotFound(f"No region has the code {prefix}.", code="unknown_region")
+    scope_name = find_region(prefix, city_id).name if prefix else None
     tz = calendar_for_city(city_id).tz
     span = periods.month(period, tz)
     months = _months_up_to(span, tz, TREND_MONTHS)

@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 
 from gridmgr.errors import Conflict, InvalidInput, NotFound
 from gridmgr.extensions import db
-from gridmgr.grids.models import Region
+from gridmgr.grids.reading import find_region
 from gridmgr.people.models import Department, User
 from gridmgr.webhooks.models import WebhookEndpoint
 from gridmgr.webhooks.signing import sign
@@ -64,8 +64,7 @@ def add_endpoint(url: str, secret: str, events: list[str] | str, department: str
                            code="department_not_found")
         endpoint.department_id = found.id
     if region:
-        if db.session.scalar(select(Region.id).where(Region.code == region)) is None:
-            raise NotFound(f"No region has the code {region!r:.20}.", code="region_not_found")
+        find_region(region)
         endpoint.region_code = region
     db.session.add(endpoint)
     db.session.commit()
