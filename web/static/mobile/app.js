@@ -316,6 +316,7 @@ async function reportView() {
   h("p", { class: "error", id: "e-form", role: "alert" }),
   h("button", { type: "submit", id: "send", class: "primary", text: t("send") }), outcome);
   view.replaceChildren(h("h1", { text: t("report") }), form);
+  categories().catch(() => null); // kept by the service worker for reports made offline
   map = regionMap(mapBox, null, { draggable: true, onMove: (p) => setPoint({ ...p, accuracy: null, source: "pin" }) });
   locate();
 }
@@ -582,8 +583,9 @@ async function caseView(caseId) {
     h("p", {}, h("a", { id: "navigate", class: "button", href: `geo:${c.lat},${c.lon}?q=${c.lat},${c.lon}(${encodeURIComponent(c.code)})`,
       text: t("navigate") })),
     h("div", { class: "photos" }, (c.photos || []).map((p) => h("img", { src: p.thumbnail_url, alt: t("photo") }))),
-    actions.length ? actions.filter((a, i) => actions.indexOf(a) === i).map((a) => stepForm(c, a))
-      : h("p", { class: "hint", text: t("actionsNone") }));
+    h("div", { id: "steps" }, actions.length
+      ? actions.filter((a, i) => actions.indexOf(a) === i).map((a) => stepForm(c, a))
+      : h("p", { class: "hint", text: t("actionsNone") })));
   regionMap(mapBox, { lat: c.lat, lon: c.lon });
 }
 
@@ -611,8 +613,9 @@ async function start() {
   document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
   document.querySelectorAll("[data-t]").forEach((node) => { node.textContent = t(node.dataset.t); });
   showNetwork();
-  window.addEventListener("online", () => { showNetwork(); flush().then(route).catch(() => null); });
+  window.addEventListener("online", () => { showNetwork(); sendWaiting(); });
   window.addEventListener("offline", showNetwork);
+  window.addEventListener("outbox", () => { if (/^#\/(mine|tasks)/.test(location.hash)) route(); });
   window.addEventListener("hashchange", route);
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/m/sw.js", { scope: "/m/", type: "module" }).catch(() => null);
@@ -623,7 +626,16 @@ async function start() {
   const pair = await session();
   if (pair) app.onDuty = undefined;
   await route();
-  if (navigator.onLine) flush().catch(() => null);
+  sendWaiting();
+}
+
+// The page sends the outbox on opening and whenever the network returns, and tries again while
+// something waits (Background Sync, where the browser has it, sends it with the app closed).
+async function sendWaiting() {
+  clearTimeout(app.retry);
+  let outcome = { waiting: 0 };
+  if (navigator.onLine) outcome = await flush().catch(() => ({ waiting: 1 }));
+  if (outcome.waiting) app.retry = setTimeout(sendWaiting, 15000);
 }
 
 start();

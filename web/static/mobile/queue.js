@@ -6,6 +6,9 @@
 const DB_NAME = "gridmgr-m";
 const STORES = ["outbox", "mine", "session"];
 
+// A send that hangs (a dead network that says it is up) gives up, freeing the outbox.
+const SEND_TIMEOUT_MS = 20000;
+
 let opened = null;
 
 export function openDb() {
@@ -63,7 +66,8 @@ async function refreshed() {
   const pair = await tokens();
   if (!pair?.refresh_token) return null;
   const response = await fetch("/api/v1/auth/refresh", {
-    method: "POST", headers: { Authorization: `Bearer ${pair.refresh_token}` } });
+    method: "POST", headers: { Authorization: `Bearer ${pair.refresh_token}` },
+    signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
   if (!response.ok) return null;
   const fresh = await response.json();
   await put("session", { ...pair, ...fresh }, "tokens");
@@ -79,7 +83,7 @@ async function send(entry, token) {
   const headers = { "Accept-Language": entry.lang || "zh" };
   if (entry.kind === "step") headers["Idempotency-Key"] = entry.id;
   if (token) headers.Authorization = `Bearer ${token}`;
-  return fetch(entry.url, { method: "POST", headers, body });
+  return fetch(entry.url, { method: "POST", headers, body, signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
 }
 
 async function sendOne(entry) {
@@ -132,7 +136,7 @@ export async function flush() {
       sent += 1;
     }
     if (sent) await tell({ type: "outbox", sent });
-    return sent;
+    return { sent, waiting: waiting.length - sent };
   };
   return navigator.locks ? navigator.locks.request("gridmgr-outbox", run) : run();
 }

@@ -1,0 +1,275 @@
+"""The phone app in a real headless Chromium (Debian's) with a phone's viewport, touch and
+geolocation, against a real gridmgr server: a citizen reports with a photo that knows where it
+was taken and rates the closed case; reports and a step made offline arrive once the network
+returns, exactly once, though the app was closed in between; an inspector on duty gets a case
+live and checks it on site, and a check 3 km away is refused with the API's sentence shown.
+Nothing is fetched from another host and no script error happens."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from cityfixtures import city_fixture, jpeg_bytes  # noqa: F401
+from live_server import running_server
+from playwright.sync_api import sync_playwright
+from sqlalchemy import text
+
+from gridmgr.extensions import db
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+PASSWORD = "pw-secret-123"
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
+         "is_mobile": True, "has_touch": True}
+
+pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM),
+                                reason="Debian's chromium: scripts/install-system-deps.sh "
+                                       "--browser (make test runs it)")
+
+
+@pytest.fixture
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+class Phone:
+    """A browser context as a phone: every request checked to stay on this host, every
+    script error and failed answer recorded."""
+
+    def __init__(self, browser, server, **options):
+        self.host = urlsplit(server.url).netloc
+        self.url = server.url
+        self.context = browser.new_context(**PHONE, **options)
+        self.foreign: list[str] = []
+        self.problems: list[str] = []
+        # Every request to another host is failed and recorded (this host's go untouched).
+        self.context.route(lambda url: urlsplit(url).netloc != self.host, self._refuse)
+        self.context.on("request", lambda r: urlsplit(r.url).netloc != self.host
+                        and not r.url.startswith(("data:", "blob:"))
+                        and self.foreign.append(r.url))
+
+    def _refuse(self, route):
+        self.foreign.append(route.request.url)
+        route.abort()
+
+    def open(self, path: str = "/m/", allowed: tuple[int, ...] = ()):
+        page = self.context.new_page()
+        page.on("console", lambda m: m.type == "error" and self._console(m.text, allowed))
+        page.on("pageerror", lambda e: self.problems.append(str(e)))
+        page.on("response", lambda r: r.status >= 400 and r.status not in allowed
+                and self.problems.append(f"{r.status} {r.url}"))
+        page.goto(self.url + path)
+        page.wait_for_selector("main h1")
+        return page
+
+    def _console(self, text_: str, allowed) -> None:
+        # A refusal the test provokes is a 4xx the browser logs; the app shows it itself.
+        if any(f"status of {status}" in text_ for status in allowed):
+            return
+        if "net::ERR_INTERNET_DISCONNECTED" in text_:
+            return
+        self.problems.append(text_)
+
+    def close(self):
+        self.context.close()
+        assert self.foreign == [], f"requests left the host: {self.foreign}"
+        assert self.problems == [], f"errors on the page: {self.problems}"
+
+
+def wait_for(predicate, timeout: float = 30.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"still false after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def scalar(sql: str, **params):
+    db.session.rollback()  # see what the server committed
+    return db.session.scalar(text(sql), params)
+
+
+def jpeg_file(tmp_path, lon: float, lat: float):
+    path = tmp_path / "manhole.jpg"
+    path.write_bytes(jpeg_bytes(width=2400, height=1800, gps=(lon, lat)))
+    return path
+
+
+def step(server, user_headers, case_id, action, photo=False, **body):
+    """A staff member's step through the running server (its photos in the server's home)."""
+    url = f"{server.url}/api/v1/cases/{case_id}/{action}"
+    if photo:
+        files = {"photos": ("after.jpg", io.BytesIO(jpeg_bytes()), "image/jpeg")}
+        return requests.post(url, headers=user_headers, data=body, files=files, timeout=10)
+    return requests.post(url, headers=user_headers, json=body, timeout=10)
+
+
+def to_handled(server, auth_headers, make_user, city, case_id, lon, lat, verify=True):
+    chief = make_user("duty_chief", region_code="110105")
+    if verify:
+        other = make_user("inspector", region_code=city.grids[0])
+        assert step(server, auth_headers(other), case_id, "verify", lon=lon, lat=lat
+                    ).status_code == 200
+    assert step(server, auth_headers(chief), case_id, "file").status_code == 200
+    assert step(server, auth_headers(chief), case_id, "dispatch").status_code == 200
+    staff = make_user("department", department=scalar(
+        "SELECT d.name FROM departments d JOIN cases c ON c.department_id = d.id "
+        "WHERE c.id = :id", id=case_id))
+    assert step(server, auth_headers(staff), case_id, "accept").status_code == 200
+    handled = step(server, auth_headers(staff), case_id, "handle", photo=True,
+                   lon=str(lon), lat=str(lat))
+    assert handled.status_code == 200, handled.json()
+    return chief
+
+
+def go(page, hash_: str) -> None:
+    """Move inside the app as its links do (a fragment change, no page load)."""
+    page.evaluate("hash => { location.hash = hash; }", hash_)
+
+
+def sign_in(page, username: str):
+    go(page, "#/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+    page.wait_for_selector("#tasks")
+
+
+def test_a_citizen_reports_with_a_located_photo_and_rates_the_closed_case(
+        app_ctx, app, client, city, tmp_path, browser, make_user, auth_headers):
+    lon, lat = city.centre(0)
+    with running_server(app, tmp_path / "server") as server:
+        phone = Phone(browser, server, locale="zh-CN")  # no location permission
+        page = phone.open()
+        page.wait_for_function("navigator.serviceWorker.ready.then(() => true)")
+
+        page.set_input_files("#photo", str(jpeg_file(tmp_path, lon, lat)))
+        page.wait_for_selector("#use-exif:not([hidden])")
+        page.tap("#use-exif")
+        assert f"{lat:.5f}" in page.text_content("#location-text")
+        page.fill("#category", "井盖")
+        page.tap("#category-results button[data-code]")
+        page.fill("#description", "井盖缺失，很危险")
+        page.tap("#send")
+        page.wait_for_selector("#track-link")
+
+        report = db.session.execute(text(
+            "SELECT r.case_id, ST_X(r.location) AS lon, ST_Y(r.location) AS lat, p.width "
+            "FROM reports r JOIN photos p ON p.report_id = r.id")).one()
+        assert abs(report.lon - lon) < 1e-5 and abs(report.lat - lat) < 1e-5
+        assert report.width == 1600  # resized on the phone
+        page.tap("#track-link")
+        page.wait_for_selector("#track-state[data-state=reported]")
+
+        to_handled(server, auth_headers, make_user, city, report.case_id, lon, lat)
+        checker = make_user("inspector", region_code="110105001")
+        assert step(server, auth_headers(checker), report.case_id, "check", lon=lon, lat=lat
+                    ).status_code == 200
+        chief = make_user("duty_chief", region_code="110105", username="chief2")
+        assert step(server, auth_headers(chief), report.case_id, "close").status_code == 200
+
+        page.reload()
+        page.wait_for_selector("#track-state[data-state=closed]")
+        assert page.locator("img.photo-after").count() == 1
+        page.select_option("#rating", "5")
+        page.tap("#rate")
+        page.wait_for_selector("#rated")
+        assert scalar("SELECT rating FROM cases WHERE id = :id", id=report.case_id) == 5
+        assert page.evaluate("navigator.serviceWorker.controller !== null")
+        phone.close()
+
+
+def test_reports_and_a_step_made_offline_arrive_once_after_the_app_was_closed(
+        app_ctx, app, client, city, tmp_path, browser, make_user, auth_headers):
+    lon, lat = city.centre(0)
+    make_user("inspector", username="wang", region_code=city.grids[0], password=PASSWORD)
+    case_id = client.post("/api/v1/reports", json={
+        "lon": lon, "lat": lat, "category": "C0101"}).get_json()["case"]["id"]
+    with running_server(app, tmp_path / "server") as server:
+        to_handled(server, auth_headers, make_user, city, case_id, lon, lat)
+        phone = Phone(browser, server, locale="zh-CN", geolocation={
+            "latitude": lat, "longitude": lon, "accuracy": 12}, permissions=["geolocation"])
+        page = phone.open()
+        page.wait_for_function("navigator.serviceWorker.ready.then(() => true)")
+        page.reload()  # now under the service worker's control
+        page.wait_for_selector("#report-form")
+        sign_in(page, "wang")
+        go(page, f"#/case/{case_id}")
+        page.wait_for_selector("#step-check")
+
+        phone.context.set_offline(True)
+        page.set_input_files("#check-photo", str(jpeg_file(tmp_path, lon, lat)))
+        page.tap("#do-check")
+        page.wait_for_selector("#check-outcome[data-state=queued]")
+        for words in ("第一处井盖", "第二处井盖"):
+            go(page, "#/report")
+            page.wait_for_selector("#location-text:not(:empty)")
+            page.fill("#category", "井盖")
+            page.tap("#category-results button[data-code]")
+            page.fill("#description", words)
+            page.tap("#send")
+            page.wait_for_selector("#queued-note")
+        page.close()
+        assert scalar("SELECT count(*) FROM reports WHERE description LIKE '第_处井盖'") == 0
+
+        page = phone.open("/m/#/mine")  # opened from the phone alone
+        assert page.locator("#mine .badge.wait").count() == 2
+        phone.context.set_offline(False)
+        wait_for(lambda: scalar("SELECT count(*) FROM reports "
+                                "WHERE description LIKE '第_处井盖'") == 2
+                 and scalar("SELECT state FROM cases WHERE id = :id", id=case_id) == "checked",
+                 timeout=90)  # a send that hung while the network was away is retried
+        time.sleep(1.5)  # a second sender (the service worker) would have sent by now
+        assert scalar("SELECT count(*) FROM reports WHERE description LIKE '第_处井盖'") == 2
+        assert scalar("SELECT count(DISTINCT client_id) FROM reports "
+                      "WHERE description LIKE '第_处井盖'") == 2
+        assert scalar("SELECT count(*) FROM case_history WHERE case_id = :id "
+                      "AND action = 'check'", id=case_id) == 1
+        assert scalar("SELECT count(*) FROM step_requests") == 1
+        phone.close()
+
+
+def test_an_inspector_on_duty_gets_a_case_live_and_checks_it_on_site(
+        app_ctx, app, client, city, tmp_path, browser, make_user, auth_headers):
+    lon, lat = city.centre(0)
+    make_user("inspector", username="li", region_code=city.grids[0], password=PASSWORD)
+    with running_server(app, tmp_path / "server") as server:
+        far = {"latitude": lat + 0.027, "longitude": lon, "accuracy": 8}  # 3 km north
+        phone = Phone(browser, server, locale="en-US", geolocation=far,
+                      permissions=["geolocation"])
+        page = phone.open(allowed=(422,))
+        sign_in(page, "li")
+        page.tap("#duty")
+        page.wait_for_selector("#duty[aria-pressed=true]")
+        assert scalar("SELECT on_duty FROM worker_presence ws JOIN users u ON u.id = ws.user_id "
+                      "WHERE u.username = 'li'") is True
+        page.wait_for_function("document.body.classList.contains('live')")
+
+        case_id = client.post("/api/v1/reports", json={
+            "lon": lon, "lat": lat, "category": "C0101"}).get_json()["case"]["id"]
+        to_handled(server, auth_headers, make_user, city, case_id, lon, lat)
+        page.wait_for_selector(f"#tasks li[data-case-id='{case_id}'][data-action=check]")
+        page.tap(f"#tasks li[data-case-id='{case_id}'] a")
+        page.wait_for_selector("#step-check")
+        assert page.get_attribute("#navigate", "href").startswith(f"geo:{lat}")
+
+        page.tap("#do-check")
+        page.wait_for_selector("#e-check-location:not(:empty)")
+        assert "m from the case" in page.text_content("#e-check-location")
+        assert scalar("SELECT state FROM cases WHERE id = :id", id=case_id) == "handled"
+
+        phone.context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 8})
+        page.set_input_files("#check-photo", str(jpeg_file(tmp_path, lon, lat)))
+        page.tap("#do-check")
+        page.wait_for_selector("#check-outcome[data-state=checked]")
+        assert scalar("SELECT state FROM cases WHERE id = :id", id=case_id) == "checked"
+        phone.close()
