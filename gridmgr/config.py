@@ -2,11 +2,30 @@
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 
 def gridmgr_home() -> Path:
     """The instance folder: embedded database, photos, keys. ``GRIDMGR_HOME`` or ``./instance``."""
     return Path(os.environ.get("GRIDMGR_HOME", "instance")).resolve()
+
+
+def rate_limit_storage(redis_url: str | None) -> tuple[str, dict]:
+    """Flask-Limiter's storage URI and options for ``REDIS_URL`` (memory without one).
+
+    A Redis behind Sentinel is written as python-socketio reads it,
+    ``redis+sentinel://host1:26379,host2:26379/0/gridmgr`` (database, then the service Sentinel
+    knows the master by); Flask-Limiter's storage wants the service as the path and the
+    database as an option, so both follow the master Sentinel names after a failover.
+    """
+    if not redis_url:
+        return "memory://", {}
+    parsed = urlsplit(redis_url)
+    if parsed.scheme != "redis+sentinel":
+        return redis_url, {}
+    database, service = ([*parsed.path.split("/")[1:3], "", ""])[:2]
+    return (urlunsplit((parsed.scheme, parsed.netloc, f"/{service}", "", "")),
+            {"db": int(database)} if database else {})
 
 
 class Config:
@@ -15,6 +34,9 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     DATABASE_URL = os.environ.get("DATABASE_URL")
     REDIS_URL = os.environ.get("REDIS_URL")
+    # A streaming replica (or an entry point to one) for the wall's feeds and tiles, statistics,
+    # the monthly report and open data; unset, they read the primary (gridmgr.database.replica).
+    GRIDMGR_REPLICA_URL = os.environ.get("GRIDMGR_REPLICA_URL")
     # The pool hands out the connection returned last: a process serving one request at a
     # time then works on one warm server backend instead of taking turns between all it
     # opened (intake, measured: 663 → 732 reports/s), and connections left idle can expire.
@@ -32,8 +54,10 @@ class Config:
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
 
-    # Rate limits (Flask-Limiter): storage in Redis when configured, else memory.
-    RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
+    # Rate limits (Flask-Limiter): storage in Redis when configured (directly or through
+    # Sentinel: docs/deploy.md), else memory.
+    RATELIMIT_STORAGE_URI, RATELIMIT_STORAGE_OPTIONS = rate_limit_storage(
+        os.environ.get("REDIS_URL"))
     # X-RateLimit-* on every answer would cost a storage round trip each; a 429 says
     # Retry-After (gridmgr.errors).
     RATELIMIT_HEADERS_ENABLED = False
@@ -119,6 +143,37 @@ class Config:
     # City defaults (a city can override its own).
     GRIDMGR_TIMEZONE = os.environ.get("GRIDMGR_TIMEZONE", "Asia/Shanghai")
     GRIDMGR_UNIT_GRID_AREA_M2 = float(os.environ.get("GRIDMGR_UNIT_GRID_AREA_M2", 10_000))
+
+    # Intake: reports per client address and minute (gridmgr's own count, mobile_api.reports),
+    # and sign-ins and sign-ups per address (Flask-Limiter). RATELIMIT_ENABLED False (tests,
+    # benchmarks) turns every limit off.
+    RATELIMIT_ENABLED = os.environ.get("GRIDMGR_RATELIMIT_ENABLED", "1") == "1"
+    GRIDMGR_INTAKE_RATE_LIMIT = os.environ.get("GRIDMGR_INTAKE_RATE_LIMIT", "60 per minute")
+    GRIDMGR_LOGIN_RATE_LIMIT = os.environ.get("GRIDMGR_LOGIN_RATE_LIMIT", "10 per minute")
+    GRIDMGR_REGISTER_RATE_LIMIT = os.environ.get("GRIDMGR_REGISTER_RATE_LIMIT", "5 per hour")
+    # Signed tokens of the API: seconds an access token and a refresh token are valid.
+    GRIDMGR_ACCESS_TOKEN_SECONDS = int(os.environ.get("GRIDMGR_ACCESS_TOKEN_SECONDS", 3600))
+    GRIDMGR_REFRESH_TOKEN_SECONDS = int(
+        os.environ.get("GRIDMGR_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600))
+
+    # Photos: bytes of one upload (413 beyond).
+    GRIDMGR_PHOTO_MAX_BYTES = int(os.environ.get("GRIDMGR_PHOTO_MAX_BYTES", 10 * 1024 * 1024))
+    # How far (metres) from the case a worker may stand to handle it on site, and how far from
+    # a report a city component (a manhole cover, a lamp post) is offered as the one meant.
+    GRIDMGR_HANDLE_RADIUS_M = float(os.environ.get("GRIDMGR_HANDLE_RADIUS_M", 200))
+    GRIDMGR_COMPONENT_RADIUS_M = float(os.environ.get("GRIDMGR_COMPONENT_RADIUS_M", 30))
+    # Workers' positions: seconds between two stored positions of one worker, and the age
+    # beyond which a position no longer counts for dispatch by distance.
+    GRIDMGR_POSITION_INTERVAL_S = float(os.environ.get("GRIDMGR_POSITION_INTERVAL_S", 5))
+    GRIDMGR_POSITION_MAX_AGE_S = float(os.environ.get("GRIDMGR_POSITION_MAX_AGE_S", 15 * 60))
+
+    # The live channel: Socket.IO's channel in Redis, how often a relay looks for events when
+    # no NOTIFY woke it (seconds), how many events a reconnecting client may replay, and how
+    # many days events are kept.
+    GRIDMGR_SOCKETIO_CHANNEL = os.environ.get("GRIDMGR_SOCKETIO_CHANNEL", "gridmgr-socketio")
+    GRIDMGR_LIVE_POLL_SECONDS = float(os.environ.get("GRIDMGR_LIVE_POLL_SECONDS", 1.0))
+    GRIDMGR_LIVE_REPLAY_MAX = int(os.environ.get("GRIDMGR_LIVE_REPLAY_MAX", 10_000))
+    GRIDMGR_LIVE_RETENTION_DAYS = float(os.environ.get("GRIDMGR_LIVE_RETENTION_DAYS", 7))
 
     # Open311 (GeoReport v2): POSTs per client address, and what discovery tells a client.
     GRIDMGR_OPEN311_POST_RATE = os.environ.get("GRIDMGR_OPEN311_POST_RATE", "30/minute")

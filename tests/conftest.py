@@ -130,6 +130,18 @@ def runner(app):
 
 
 @pytest.fixture
+def publish_at_once(app):
+    """For stories about the shape of public documents rather than about when a report may be
+    published: a citizen's report is public as soon as it is made, its point at six decimals."""
+    keys = ("GRIDMGR_PUBLISH_CITIZEN_REPORTS_FROM", "GRIDMGR_PUBLIC_COORDINATE_DECIMALS")
+    before = {key: app.config[key] for key in keys}
+    app.config.update(GRIDMGR_PUBLISH_CITIZEN_REPORTS_FROM="reported",
+                      GRIDMGR_PUBLIC_COORDINATE_DECIMALS=6)
+    yield
+    app.config.update(before)
+
+
+@pytest.fixture
 def data_dir() -> Path:
     """Real boundary files and an Open311 catalogue kept with the tests (see its README)."""
     return DATA_DIR

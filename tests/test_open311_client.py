@@ -11,6 +11,9 @@ from georeport import GeoReport
 from open311_world import IN_WEST, build_world
 from werkzeug.serving import make_server
 
+# When a report may be published is the privacy sweep's story (test_privacy_sweep.py).
+pytestmark = pytest.mark.usefixtures("publish_at_once")
+
 
 @pytest.fixture
 def server(app, app_ctx):

@@ -19,6 +19,9 @@ from gridmgr.extensions import db
 from gridmgr.open311.keys import revoke_api_key
 from gridmgr.people.models import User
 
+# When a report may be published is the privacy sweep's story (test_privacy_sweep.py).
+pytestmark = pytest.mark.usefixtures("publish_at_once")
+
 BASE = "/open311/v2"
 FORMATS = ["json", "xml"]
 REQUEST_FIELDS = ["service_request_id", "status", "status_notes", "service_name", "service_code",
@@ -490,7 +493,8 @@ def test_extensions_add_the_state_grid_duplicates_and_public_history(client, wor
     assert extended["grid_code"] == "110101001001001"
     assert "duplicates" in extended
     assert [n["state"] for n in notes] == ["reported", "verified", "filed"]
-    assert notes[2]["description"] == "Filed for the lamp crew."
+    # The operator's note is between staff: the public reads what the step means.
+    assert notes[2]["description"] == "Filed as a case."
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

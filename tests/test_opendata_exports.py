@@ -13,6 +13,9 @@ from open311_world import IN_EAST, IN_WEST, build_world
 
 from gridmgr.cli import main
 
+# When a report may be published is the privacy sweep's story (test_privacy_sweep.py).
+pytestmark = pytest.mark.usefixtures("publish_at_once")
+
 
 @pytest.fixture
 def world(app_ctx, client):

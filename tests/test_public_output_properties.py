@@ -16,6 +16,9 @@ from gridmgr.extensions import db
 from gridmgr.opendata.redaction import redact
 from gridmgr.people.models import User
 
+# When a report may be published is the privacy sweep's story (test_privacy_sweep.py).
+pytestmark = pytest.mark.usefixtures("publish_at_once")
+
 K2 = "20261100000002"
 
 # Any text PostgreSQL can hold (it refuses NUL), with the awkward characters made frequent:
@@ -53,7 +56,8 @@ def test_any_stored_text_gives_well_formed_public_outputs(client, auth_headers, 
            id=month["departments"]["D1"])
     _store("UPDATE categories SET name_zh = :v, name_en = :v WHERE code = 'T0101'", v=category)
     _store("INSERT INTO case_history (case_id, actor_role, action, from_state, to_state, at, "
-           "note) SELECT id, 'operator', 'note', state, state, '2026-11-30T10:00:00+08:00', :n "
+           "note) SELECT id, 'operator', 'cancel', state, 'cancelled', "
+           "'2026-11-30T10:00:00+08:00', :n "
            "FROM cases WHERE code = :code", n=note, code=K2)
     chief = auth_headers(db.session.get(User, month["users"]["chief"]))
 

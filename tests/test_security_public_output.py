@@ -24,6 +24,9 @@ from gridmgr.extensions import db
 from gridmgr.opendata.exports import CASE_COLUMNS
 from gridmgr.people.models import User
 
+# When a report may be published is the privacy sweep's story (test_privacy_sweep.py).
+pytestmark = pytest.mark.usefixtures("publish_at_once")
+
 K2 = "20261100000002"  # a citizen's report in grid A1 of the evaluation month
 
 
@@ -45,9 +48,11 @@ def store(sql: str, **params) -> None:
 
 
 def add_note(note: str) -> None:
-    """A staff note on K2's history (history is append-only: a step is added, never edited)."""
+    """A note the public reads on K2's history, the reason of a cancellation (history is
+    append-only: a step is added, never edited)."""
     store("INSERT INTO case_history (case_id, actor_role, action, from_state, to_state, at, "
-          "note) SELECT id, 'operator', 'note', state, state, '2026-11-30T10:00:00+08:00', :n "
+          "note) SELECT id, 'operator', 'cancel', state, 'cancelled', "
+          "'2026-11-30T10:00:00+08:00', :n "
           "FROM cases WHERE code = :code", n=note, code=K2)
 
 

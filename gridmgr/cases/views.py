@@ -7,10 +7,11 @@
   reported a case outside what their role and scope let them see): their own reports in
   full, and the public view of the rest.
 
-The public view is what the city publishes of a case through Open311 and open data: the
-description with e-mail addresses and phone numbers redacted, the point rounded as open data
-rounds it, the steps of the timeline without who took them (beyond the viewer), their notes,
-details or on-site points, and the public copies of public photos. No staff id, no other
+The public view is what the city publishes of a case through Open311 and open data, by the
+rules of :mod:`gridmgr.opendata.redaction`: the description with e-mail addresses and phone
+numbers redacted, the point rounded as every public output rounds it, the steps of the
+timeline without who took them (beyond the viewer), their details or on-site points, with the
+public notes only, and the public copies of public photos. No staff id, no other
 reporter's identity, contact or report, no original photo but the viewer's own uploads.
 """
 
@@ -18,13 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gridmgr.opendata.redaction import redact
+from gridmgr.opendata.redaction import public_coordinate, public_step, redact
 from gridmgr.people.models import User
 from gridmgr.people.policy import authorize, can
 
 # Roles on the public's side of a case: their own reports, and the public view of the rest.
 PUBLIC_SIDE_ROLES = frozenset({"citizen"})
-PUBLIC_DECIMALS = 6  # as the open data rounds a case's point
 
 
 def case_view(user: User | None, **target) -> str:
@@ -66,8 +66,8 @@ def public_summary(item: dict) -> dict:
     """A case's list shape as the public sees it: no staff id, the description redacted and
     the point rounded."""
     return {**item, "description": redact(item["description"]),
-            "lon": round(item["lon"], PUBLIC_DECIMALS),
-            "lat": round(item["lat"], PUBLIC_DECIMALS), "worker_id": None}
+            "lon": public_coordinate(item["lon"]),
+            "lat": public_coordinate(item["lat"]), "worker_id": None}
 
 
 def staff_case(body: dict, photos: Iterable, history: Iterable,
@@ -99,11 +99,8 @@ def reporter_case(body: dict, photos: Iterable, history: Iterable, own_reports: 
                         "report_id": p.report_id if p.report_id in own_report_ids else None}
                        for p in visible]
     shown["history"] = [{
-        "id": h.id, "actor_id": h.actor_id if h.actor_id == viewer.id else None,
-        "actor_role": h.actor_role, "action": h.action, "from_state": h.from_state,
-        "to_state": h.to_state, "at": _iso(h.at), "lon": None, "lat": None, "note": None,
-        "details": {}, "photos": [p.sha256 for p in visible if p.history_id == h.id]}
-        for h in history]
+        **public_step(h, viewer.id), "lon": None, "lat": None,
+        "photos": [p.sha256 for p in visible if p.history_id == h.id]} for h in history]
     shown["reports"] = own_reports
     return shown
 

@@ -469,7 +469,7 @@ def _joined_reports(case_ids: list[int]) -> dict[int, list[datetime]]:
 
 def _status_notes(history: list, lang: str) -> str | None:
     for step in reversed(history):
-        note = public_note(step.action, step.note)
+        note = public_note(step.to_state, step.note)
         if note:
             return note
     return None
@@ -527,7 +527,7 @@ def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
                 "notes": [{"update_id": str(step.id),
                            "datetime": w3c_datetime(step.at, tz),
                            "state": step.to_state,
-                           "description": public_note(step.action, step.note)
+                           "description": public_note(step.to_state, step.note)
                            or _state_text(step.to_state, lang)}
                           for step in steps],
             }
@@ -567,7 +567,7 @@ def find_updates(args, jurisdiction: Jurisdiction, lang: str) -> list[dict]:
     updates = []
     for row in db.session.execute(statement):
         step = row.CaseHistory
-        note = public_note(step.action, step.note)
+        note = public_note(step.to_state, step.note)
         updates.append({
             "update_id": str(step.id),
             "service_request_id": row.code,

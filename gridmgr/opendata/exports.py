@@ -20,7 +20,8 @@ from sqlalchemy import text
 from gridmgr.errors import DomainError
 from gridmgr.extensions import db
 from gridmgr.grids.models import LEVELS
-from gridmgr.opendata.writing import COORDINATE_DECIMALS, csv_line, published
+from gridmgr.opendata.redaction import public_decimals, published_case_sql
+from gridmgr.opendata.writing import BOUNDARY_DECIMALS, csv_line, published
 
 CASE_COLUMNS = ["code", "service_code", "category_name_zh", "category_name_en", "class_code",
                 "kind", "state", "status", "source", "channel", "city", "district_code",
@@ -90,7 +91,7 @@ def case_filter(args) -> CaseFilter:
         limit=limit)
 
 
-_CASES_SQL = f"""
+_CASES_SQL = """
 SELECT c.code, cat.code AS service_code, cat.name_zh AS category_name_zh,
        cat.name_en AS category_name_en, cls.code AS class_code, cls.kind, c.state,
        CASE WHEN c.state IN ('closed', 'cancelled') THEN 'closed' ELSE 'open' END AS status,
@@ -100,8 +101,8 @@ SELECT c.code, cat.code AS service_code, cat.name_zh AS category_name_zh,
        CASE WHEN length(c.grid_code) >= 12 THEN left(c.grid_code, 12) END AS community_code,
        c.grid_code, d.name AS agency_responsible, c.reporter_count,
        c.created_at, c.updated_at, c.dispatched_at, c.deadline, c.closed_at,
-       round(ST_X(c.location)::numeric, {COORDINATE_DECIMALS})::float8 AS lon,
-       round(ST_Y(c.location)::numeric, {COORDINATE_DECIMALS})::float8 AS lat
+       round(ST_X(c.location)::numeric, :decimals)::float8 AS lon,
+       round(ST_Y(c.location)::numeric, :decimals)::float8 AS lat
 FROM cases c
 JOIN categories cat ON cat.id = c.category_id
 JOIN category_classes cls ON cls.id = cat.class_id
@@ -112,17 +113,21 @@ WHERE (CAST(:start AS timestamptz) IS NULL OR c.created_at >= :start)
   AND (CAST(:categories AS text[]) IS NULL OR cat.code = ANY(:categories))
   AND (CAST(:region AS text) IS NULL OR c.grid_code LIKE :region || '%')
   AND (CAST(:states AS text[]) IS NULL OR c.state = ANY(:states))
+  AND {published}
 ORDER BY c.created_at, c.id
 LIMIT :limit
 """
 
 
 def case_rows(selection: CaseFilter) -> Iterator[dict]:
-    """The published fields of every selected case, oldest first, fetched in batches."""
+    """The published fields of every selected case the public may see
+    (:mod:`gridmgr.opendata.redaction`), oldest first, fetched in batches."""
     result = db.session.execute(
-        text(_CASES_SQL).execution_options(yield_per=1000),
-        {"start": selection.start, "end": selection.end, "categories": selection.categories,
-         "region": selection.region, "states": selection.states, "limit": selection.limit})
+        text(_CASES_SQL.format(published=published_case_sql("c")))
+        .execution_options(yield_per=1000),
+        {"decimals": public_decimals(), "start": selection.start, "end": selection.end,
+         "categories": selection.categories, "region": selection.region,
+         "states": selection.states, "limit": selection.limit})
     for row in result.mappings():
         yield published({k: (v.isoformat() if isinstance(v, datetime) else v)
                          for k, v in row.items()})
@@ -158,7 +163,7 @@ def case_geojson_chunks(rows: Iterator[dict]) -> Iterator[str]:
 _REGIONS_SQL = f"""
 SELECT r.code, r.name, r.level, p.code AS parent_code, city.slug AS city,
        round(r.area_m2::numeric, 1)::float8 AS area_m2,
-       ST_AsGeoJSON(r.geom, {COORDINATE_DECIMALS}) AS geometry
+       ST_AsGeoJSON(r.geom, {BOUNDARY_DECIMALS}) AS geometry
 FROM regions r
 JOIN cities city ON city.id = r.city_id
 LEFT JOIN regions p ON p.id = r.parent_id

@@ -13,8 +13,9 @@ break inside a cell is written as a line feed: the csv module quotes a cell hold
 but, with ``\n`` line ends, not one holding a lone carriage return, which readers take for the
 end of the line. Numbers are written as numbers, so a negative longitude stays numeric.
 
-A published location is rounded to :data:`COORDINATE_DECIMALS` decimals (about 0.1 m): enough
-to find the lamp post, no more than the city means to say about where a citizen stood.
+Region boundaries are published to :data:`BOUNDARY_DECIMALS` decimals (about 0.1 m); a case's
+point, which says where a citizen stood, is rounded by the public side's rule
+(:func:`gridmgr.opendata.redaction.public_coordinate`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,7 @@ from collections.abc import Iterable
 # Characters outside XML 1.0's Char production (https://www.w3.org/TR/xml/#charsets).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-COORDINATE_DECIMALS = 6
-
-
-def coordinate(value: float) -> float:
-    """A longitude or latitude as published: rounded to :data:`COORDINATE_DECIMALS`."""
-    return round(value, COORDINATE_DECIMALS)
+BOUNDARY_DECIMALS = 6
 
 
 def xml_text(text: str) -> str:
