@@ -132,6 +132,13 @@ class TrackedPhotoSchema(Schema):
     thumbnail_url = fields.String(required=True)
 
 
+class CarrierSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "the case carrying the report"})
+    merged_from = fields.String(required=True, metadata={
+        "description": "the case the report was first made in (cancelled by the merge)"})
+    tracking_link = fields.String(required=True)
+
+
 class TrackedReportSchema(Schema):
     report_id = fields.Integer(required=True)
     reported_at = fields.String(required=True)
@@ -140,6 +147,9 @@ class TrackedReportSchema(Schema):
     photos = fields.List(fields.Nested(TrackedPhotoSchema), required=True,
                          metadata={"description": "the case's public photos, after-photos too"})
     rating = fields.Integer(allow_none=True)
+    carried_by = fields.Nested(CarrierSchema, allow_none=True, metadata={
+        "description": "set when the report was merged into another case, which it follows "
+                       "now"})
 
 
 class TrackedRatingSchema(Schema):
@@ -188,9 +198,9 @@ class IntakeLimit:
         """Count a report of ``user`` (None: anonymous, counted by address); over the limit,
         429 ``too_many_requests`` with Retry-After."""
         config = current_app.config
-        if not config.get("RATELIMIT_ENABLED", True):
+        if not config["RATELIMIT_ENABLED"]:
             return
-        limit = _parsed(config.get("GRIDMGR_INTAKE_RATE_LIMIT", "60 per minute"))
+        limit = _parsed(config["GRIDMGR_INTAKE_RATE_LIMIT"])
         # An address never starts with "user:": the two kinds of key cannot meet.
         address = f"user:{user.id}" if user is not None else get_remote_address()
         refusal = ("Too many reports from this user: %(limit)s." if user is not None
@@ -262,7 +272,8 @@ def track_report(token):
     """The public status of an anonymous report, by the tracking token it was given."""
     case_id = tracking.tracked_case_id(token)
     return {**tracked_report(token), "photos": tracking.public_photos(case_id),
-            "rating": tracking.rating_of(case_id)}
+            "rating": tracking.rating_of(case_id),
+            "carried_by": tracking.carried_by(token, current_app.config["GRIDMGR_PUBLIC_URL"])}
 
 
 @blp.route("/reports/track/<token>/rate", methods=["POST"])

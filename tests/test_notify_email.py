@@ -91,8 +91,9 @@ def test_a_citizen_hears_of_every_step_of_her_report_once_in_her_language(
     assert [m["Subject"] for m in li] == [f"您反映的问题已立案：{code}",
                                           f"您反映的问题已处置：{code}",
                                           f"您反映的问题已结案：{code}"]
-    # An anonymous follower's link is the case's public page.
-    assert f"https://city.example/open311/v2/requests/{case_id}.json" in li[0].get_content()
+    # An anonymous follower's link is the case's public page (a GeoReport request's id is its
+    # code).
+    assert f"https://city.example/open311/v2/requests/{code}.json" in li[0].get_content()
 
     # The department's staff heard of the dispatch, once.
     assert [m["Subject"] for m in smtp.to("crew@example.org")] == [f"新派遣案件：{code}"]

@@ -42,6 +42,24 @@ def public_photos(case_id: int) -> list[dict]:
              "thumbnail_url": f"/api/v1/photos/{r.sha256}?size=thumb"} for r in rows]
 
 
+def carried_by(token: str, public_url: str) -> dict | None:
+    """When the tracked report was merged into another case: that case's code, the code of the
+    case it was first reported in, and the link this token follows it by now."""
+    row = db.session.execute(text("""
+        SELECT carrier.code, merged.code AS merged_code
+        FROM reports r
+        JOIN case_history h ON h.action = 'merge' AND h.at >= r.created_at
+         AND h.details -> 'reports' @> to_jsonb(r.id)
+        JOIN cases merged ON merged.id = h.case_id
+        JOIN cases carrier ON carrier.id = CAST(h.details ->> 'duplicate_of' AS bigint)
+        WHERE r.tracking_token_hash = :h
+        ORDER BY h.id DESC LIMIT 1"""), {"h": hash_token(token)}).one_or_none()
+    if row is None:
+        return None
+    return {"code": row.code, "merged_from": row.merged_code,
+            "tracking_link": f"{public_url.rstrip('/')}/api/v1/reports/track/{token}"}
+
+
 def rating_of(case_id: int) -> int | None:
     return db.session.scalar(text("SELECT rating FROM cases WHERE id = :id"), {"id": case_id})
 

@@ -23,8 +23,8 @@ from gridmgr.extensions import db
 from gridmgr.notify.messages import REQUESTS, language_of, render
 
 # A step's action -> what its reporters are told.
-REPORTER_KINDS = {"file": "filed", "cancel": "cancelled", "handle": "handled",
-                  "close": "closed", "self_handle": "closed"}
+REPORTER_KINDS = {"file": "filed", "cancel": "cancelled", "merge": "cancelled",
+                  "handle": "handled", "close": "closed", "self_handle": "closed"}
 APPROVAL_ACTIONS = {"extend_requested": "extend", "shelve_requested": "shelve"}
 
 
@@ -80,14 +80,16 @@ def _to_reporters(kind: str, payload: dict) -> list[dict]:
     case = _case(payload["id"])
     if case is None:
         return []
-    default = current_app.config.get("GRIDMGR_LANGUAGE", "zh")
+    default = current_app.config["GRIDMGR_LANGUAGE"]
     reporters = db.session.execute(text("""
         SELECT r.reporter_id,
                coalesce(r.contact_email, CASE WHEN u.role = 'citizen' THEN u.email END) AS email,
                coalesce(r.contact_phone, CASE WHEN u.role = 'citizen' THEN u.phone END) AS phone,
                r.attributes ->> 'language' AS language, u.role
         FROM reports r LEFT JOIN users u ON u.id = r.reporter_id AND u.is_active
-        WHERE r.case_id = :id ORDER BY r.id"""), {"id": case.id}).all()
+        WHERE r.case_id = :id OR r.id = ANY(CAST(:moved AS bigint[])) ORDER BY r.id"""),
+        # A merge moved the reports to the case that carries them: their reporters still hear.
+        {"id": case.id, "moved": payload.get("merged_reports") or []}).all()
     stopped = set(db.session.execute(text(
         "SELECT address FROM notify_optouts WHERE case_id = :id"), {"id": case.id}).scalars())
     extra = _step_extra(kind, case)
@@ -96,7 +98,7 @@ def _to_reporters(kind: str, payload: dict) -> list[dict]:
         language = language_of(reporter.language, default)
         # Signed-in reporters follow their case in the API; others through Open311.
         link = (f"{_base()}/api/v1/cases/{case.id}" if reporter.reporter_id
-                else f"{_base()}/open311/v2/requests/{case.id}.json")
+                else f"{_base()}/open311/v2/requests/{case.code}.json")
         targets = [("email", reporter.email), ("sms", reporter.phone)]
         if reporter.reporter_id and reporter.role == "citizen":
             targets += [("push", str(s)) for s in _push_subscriptions([reporter.reporter_id])]
@@ -122,7 +124,7 @@ def _step_extra(kind: str, case) -> dict:
                                      {"id": carrier_id})
             if code:
                 extra["carrier"] = code
-                extra["carrier_link"] = f"{_base()}/open311/v2/requests/{carrier_id}.json"
+                extra["carrier_link"] = f"{_base()}/open311/v2/requests/{code}.json"
     if kind == "closed":
         photo = db.session.scalar(text("""
             SELECT sha256 FROM photos WHERE case_id = :id AND stage = 'after' AND public
@@ -157,7 +159,7 @@ def _to_staff(kind: str, payload: dict, user_ids: list[int], extra: dict) -> lis
     case = _case(payload["id"])
     if case is None:
         return []
-    default = current_app.config.get("GRIDMGR_LANGUAGE", "zh")
+    default = current_app.config["GRIDMGR_LANGUAGE"]
     link = f"{_base()}/api/v1/cases/{case.id}"
     users = db.session.execute(text(
         "SELECT id, email, phone FROM users WHERE id = ANY(:ids) AND is_active ORDER BY id"),
@@ -180,7 +182,7 @@ def _to_staff(kind: str, payload: dict, user_ids: list[int], extra: dict) -> lis
 
 
 def _push_subscriptions(user_ids: list[int]) -> list[int]:
-    if not current_app.config.get("GRIDMGR_WEB_PUSH", True):
+    if not current_app.config["GRIDMGR_WEB_PUSH"]:
         return []
     return list(db.session.execute(text(
         "SELECT id FROM push_subscriptions WHERE user_id = ANY(:ids) ORDER BY id"),
