@@ -169,11 +169,11 @@ class ProfileUpdateSchema(Schema):
 # --- endpoints -------------------------------------------------------------------------------
 
 def _login_limit() -> str:
-    return current_app.config.get("GRIDMGR_LOGIN_RATE_LIMIT", "10 per minute")
+    return current_app.config["GRIDMGR_LOGIN_RATE_LIMIT"]
 
 
 def _register_limit() -> str:
-    return current_app.config.get("GRIDMGR_REGISTER_RATE_LIMIT", "5 per hour")
+    return current_app.config["GRIDMGR_REGISTER_RATE_LIMIT"]
 
 
 @blp.route("/auth/token", methods=["POST"])

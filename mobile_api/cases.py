@@ -328,7 +328,7 @@ class StepLimit:
         """Count a step of ``user``; over the limit, 429 ``too_many_requests`` with
         Retry-After."""
         config = current_app.config
-        if not config.get("RATELIMIT_ENABLED", True):
+        if not config["RATELIMIT_ENABLED"]:
             return
         limit = _parsed(config["GRIDMGR_STEP_RATE_LIMIT"])
         who = str(user.id)

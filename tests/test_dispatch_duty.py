@@ -12,6 +12,7 @@ from gridmgr.extensions import db
 
 def test_a_worker_goes_on_duty_sends_positions_and_the_street_sees_them(
         app, client, make_user, auth_headers):
+    interval = app.config["GRIDMGR_POSITION_INTERVAL_S"]
     app.config["GRIDMGR_POSITION_INTERVAL_S"] = 5
     try:
         world = build_city()
@@ -42,7 +43,7 @@ def test_a_worker_goes_on_duty_sends_positions_and_the_street_sees_them(
         off = client.post("/api/v1/duty", json={"on_duty": False}, headers=headers)
         assert off.json["on_duty"] is False and presence_of(worker.id)["on_duty"] is False
     finally:
-        app.config.pop("GRIDMGR_POSITION_INTERVAL_S")
+        app.config["GRIDMGR_POSITION_INTERVAL_S"] = interval
 
 
 def test_bad_positions_are_refused_and_change_nothing(client, make_user, auth_headers):

@@ -38,11 +38,12 @@ def test_an_expired_access_token_is_refused(client, inspector):
 
 
 def test_tokens_live_as_long_as_configured(app, client, inspector, auth):
+    default = app.config["GRIDMGR_ACCESS_TOKEN_SECONDS"]
     app.config["GRIDMGR_ACCESS_TOKEN_SECONDS"] = 60
     try:
         auth.login("wang")
     finally:
-        del app.config["GRIDMGR_ACCESS_TOKEN_SECONDS"]
+        app.config["GRIDMGR_ACCESS_TOKEN_SECONDS"] = default
 
     claims = jwt.decode(auth.tokens["access_token"], options={"verify_signature": False})
     refresh = jwt.decode(auth.tokens["refresh_token"], options={"verify_signature": False})

@@ -371,7 +371,7 @@ def _store_new_case(connection, data: ReportInput, reporter: User | None, key: s
     params = {
         **step, "rooms": [f"worker:{case.reporter_id}"] if case.reporter_id else [],
         "key": key, "client_id": client_id, "category": category,
-        "tz": current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai"),
+        "tz": current_app.config["GRIDMGR_TIMEZONE"],
         "reporter_key": key, "reporter_id": case.reporter_id, "content_hash": content,
         "token_hash": hash_token(token) if token else None, "channel": data.channel,
         "coord_sys": data.coord_sys, "description": data.description,

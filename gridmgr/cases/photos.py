@@ -30,7 +30,6 @@ try:  # HEIC/HEIF from iPhones, when pillow-heif is installed
 except ImportError:  # pragma: no cover - optional
     HEIC = False
 
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 52_000_000  # Config.GRIDMGR_PHOTO_MAX_PIXELS
 # Pillow refuses to open anything larger (see _open); set again from the app's budget there.
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
@@ -90,11 +89,11 @@ def photo_root() -> Path:
 
 
 def max_photo_bytes() -> int:
-    return int(current_app.config.get("GRIDMGR_PHOTO_MAX_BYTES", DEFAULT_MAX_BYTES))
+    return int(current_app.config["GRIDMGR_PHOTO_MAX_BYTES"])
 
 
 def max_photo_pixels() -> int:
-    return int(current_app.config.get("GRIDMGR_PHOTO_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+    return int(current_app.config["GRIDMGR_PHOTO_MAX_PIXELS"])
 
 
 def store_photo(data: bytes, name: str | None = None) -> StoredPhoto:

@@ -54,8 +54,6 @@ from gridmgr.geo.coords import to_wgs84
 from gridmgr.people.models import Department, User
 from gridmgr.people.policy import authorize, can, user_city_id
 
-DEFAULT_RADIUS_M = 200.0
-
 
 # The step endpoints and the table row each takes (``gridmgr.cases.steps``).
 STEPS: dict[str, Action] = {name: TABLE_ACTIONS[name] for name in ENDPOINTS}
@@ -340,7 +338,7 @@ def plan_dispatch_by_rules(case, now: datetime, calendar=None,
 
 
 def handle_radius_m() -> float:
-    return float(current_app.config.get("GRIDMGR_HANDLE_RADIUS_M", DEFAULT_RADIUS_M))
+    return float(current_app.config["GRIDMGR_HANDLE_RADIUS_M"])
 
 
 # -- the one writer --------------------------------------------------------------------------

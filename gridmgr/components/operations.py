@@ -20,7 +20,6 @@ from gridmgr.people.models import User
 from gridmgr.people.policy import authorize, in_scope
 
 MAX_FEATURES = 5000
-DEFAULT_NEAREST_RADIUS_M = 30.0
 NEAREST_LIMIT = 3
 EDITABLE = ("name", "state", "department", "owner", "maintainer")
 COORDINATE_DIGITS = 7
@@ -188,7 +187,7 @@ def set_state_after_case(actor: User, case_id: int, state: str) -> dict:
 
 
 def nearest_radius_m() -> float:
-    return float(current_app.config.get("GRIDMGR_COMPONENT_RADIUS_M", DEFAULT_NEAREST_RADIUS_M))
+    return float(current_app.config["GRIDMGR_COMPONENT_RADIUS_M"])
 
 
 _NEAREST = text("""

@@ -15,8 +15,6 @@ from gridmgr.live.rooms import worker_rooms
 from gridmgr.people.models import User
 from gridmgr.people.policy import authorize
 
-DEFAULT_POSITION_INTERVAL_S = 5.0
-
 
 class TooFrequent(DomainError):
     """A position ping sooner than the throttle allows: 429 with the seconds to wait."""
@@ -32,8 +30,7 @@ class TooFrequent(DomainError):
 
 def position_interval() -> float:
     """Seconds between two stored positions of one worker (``GRIDMGR_POSITION_INTERVAL_S``)."""
-    return float(current_app.config.get("GRIDMGR_POSITION_INTERVAL_S",
-                                        DEFAULT_POSITION_INTERVAL_S))
+    return float(current_app.config["GRIDMGR_POSITION_INTERVAL_S"])
 
 
 def set_duty(actor: User, on_duty: bool, worker_id: int | None = None) -> dict:

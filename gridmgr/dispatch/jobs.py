@@ -174,7 +174,7 @@ def prune_outbox(days: float) -> int:
 def work(stop: threading.Event, interval: float = 1.0) -> None:
     """The worker loop: schedule, run what is due, sleep ``interval`` when idle; until stopped.
     Once an hour it prunes the outbox (``GRIDMGR_LIVE_RETENTION_DAYS``, default 7)."""
-    retention = float(current_app.config.get("GRIDMGR_LIVE_RETENTION_DAYS", 7))
+    retention = float(current_app.config["GRIDMGR_LIVE_RETENTION_DAYS"])
     next_prune = 0.0
     while not stop.is_set():
         try:

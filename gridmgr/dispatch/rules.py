@@ -21,7 +21,6 @@ from gridmgr.extensions import db
 from gridmgr.grids.models import CODE_LENGTH
 
 ESCALATION = ("community", "street", "district")
-DEFAULT_POSITION_MAX_AGE_S = 15 * 60
 OPEN_WORK = "('dispatched', 'accepted')"
 
 
@@ -111,8 +110,7 @@ def _receive(category_id: int | None, grid_code: str, city_id: int, lon: float, 
              exclude: tuple[int, ...], calendar=None, at: datetime | None = None,
              case_id: int | None = None) -> Receiver:
     local = (at or datetime.now(UTC)).astimezone((calendar or calendar_for_city(city_id)).tz)
-    max_age = float(current_app.config.get("GRIDMGR_POSITION_MAX_AGE_S",
-                                           DEFAULT_POSITION_MAX_AGE_S))
+    max_age = float(current_app.config["GRIDMGR_POSITION_MAX_AGE_S"])
     row = _RECEIVER.one({
         "case_id": case_id, "category": category_id, "grid": grid_code, "city": city_id,
         "t": local.time(),

@@ -26,7 +26,6 @@ from gridmgr.people.models import User
 from gridmgr.people.tokens import decode_token, user_for_claims
 
 REPLAY_BATCH = 500
-DEFAULT_REPLAY_MAX = 10_000
 
 
 class _Connection(NamedTuple):
@@ -110,7 +109,7 @@ def _replay(sid: str, joined: list[str], since: int, upto: int | None) -> None:
     """Emit to ``sid`` the events after ``since`` (up to ``upto``) addressed to its rooms."""
     if upto is None or since >= upto:
         return
-    limit = int(current_app.config.get("GRIDMGR_LIVE_REPLAY_MAX", DEFAULT_REPLAY_MAX))
+    limit = int(current_app.config["GRIDMGR_LIVE_REPLAY_MAX"])
     missed, oldest = db.session.execute(text(
         "SELECT count(*) FILTER (WHERE seq > :since AND rooms && CAST(:rooms AS text[])), "
         "min(seq) FROM live_events WHERE seq <= :upto"),

@@ -62,7 +62,7 @@ class Relay:
                 return
             url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
             self._dsn = url.render_as_string(hide_password=False)
-            self._poll = float(app.config.get("GRIDMGR_LIVE_POLL_SECONDS", 1.0))
+            self._poll = float(app.config["GRIDMGR_LIVE_POLL_SECONDS"])
             self._app = app
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="gridmgr-live-relay",

@@ -47,7 +47,7 @@ def subscribe_push(user: User, endpoint: str, p256dh: str, auth: str,
             p256dh = excluded.p256dh, auth = excluded.auth, language = excluded.language
         RETURNING id"""), {"user": user.id, "endpoint": endpoint, "p256dh": p256dh,
                            "auth": auth, "language": language_of(
-                               language, current_app.config.get("GRIDMGR_LANGUAGE", "zh"))})
+                               language, current_app.config["GRIDMGR_LANGUAGE"])})
     subscription_id = row.scalar_one()
     db.session.commit()
     return subscription_id

@@ -42,7 +42,7 @@ def _write(path: Path, chunks) -> int:
 def export_command(out: Path, day: datetime | None) -> None:
     """Write the open-data dump of one day: that day's cases (CSV and GeoJSON) and the
     boundaries of every level, into OUT/YYYY-MM-DD/."""
-    tz = ZoneInfo(current_app.config.get("GRIDMGR_TIMEZONE", "Asia/Shanghai"))
+    tz = ZoneInfo(current_app.config["GRIDMGR_TIMEZONE"])
     the_day: date = day.date() if day else datetime.now(tz).date() - timedelta(days=1)
     start = datetime.combine(the_day, datetime.min.time(), tzinfo=tz)
     folder = out / the_day.isoformat()

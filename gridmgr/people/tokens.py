@@ -22,8 +22,6 @@ from gridmgr.people.models import RevokedToken, User
 
 ALGORITHM = "HS256"
 KINDS = ("access", "refresh")
-DEFAULT_ACCESS_SECONDS = 3600
-DEFAULT_REFRESH_SECONDS = 30 * 24 * 3600
 
 
 class TokenError(DomainError):
@@ -38,8 +36,8 @@ class TokenError(DomainError):
 def token_lifetime(kind: str) -> int:
     """Seconds a token of ``kind`` lives (``GRIDMGR_ACCESS_TOKEN_SECONDS`` / ``_REFRESH_``)."""
     if kind == "access":
-        return int(current_app.config.get("GRIDMGR_ACCESS_TOKEN_SECONDS", DEFAULT_ACCESS_SECONDS))
-    return int(current_app.config.get("GRIDMGR_REFRESH_TOKEN_SECONDS", DEFAULT_REFRESH_SECONDS))
+        return int(current_app.config["GRIDMGR_ACCESS_TOKEN_SECONDS"])
+    return int(current_app.config["GRIDMGR_REFRESH_TOKEN_SECONDS"])
 
 
 def encode_token(user: User, kind: str, *, now: datetime | None = None,
