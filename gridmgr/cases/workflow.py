@@ -54,7 +54,6 @@ from gridmgr.geo.coords import to_wgs84
 from gridmgr.people.models import Department, User
 from gridmgr.people.policy import authorize, can, user_city_id
 
-
 # The step endpoints and the table row each takes (``gridmgr.cases.steps``).
 STEPS: dict[str, Action] = {name: TABLE_ACTIONS[name] for name in ENDPOINTS}
 ACTIONS = ENDPOINTS
