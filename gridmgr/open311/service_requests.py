@@ -167,6 +167,21 @@ def _bounded(value: str | None, name: str, limit: int) -> str | None:
     return value
 
 
+def _language(given: list[str] | None) -> str | None:
+    """``attribute[language]`` (``zh``, ``en``, or a tag such as ``zh-CN``) as gridmgr's
+    language code; 400 ``invalid_language`` for any other."""
+    from gridmgr.notify.messages import LANGUAGES
+
+    values = [v.strip() for v in given or [] if v.strip()]
+    if not values:
+        return None
+    short = values[0].lower().split("-")[0].split("_")[0]
+    if len(values) > 1 or short not in LANGUAGES:
+        raise DomainError("invalid_language", f"attribute[language] is one of "
+                          f"{', '.join(LANGUAGES)}, not {values[0]!r:.20}.")
+    return short
+
+
 def _stored_media(upload) -> list:
     """The ``media`` file of a multipart POST, checked and stored like any report photo."""
     from gridmgr.cases.photos import store_photo
@@ -221,11 +236,16 @@ def file_request(new: NewRequest, jurisdiction_id: str | None, api_key: str, med
     description = _bounded(new.description, "description", MAX_DESCRIPTION)
     phone = _bounded(new.phone, "phone", 50)
     jurisdiction_id = (jurisdiction_id or "").strip() or None
+    # The language the reporter's messages are written in: not a question of any service.
+    asked = dict(new.attributes or {})
+    language = _language(asked.pop("language", None))
     photos = None
     for _ in range(2):  # a second time only when the service's questions changed meanwhile
-        answers = check_attributes(service, new.attributes or {})
+        answers = check_attributes(service, asked)
         if media_url:
             answers["_media_url"] = media_url
+        if language:
+            answers["language"] = language
         if photos is None:
             photos = _stored_media(media)
         try:
