@@ -249,6 +249,8 @@ class CaseStepSchema(Schema):
     passed = fields.Boolean(metadata={"description": "check: false sends it back for rework"})
     valid = fields.Boolean(metadata={"description": "verify: false cancels a false report"})
     rating = fields.Integer(strict=True, validate=validate.Range(1, 5))
+    into = fields.Integer(strict=True, validate=validate.Range(1, 2**62), metadata={
+        "description": "merge: the id of the open case that carries the report on"})
 
 
 CASE_STEP_SCHEMA = CaseStepSchema()  # stateless when loading: one for every request

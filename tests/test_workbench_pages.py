@@ -113,7 +113,7 @@ def test_the_case_page_offers_exactly_the_available_actions(client, staff, city)
     sign_in(client, "op")
     page = client.get(f"/workbench/cases/{case_id}").text
     offered = set(re.findall(rf'action="/workbench/cases/{case_id}/(\w+)"', page))
-    assert offered == {"file", "cancel"}
+    assert offered == {"file", "cancel", "merge"}
     client.post("/workbench/logout", data={"csrf_token": form_token(client, "/workbench/cases")})
     sign_in(client, "disp")
     page = client.get(f"/workbench/cases/{case_id}").text

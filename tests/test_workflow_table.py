@@ -57,7 +57,19 @@ class World:
                 "amount": 2, "unit": "natural_days"}
         if action == "dispatch":
             body.pop("worker")  # the inspector stays free to check the department's work
+        if action == "merge":
+            body["into"] = self.carrier()
         return body
+
+    def carrier(self) -> int:
+        """An open case that a merge carries reports on to (one for the whole story)."""
+        if not getattr(self, "carrier_id", None):
+            answer = self.client.post("/api/v1/reports", headers=self.headers["citizen"], json={
+                "lon": self.lon, "lat": self.lat, "category": "C0101", "channel": "app",
+                "description": "同一个井盖", "client_id": "table-carrier"})
+            assert answer.status_code == 201, answer.get_json()
+            self.carrier_id = answer.get_json()["case"]["id"]
+        return self.carrier_id
 
     def post(self, role: str, case_id: int, action: str):
         body = self.body(action)

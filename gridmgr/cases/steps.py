@@ -29,6 +29,7 @@ RECEIVER = "receiver"        # a department or worker, or a responsible departme
                              # receiver_required)
 EXTENSION = "extension"      # amount and unit, or a new deadline (422 bad_extension)
 RATING = "rating"            # a rating from 1 to 5 (422 bad_rating)
+INTO = "into"                # the open case that carries the report on (422 into_required)
 NEEDS = {
     NOTE: "a note saying why",
     ON_SITE: "the actor on site: lon/lat within the handling radius",
@@ -36,6 +37,7 @@ NEEDS = {
     RECEIVER: "a department or worker (or one responsible for the category here)",
     EXTENSION: "amount and unit, or a new deadline",
     RATING: "a rating from 1 to 5",
+    INTO: "the open case that carries the report on (into: its id)",
 }
 
 # Who, beyond the permission: a relation of the actor to the case, read by the policy.
@@ -139,6 +141,11 @@ TABLE: tuple[Action, ...] = (
            clocks=Clocks(start=("dispatch",), stop=("file",))),
     Action("cancel", "An operator or duty chief cancels a report (作废), with a note.",
            "case.cancel", ("reported", "verified", "filed"), "cancelled", needs=(NOTE,),
+           clocks=Clocks(stop=("verify", "file", "dispatch"))),
+    Action("merge", "An operator or duty chief merges a report into an open case of the same "
+           "problem (合并): its reports, their photos and its followers move to that case; "
+           "this one ends cancelled, its reporters told which case carries their report.",
+           "case.cancel", ("reported", "verified", "filed"), "cancelled", needs=(INTO,),
            clocks=Clocks(stop=("verify", "file", "dispatch"))),
     Action("dispatch", "Dispatch to a department and/or worker; the clock starts.",
            "case.dispatch", ("filed",), "dispatched", needs=(RECEIVER,),

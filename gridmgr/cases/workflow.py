@@ -45,7 +45,7 @@ from gridmgr.cases.events import (
 from gridmgr.cases.models import Case, check_case_id
 from gridmgr.cases.photos import StoredPhoto, attach_photos
 from gridmgr.cases.steps import ACTIONS as TABLE_ACTIONS
-from gridmgr.cases.steps import ENDPOINTS, NOTE, ON_SITE, PHOTO, Action, case_guard
+from gridmgr.cases.steps import ENDPOINTS, INTO, NOTE, ON_SITE, PHOTO, Action, case_guard
 from gridmgr.database.prepared import Prepared
 from gridmgr.dispatch.rules import choose_receiver
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -80,6 +80,7 @@ class StepInput:
     passed: bool = True
     valid: bool = True
     rating: int | None = None
+    into: int | None = None  # merge: the open case that carries the report on
     # Found already by the caller (the history import resolves a file's names once): the
     # dispatch's (department id, worker id) and the filed category.
     receiver: tuple[int | None, int | None] | None = None
@@ -95,6 +96,7 @@ class _Plan:
     details: dict = field(default_factory=dict)
     extra_where: str = ""
     category: object | None = None  # file: the corrected category
+    told: dict | None = None  # more the live event says (a merge's moved reports)
 
 
 def take_step(case_id: int, action: str, actor: User | None, data: StepInput) -> dict:
@@ -114,9 +116,11 @@ def take_step(case_id: int, action: str, actor: User | None, data: StepInput) ->
     after = case_after(case, target, plan.values)
     written = write_step(case, target, plan.values, [{**step_parameters(
         after, action=recorded, from_state=case.state, actor=actor, note=data.note, lon=lon,
-        lat=lat, details=plan.details), "at": now}], plan.extra_where)
+        lat=lat, details=plan.details, told=plan.told), "at": now}], plan.extra_where)
     if written is None:
         raise _moved(case)
+    if action == "merge":
+        _carry_over(case, plan.details["merged_into"])
     _attach(data, case.id, action, actor, written.h1)
     db.session.commit()
     return {"id": case.id, "code": case.code, "state": target, "action": recorded,
@@ -185,6 +189,9 @@ def _check(case, action: str, actor: User | None,
             _refuse(guard, case)
     if NOTE in step.needs and not (data.note or "").strip():
         raise InvalidInput(f"Say why in a note to {action} a case.", code="note_required")
+    if INTO in step.needs and data.into is None:
+        raise InvalidInput("Name the open case that carries this report on (into: its id).",
+                           code="into_required")
     if PHOTO in step.needs and not data.photos:
         raise InvalidInput(f"To {action.replace('_', '-')} a case, send at least one photo "
                            "taken after the work.", code="photo_required")
@@ -435,6 +442,53 @@ def _plan_cancel(case, actor, data, now):
     return _Plan({"closed_at": now})
 
 
+def _plan_merge(case, actor, data, now):
+    """Merging needs an open case of the same city, other than this one, that the actor may
+    see; the reports that will move are named for the reporters' message."""
+    if data.into == case.id:
+        raise InvalidInput(f"Case {case.code} cannot be merged into itself.",
+                           code="merge_into_itself")
+    check_case_id(data.into)
+    into = db.session.execute(text("""
+        SELECT id, code, state, city_id, grid_code FROM cases WHERE id = :id FOR UPDATE"""),
+        {"id": data.into}).one_or_none()
+    if into is None or into.city_id != case.city_id:
+        raise InvalidInput(f"No case of this city has the id {data.into}.",
+                           code="into_not_found")
+    authorize(actor, "case.view", region_code=into.grid_code, city_id=into.city_id)
+    if into.state in ("closed", "cancelled"):
+        raise Conflict(f"Case {into.code} is {into.state}; merge into an open case.",
+                       code="into_not_open", state=into.state)
+    reports = list(db.session.scalars(text(
+        "SELECT id FROM reports WHERE case_id = :id ORDER BY id"), {"id": case.id}))
+    return _Plan({"closed_at": now}, {"merged_into": into.id, "duplicate_of": into.id,
+                                      "into_code": into.code, "reports": reports},
+                 told={"merged_into": into.id, "merged_reports": reports})
+
+
+def _carry_over(case, into: int) -> None:
+    """A merge's second half, in its transaction: the merged case's reports (its followers)
+    and their photos move to the surviving case, which counts them as its reporters; when
+    that case was closed meanwhile, nothing is written (409)."""
+    carried = db.session.execute(text("""
+        WITH moved AS (
+            UPDATE reports SET case_id = :into WHERE case_id = :id RETURNING id
+        ), photos_moved AS (
+            -- a report's photos leave the merged case's steps: they belong to its report now
+            UPDATE photos SET case_id = :into, history_id = NULL
+            WHERE case_id = :id AND (report_id IN (SELECT id FROM moved) OR history_id IS NULL)
+            RETURNING id
+        )
+        UPDATE cases SET reporter_count = reporter_count + (SELECT count(*) FROM moved),
+               updated_at = now()
+        WHERE id = :into AND state NOT IN ('closed', 'cancelled')
+        RETURNING id"""), {"id": case.id, "into": into}).one_or_none()
+    if carried is None:
+        db.session.rollback()
+        raise Conflict("The case to merge into was closed meanwhile; nothing was merged.",
+                       code="into_not_open")
+
+
 def _plan_dispatch(case, actor, data, now):
     if data.receiver is not None:
         department_id, worker_id = data.receiver
@@ -541,7 +595,7 @@ def _request_plan(case, step: Action, actor, data, now):
 
 
 _PLANNERS = {
-    "verify": _plan_verify, "file": _plan_file, "cancel": _plan_cancel,
+    "verify": _plan_verify, "file": _plan_file, "cancel": _plan_cancel, "merge": _plan_merge,
     "dispatch": _plan_dispatch, "accept": _plan_accept, "return": _plan_return,
     "handle": _plan_handle, "check": _plan_check, "close": _plan_close,
     "rework": _plan_rework, "extend": _plan_extend, "shelve": _plan_shelve,
@@ -558,7 +612,7 @@ def _policy_context(case: Case) -> dict:
 
 
 def _past(action: str) -> str:
-    return {"verify": "verified", "file": "filed", "cancel": "cancelled",
+    return {"verify": "verified", "file": "filed", "cancel": "cancelled", "merge": "merged",
             "dispatch": "dispatched", "accept": "accepted", "return": "returned",
             "handle": "handled", "check": "checked", "close": "closed", "rework": "reworked",
             "extend": "extended", "shelve": "shelved", "resume": "resumed",

@@ -407,7 +407,22 @@ def _step_input() -> StepInput:
         department=form.get("department") or None, worker=form.get("worker") or None,
         category=form.get("category") or None, amount=_number("amount"), unit=unit,
         deadline=deadline, passed=form.get("passed", "true") != "false",
-        valid=form.get("valid", "true") != "false", photos=store_uploads(files))
+        valid=form.get("valid", "true") != "false", into=_case_ref(form.get("into")),
+        photos=store_uploads(files))
+
+
+def _case_ref(ref: str | None) -> int | None:
+    """A case named on a form by its id or its code (a merge's surviving case)."""
+    ref = (ref or "").strip()
+    if not ref:
+        return None
+    found = db.session.scalar(text("SELECT id FROM cases WHERE code = :code"),
+                              {"code": ref[:40]})
+    if found is None and ref.isdigit() and len(ref) < 19:
+        return int(ref)
+    if found is None:
+        raise InvalidInput(f"No case has the code {ref[:40]!r}.", code="into_not_found")
+    return found
 
 
 @bp.post("/workbench/cases/<int:case_id>/<action>")
