@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from gridmgr.components.models import STATES, Component, ComponentHistory
+from gridmgr.database.prepared import Prepared
 from gridmgr.errors import Conflict, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.people.models import User
@@ -190,28 +191,41 @@ def nearest_radius_m() -> float:
     return float(current_app.config["GRIDMGR_COMPONENT_RADIUS_M"])
 
 
-_NEAREST = text("""
-SELECT c.code, c.name, c.state,
-       ST_Distance(c.geom::geography,
-                   ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, false) AS distance
-FROM components c JOIN categories k ON k.id = c.category_id
-WHERE k.code = :category
-  AND ST_DWithin(c.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :deg)
-ORDER BY c.geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
+# The category's id is resolved once (an InitPlan), not joined per row; the box is the radius
+# in degrees at the point's latitude, so the GiST index on geom finds the few candidates and
+# the exact (spheroid) distance is computed for those alone. Prepared once per connection.
+_NEAREST = Prepared("gridmgr_nearest_components", """
+SELECT code, name, state, distance FROM (
+    SELECT c.code, c.name, c.state,
+           ST_Distance(c.geom::geography,
+                       ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS distance
+    FROM components c
+    WHERE c.category_id = (SELECT id FROM categories WHERE code = :category)
+      AND c.geom && ST_MakeEnvelope(:west, :south, :east, :north, 4326)
+) near
+WHERE distance <= :radius
+ORDER BY distance, code
 LIMIT :limit
 """)
+# Metres per degree of latitude at the equator (the fewest anywhere) and of longitude at the
+# equator; the box is widened by 1 % so that no component within the radius falls outside it.
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON = 111_320.0
 
 
 def nearest_components(lon: float, lat: float, category: str, radius_m: float | None = None,
                        limit: int = NEAREST_LIMIT) -> list[dict]:
-    """The components of ``category`` within ``radius_m`` of (lon, lat), nearest first (the
-    GiST index finds the box; the exact distance is checked after)."""
+    """The components of ``category`` within ``radius_m`` of (lon, lat), nearest first."""
     radius = nearest_radius_m() if radius_m is None else radius_m
-    deg = radius / (111_320 * max(math.cos(math.radians(lat)), 0.01))
-    rows = db.session.execute(_NEAREST, {"lon": lon, "lat": lat, "category": category,
-                                         "deg": deg, "limit": limit * 2}).all()
-    return [{"code": r.code, "name": r.name, "state": r.state,
-             "distance_m": round(r.distance, 1)} for r in rows if r.distance <= radius][:limit]
+    dlat = radius * 1.01 / _M_PER_DEG_LAT
+    dlon = radius * 1.01 / (_M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01))
+    cursor = _NEAREST.execute({
+        "lon": lon, "lat": lat, "category": category, "radius": radius, "limit": limit,
+        "west": lon - dlon, "south": lat - dlat, "east": lon + dlon, "north": lat + dlat})
+    with cursor:
+        rows = cursor.fetchall()
+    return [{"code": code, "name": name, "state": state, "distance_m": round(distance, 1)}
+            for code, name, state, distance in rows]
 
 
 def component_for_report(code: str) -> dict:
