@@ -17,6 +17,7 @@ from gridmgr.database.engine import (
     start_embedded_on_connect,
     tune_connection,
 )
+from gridmgr.database.replica import init_replica
 from gridmgr.extensions import db, limiter, migrate
 from maps.session import SealedCookieSessions
 
@@ -75,6 +76,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             start_embedded_on_connect(db.engine, home)
         tune_connection(db.engine)
         ping_after_idle(db.engine, app.config["GRIDMGR_DB_PING_AFTER_IDLE"])
+    init_replica(app)
 
     import mobile_api
 

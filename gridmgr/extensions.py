@@ -10,12 +10,15 @@ from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
+from gridmgr.database.replica import ReadRoutingSession
+
 
 class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Read-only views may read a replica (GRIDMGR_REPLICA_URL; gridmgr.database.replica).
+db = SQLAlchemy(model_class=Base, session_options={"class_": ReadRoutingSession})
 migrate = Migrate()
 
 

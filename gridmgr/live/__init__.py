@@ -43,9 +43,16 @@ def init_app(app: Flask) -> None:
     from gridmgr.extensions import socketio
     from gridmgr.live import channel
 
-    socketio.init_app(app, async_mode=async_mode(app),
-                      message_queue=app.config.get("REDIS_URL"),
-                      channel=app.config.get("GRIDMGR_SOCKETIO_CHANNEL", "gridmgr-socketio"))
+    url = app.config.get("REDIS_URL")
+    channel_name = app.config["GRIDMGR_SOCKETIO_CHANNEL"]
+    queue = {"message_queue": url, "channel": channel_name}
+    if url and url.startswith("redis+sentinel://"):
+        # Flask-SocketIO chooses its queue by the URL's scheme and takes this one for kombu;
+        # python-socketio's RedisManager asks Sentinel for the master (docs/deploy.md).
+        from socketio import RedisManager
+
+        queue = {"client_manager": RedisManager(url, channel=channel_name)}
+    socketio.init_app(app, async_mode=async_mode(app), **queue)
     channel.register(socketio)
     _socketio_only_on_its_path(app)
 
