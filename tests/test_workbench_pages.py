@@ -190,3 +190,23 @@ def test_the_list_filters_and_exports_csv_with_formulas_neutralised(client, staf
 def test_chinese_by_default_english_by_a_switch(client, staff):
     assert "员工登录" in client.get("/workbench/login").text
     assert "Staff sign-in" in client.get("/workbench/login?lang=en").text
+
+
+def test_the_operator_queue_shows_duplicates_and_who_must_verify_a_citizens_report(
+        client, staff, city):
+    lon, lat = city.grid_centre(STREET_A, 1, 0, 0)
+    first = report(staff["citizen"], lon, lat, description="井盖丢了")
+    second = report(staff["citizen"], lon + 0.0001, lat, description="这里没有井盖")
+    own = report(staff["inspector"], lon + 0.003, lat, category="C0102", description="巡查上报")
+    sign_in(client, "op")
+    page = client.get("/workbench/operator").text
+    rows = {int(m.group(1)): m.group(2) for m in re.finditer(
+        r'<tr data-case="(\d+)">(.*?)</tr>', page, re.S)}
+    assert set(rows) == {first, second, own}
+    codes = dict(db.session.execute(text("SELECT id, code FROM cases")).all())
+    assert codes[second] in rows[first] and codes[first] in rows[second]
+    assert codes[first] not in rows[own]
+    # The citizen's reports wait for the grid's inspector (the workflow's verify stage); the
+    # inspector's own report does not.
+    assert "等待网格监督员现场核实" in rows[first] and "insp" in rows[first]
+    assert "等待网格监督员现场核实" not in rows[own]

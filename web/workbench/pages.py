@@ -28,7 +28,7 @@ from sqlalchemy import text
 
 from gridmgr.calendar.deadlines import UNITS
 from gridmgr.cases.intake import ReportInput, category_by_code, nearby_cases, submit_report
-from gridmgr.cases.models import CHANNELS, STATES
+from gridmgr.cases.models import CHANNELS, OPEN_STATES, STATES
 from gridmgr.cases.queries import case_detail, list_cases, tasks_for
 from gridmgr.cases.workflow import StepInput, take_step
 from gridmgr.categories.operations import list_categories
@@ -461,21 +461,65 @@ def operator():
     user = require("case.file")
     page = list_cases(user, state=["reported", "verified"], oldest_first=True, limit=QUEUE_SIZE)
     items = page["items"]
+    context = {"items": items, "duplicates": _duplicates(items),
+               "inspectors": _inspectors_awaited(items)}
     if request.args.get("fragment") == "rows":
-        return render("queue_rows.html", items=items, duplicates=_duplicates(items))
-    return render("operator.html", items=items, duplicates=_duplicates(items))
+        return render("queue_rows.html", **context)
+    return render("operator.html", **context)
+
+
+# The intake's duplicate rule (gridmgr.cases.intake.nearby_cases: the category's radius and
+# window, open states, nearest first) for a whole queue in one statement: the box from the
+# cases' GiST index, then the exact distance on the sphere.
+_QUEUE_DUPLICATES = text("""
+SELECT q.id AS for_id, n.id, n.code, n.state, n.reporter_count, n.created_at, n.distance
+FROM cases q JOIN categories k ON k.id = q.category_id
+CROSS JOIN LATERAL (
+    SELECT c.id, c.code, c.state, c.reporter_count, c.created_at,
+           ST_Distance(c.location::geography, q.location::geography, false) AS distance
+    FROM cases c
+    WHERE ST_DWithin(c.location, q.location, k.duplicate_radius_m
+                     / (111320 * greatest(cos(radians(ST_Y(q.location))), 0.01)))
+      AND c.category_id = q.category_id
+      AND c.created_at >= now() - make_interval(secs => k.duplicate_window_hours * 3600.0)
+      AND c.state = ANY(:open) AND c.id <> q.id
+      AND ST_DWithin(c.location::geography, q.location::geography, k.duplicate_radius_m, false)
+    ORDER BY distance LIMIT 3
+) n
+WHERE q.id = ANY(:ids)
+ORDER BY q.id, n.distance""")
 
 
 def _duplicates(items: list[dict]) -> dict[int, list[dict]]:
-    """Open cases of the same category near each report (the intake's duplicate rule)."""
-    found = {}
-    categories: dict = {}
-    for item in items:
-        category = categories.get(item["category"])
-        if category is None:
-            category = categories[item["category"]] = category_by_code(item["category"])
-        found[item["id"]] = nearby_cases(item["lon"], item["lat"], category, exclude=item["id"],
-                                         limit=3)
+    """Open cases of the same category near each report of the queue, in one query."""
+    if not items:
+        return {}
+    found: dict[int, list[dict]] = {}
+    rows = db.session.execute(_QUEUE_DUPLICATES, {"ids": [i["id"] for i in items],
+                                                  "open": list(OPEN_STATES)}).all()
+    for r in rows:
+        found.setdefault(r.for_id, []).append({
+            "id": r.id, "code": r.code, "state": r.state, "distance_m": round(r.distance, 1),
+            "reporter_count": r.reporter_count, "created_at": r.created_at.isoformat()})
+    return found
+
+
+def _inspectors_awaited(items: list[dict]) -> dict[str, list[str]]:
+    """For each grid whose citizen's report waits to be verified on site (the workflow's
+    verify stage: the operator cannot file it before), the active inspectors of that grid."""
+    grids = sorted({i["grid_code"] for i in items if i["state"] == "reported"
+                    and i.get("source") == "citizen" and i.get("grid_code")})
+    if not grids:
+        return {}
+    rows = db.session.execute(text("""
+        SELECT g.code AS grid, COALESCE(u.display_name, u.username) AS name
+        FROM unnest(CAST(:grids AS text[])) AS g(code)
+        JOIN regions r ON g.code LIKE r.code || '%'
+        JOIN users u ON u.region_id = r.id AND u.role = 'inspector' AND u.is_active
+        ORDER BY g.code, length(r.code) DESC, name"""), {"grids": grids}).all()
+    found: dict[str, list[str]] = {}
+    for r in rows:
+        found.setdefault(r.grid, []).append(r.name)
     return found
 
 
