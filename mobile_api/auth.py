@@ -17,6 +17,7 @@ from marshmallow import Schema, fields, validate
 
 from gridmgr.errors import Forbidden
 from gridmgr.extensions import db, limiter
+from gridmgr.notify.messages import LANGUAGES
 from gridmgr.people import operations
 from gridmgr.people.models import User
 from gridmgr.people.tokens import TokenError, decode_token, user_for_claims
@@ -155,12 +156,16 @@ class PrivateUserSchema(UserSchema):
 
     phone = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
+    language = fields.String(allow_none=True, metadata={
+        "description": "the language of their messages; null: the instance's"})
 
 
 class ProfileUpdateSchema(Schema):
     display_name = fields.String(validate=validate.Length(1, 200))
     phone = fields.String(allow_none=True, validate=validate.Length(3, 50))
     email = fields.Email(allow_none=True, validate=validate.Length(3, 254))
+    language = fields.String(allow_none=True, validate=validate.OneOf(LANGUAGES), metadata={
+        "description": "zh or en, the language of one's messages; null: the instance's"})
     password = fields.String(load_only=True,
                              validate=validate.Length(operations.MIN_PASSWORD_LENGTH, 1024))
     current_password = fields.String(load_only=True)

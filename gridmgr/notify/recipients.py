@@ -162,23 +162,30 @@ def _to_staff(kind: str, payload: dict, user_ids: list[int], extra: dict) -> lis
     default = current_app.config["GRIDMGR_LANGUAGE"]
     link = f"{_base()}/api/v1/cases/{case.id}"
     users = db.session.execute(text(
-        "SELECT id, email, phone FROM users WHERE id = ANY(:ids) AND is_active ORDER BY id"),
-        {"ids": user_ids}).all()
-    subscriptions = _push_subscriptions(user_ids)
+        "SELECT id, email, phone, language FROM users WHERE id = ANY(:ids) AND is_active "
+        "ORDER BY id"), {"ids": user_ids}).all()
+    languages = {user.id: language_of(user.language, default) for user in users}
     messages = []
-    for user in users:
+    targets = [(channel, address, user.id) for user in users
+               for channel, address in (("email", user.email), ("sms", user.phone)) if address]
+    targets += [("push", str(subscription), owner)
+                for subscription, owner in _push_subscription_owners(user_ids)]
+    for channel, address, user_id in targets:
+        language = languages.get(user_id, default)
         fields = dict(extra)
         if "request" in fields:
-            fields["request"] = REQUESTS[fields["request"]][default]
-        for channel, address in (("email", user.email), ("sms", user.phone)):
-            if address:
-                messages.append(_message(channel, kind, address, case, default, link, fields))
-    for subscription in subscriptions:
-        fields = dict(extra)
-        if "request" in fields:
-            fields["request"] = REQUESTS[fields["request"]][default]
-        messages.append(_message("push", kind, str(subscription), case, default, link, fields))
+            fields["request"] = REQUESTS[fields["request"]][language]
+        messages.append(_message(channel, kind, address, case, language, link, fields))
     return messages
+
+
+def _push_subscription_owners(user_ids: list[int]) -> list[tuple[int, int]]:
+    """(subscription id, user id) of the users' Web Push subscriptions."""
+    if not current_app.config["GRIDMGR_WEB_PUSH"]:
+        return []
+    return [tuple(row) for row in db.session.execute(text(
+        "SELECT id, user_id FROM push_subscriptions WHERE user_id = ANY(:ids) ORDER BY id"),
+        {"ids": user_ids})]
 
 
 def _push_subscriptions(user_ids: list[int]) -> list[int]:

@@ -44,6 +44,8 @@ class User(db.Model):
     # Private contact details: never in public output.
     phone: Mapped[str | None] = mapped_column(String(50))
     email: Mapped[str | None] = mapped_column(String(254))
+    # The language of their messages (zh, en); None: the instance's (GRIDMGR_LANGUAGE).
+    language: Mapped[str | None] = mapped_column(String(8))
     city_id: Mapped[int | None] = mapped_column(ForeignKey("cities.id", ondelete="SET NULL"))
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id", ondelete="SET NULL"))
     department_id: Mapped[int | None] = mapped_column(

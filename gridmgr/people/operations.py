@@ -203,7 +203,7 @@ def deactivate_user(actor: User, user: User) -> None:
 
 def update_profile(user: User, *, current_password: str | None = None,
                    password: str | None = None, **fields) -> User:
-    """A user changes their own display name, contact details or password.
+    """A user changes their own display name, contact details, language or password.
 
     A new password ends every token of the user, the one this request came with included:
     the client signs in again with the new password.
@@ -217,7 +217,7 @@ def update_profile(user: User, *, current_password: str | None = None,
                                code="wrong_password")
         user.password_hash = hash_password(password)
         _access_changed(user, ["password_changed"])
-    for name in ("display_name", "phone", "email"):
+    for name in ("display_name", "phone", "email", "language"):
         if name in fields:
             setattr(user, name, fields[name])
     db.session.flush()
