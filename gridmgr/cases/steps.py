@@ -54,12 +54,31 @@ RELATIONS = {
 # that code. The condition's names are case fields, so lists test it in Python for every row.
 GUARDS = {
     "verification_required": "a citizen's report is verified on site before it is filed",
+    "not_a_citizen_report": "only a citizen's report is verified on site; an inspector's own "
+                            "report is filed as it is",
     "not_your_report": "only the inspector who reported a problem handles it on the spot "
                        "(or someone who may close cases)",
     "already_rated": "a case is rated once",
     "no_clock": "only a running clock can be extended",
     "request_pending": "one request at a time waits for a duty chief",
 }
+# Each guard as an SQL condition on a case row ``c`` (``:me`` the actor, ``{may_close}`` the
+# condition that the actor may close the case), for the task lists; :func:`case_guard` is the
+# same rule in Python.
+GUARD_SQL = {
+    "verification_required": "NOT (c.state = 'reported' AND c.source = 'citizen')",
+    "not_a_citizen_report": "c.source = 'citizen'",
+    "not_your_report": "(c.reporter_id = :me OR {may_close})",
+    "already_rated": "c.rating IS NULL",
+    "no_clock": "c.deadline IS NOT NULL",
+    "request_pending": "c.pending_request IS NULL",
+}
+
+# Whether a case in a start state waits for an action, so that it is on the task list of whoever
+# may take it: always, only while the receiver's request for it waits (listed as "approve"), or
+# never (a step one may take, such as cancel or rework, but that nobody owes).
+AWAITED = "awaited"
+ON_REQUEST = "on_request"
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,7 @@ class Action:
     request: str | None = None  # the action a receiver asks for (``*_requested`` rows)
     requested_as: str | None = None  # the request row recorded when the actor may only ask
     automatic: bool = False  # taken by the system (no endpoint)
+    task: str | None = None  # AWAITED, ON_REQUEST or None: see :data:`AWAITED`
 
     @property
     def endpoint(self) -> str | None:
@@ -134,10 +154,11 @@ TABLE: tuple[Action, ...] = (
            clocks=Clocks(start=("verify", "file")), event="case.created", automatic=True),
     Action("verify", "An inspector verifies a citizen's report on site (valid=false cancels "
            "it).", "case.verify", ("reported",), "verified", needs=(ON_SITE,),
+           guards=("not_a_citizen_report",), task=AWAITED,
            clocks=Clocks(start=("file",), stop=("verify",)),
            otherwise=Otherwise("valid", "cancelled", "verify", "a false report is cancelled")),
     Action("file", "An operator or duty chief files a report as a case (立案).", "case.file",
-           ("reported", "verified"), "filed", guards=("verification_required",),
+           ("reported", "verified"), "filed", guards=("verification_required",), task=AWAITED,
            clocks=Clocks(start=("dispatch",), stop=("file",))),
     Action("cancel", "An operator or duty chief cancels a report (作废), with a note.",
            "case.cancel", ("reported", "verified", "filed"), "cancelled", needs=(NOTE,),
@@ -148,7 +169,7 @@ TABLE: tuple[Action, ...] = (
            "case.cancel", ("reported", "verified", "filed"), "cancelled", needs=(INTO,),
            clocks=Clocks(stop=("verify", "file", "dispatch"))),
     Action("dispatch", "Dispatch to a department and/or worker; the clock starts.",
-           "case.dispatch", ("filed",), "dispatched", needs=(RECEIVER,),
+           "case.dispatch", ("filed",), "dispatched", needs=(RECEIVER,), task=AWAITED,
            clocks=Clocks(start=("accept", "handle"), stop=("dispatch",)),
            event="case.dispatched"),
     Action("escalate", "Nobody accepted the dispatch in time: the system escalates it (督办) "
@@ -156,33 +177,35 @@ TABLE: tuple[Action, ...] = (
            ("dispatched",), SAME, clocks=Clocks(start=("accept",)), event="case.escalated",
            automatic=True),
     Action("accept", "The receiver acknowledges the dispatch (签收).", "case.accept",
-           ("dispatched",), "accepted", relation=RECEIVER_ONLY, clocks=Clocks(stop=("accept",))),
+           ("dispatched",), "accepted", relation=RECEIVER_ONLY, clocks=Clocks(stop=("accept",)),
+           task=AWAITED),
     Action("return", "The receiver returns a mis-dispatched case (回退); back to filed.",
            "case.return", _WORK, "filed", needs=(NOTE,), relation=RECEIVER_ONLY,
            clocks=Clocks(stop=("accept", "handle")), counters=("return_count",)),
     Action("handle", "The receiver feeds back with after-photos taken near the case.",
            "case.handle", ("accepted",), "handled", needs=(ON_SITE, PHOTO),
-           relation=RECEIVER_ONLY, clocks=Clocks(start=("check",), stop=("handle",))),
+           relation=RECEIVER_ONLY, clocks=Clocks(start=("check",), stop=("handle",)),
+           task=AWAITED),
     Action("check", "An inspector other than the handler checks on site (passed=false: "
            "rework).", "case.check", ("handled",), "checked", needs=(ON_SITE,),
-           relation=NOT_HANDLER, clocks=Clocks(stop=("check",)),
+           relation=NOT_HANDLER, clocks=Clocks(stop=("check",)), task=AWAITED,
            otherwise=Otherwise("passed", "dispatched", "rework",
                                "a failed check sends the case back as a rework")),
     Action("close", "A duty chief closes a checked case (结案).", "case.close", ("checked",),
-           "closed", clocks=Clocks(stop=("close",))),
+           "closed", clocks=Clocks(stop=("close",)), task=AWAITED),
     Action("rework", "A duty chief sends a case back to the same department (返工).",
            "case.rework", ("handled", "checked"), "dispatched", needs=(NOTE,),
            clocks=Clocks(start=("handle",), stop=("check", "close")), counters=("rework_count",)),
     Action("extend", "Extension (延期): a duty chief approves; the receiver's call is a "
            "request.", "case.extend", _WORK, SAME, needs=(EXTENSION,), guards=("no_clock",),
            clocks=Clocks(move=("handle",)), counters=("extension_count",),
-           requested_as="extend_requested"),
+           requested_as="extend_requested", task=ON_REQUEST),
     Action("extend_requested", "The receiver asks a duty chief for more time.", "case.request",
            _WORK, SAME, needs=(EXTENSION,), relation=RECEIVER_ONLY,
            guards=("no_clock", "request_pending"), request="extend"),
     Action("shelve", "Shelving (挂账) stops the clock: a duty chief approves; the receiver "
            "requests.", "case.shelve", _WORK, "shelved", needs=(NOTE,),
-           clocks=Clocks(pause=("handle",)), requested_as="shelve_requested"),
+           clocks=Clocks(pause=("handle",)), requested_as="shelve_requested", task=ON_REQUEST),
     Action("shelve_requested", "The receiver asks a duty chief to shelve the case.",
            "case.request", _WORK, SAME, needs=(NOTE,), relation=RECEIVER_ONLY,
            guards=("request_pending",), request="shelve"),
@@ -192,7 +215,7 @@ TABLE: tuple[Action, ...] = (
            "it.", "case.self_handle", ("reported", "verified"), "closed", needs=(ON_SITE, PHOTO),
            guards=("not_your_report",), clocks=Clocks(stop=("verify", "file"))),
     Action("rate", "The reporter rates a closed case (1–5).", "case.rate", ("closed",), SAME,
-           needs=(RATING,), relation=REPORTER_ONLY, guards=("already_rated",)),
+           needs=(RATING,), relation=REPORTER_ONLY, guards=("already_rated",), task=AWAITED),
 )
 
 ACTIONS: dict[str, Action] = {action.name: action for action in TABLE}
@@ -208,6 +231,8 @@ def case_guard(code: str, case, actor_id: int | None, may_close: bool) -> bool:
     """True when the case (any object with the case's fields) passes the guard ``code``."""
     if code == "verification_required":
         return not (case.state == "reported" and case.source == "citizen")
+    if code == "not_a_citizen_report":
+        return case.source == "citizen"
     if code == "not_your_report":
         return case.reporter_id == actor_id or may_close
     if code == "already_rated":
@@ -255,6 +280,10 @@ def describe(action: Action) -> str:
     if action.guards:
         parts.append("refused (409) " + "; ".join(f"{g}: {GUARDS[g]}" for g in action.guards))
     parts += action.clocks.phrases()
+    if action.task:
+        parts.append("on the task list of whoever may take it" + (
+            " while the receiver's request for it waits (as approve)"
+            if action.task == ON_REQUEST else ""))
     if action.counters:
         parts.append("adds one to " + ", ".join(action.counters))
     parts.append(f"event {action.event}")

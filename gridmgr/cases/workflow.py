@@ -207,6 +207,9 @@ def _refuse(guard: str, case) -> None:
     if guard == "verification_required":
         raise Conflict(f"Case {case.code} came from a citizen: an inspector must verify it on "
                        "site before it is filed.", code=guard)
+    if guard == "not_a_citizen_report":
+        raise Conflict(f"Case {case.code} was reported by an inspector on site; only a "
+                       "citizen's report is verified. File it as it is.", code=guard)
     if guard == "not_your_report":
         raise Conflict("Only the inspector who reported a problem may handle it on the spot.",
                        code=guard)

@@ -126,6 +126,44 @@ def can(user: User | None, action: str, *, region_code: str | None = None,
     return _decide(user, action, region_code, city_id, ctx) is None
 
 
+def case_sql(user: User, action: str, params: dict) -> str:
+    """:func:`can` for ``action`` on every case row ``c`` at once: an SQL condition (role, scope
+    with its assignee and reporter exceptions, relation) whose values are bound in ``params``.
+    The task lists select with it; a test holds it equal to :func:`can` case by case."""
+    if not user.is_active or action not in ROLE_ACTIONS.get(user.role, ()):
+        return "FALSE"
+    params["me"] = user.id
+    scope = []
+    if user_city_id(user) is not None:
+        scope.append("c.city_id = :my_city")
+        params["my_city"] = user_city_id(user)
+    if scope_filter(user) is not None:
+        scope.append("c.grid_code LIKE :my_prefix")
+        params["my_prefix"] = scope_filter(user) + "%"
+    where = " AND ".join(scope) or "TRUE"
+    if action not in SCOPE_FREE:
+        escapes = ["c.worker_id = :me"] if action in _ASSIGNEE_ACTIONS else []
+        escapes += ["c.reporter_id = :me"] if action == "case.view" else []
+        where = f"(({where}) OR {' OR '.join(escapes)})" if escapes else where
+    relation = _RELATIONS.get(action)
+    if relation is None:
+        return where
+    if relation is _not_own_handling:
+        return f"{where} AND c.handler_id IS DISTINCT FROM :me"
+    receiver = "c.worker_id = :me"
+    if user.role == "department" and user.department_id is not None:
+        receiver = "(c.worker_id = :me OR c.department_id = :my_department)"
+        params["my_department"] = user.department_id
+    if relation is _receiver:
+        return where if user.role == "admin" else f"{where} AND {receiver}"
+    if relation is _own_rating:
+        return where if user.role == "admin" else f"{where} AND c.reporter_id = :me"
+    if relation is _own_case:
+        return {"citizen": f"{where} AND c.reporter_id = :me",
+                "department": f"{where} AND {receiver}"}.get(user.role, where)
+    raise ValueError(f"{action} has no relation on a case row")
+
+
 def authorize(user: User | None, action: str, *, region_code: str | None = None,
               city_id: int | None = None, **ctx) -> None:
     """Raise Forbidden (403, ``forbidden``) naming the action unless :func:`can` allows it."""
