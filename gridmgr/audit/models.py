@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -16,6 +16,8 @@ class AuditEntry(db.Model):
     and after (JSON of the fields that matter; passwords never)."""
 
     __tablename__ = "audit_log"
+    # The changes made to one user or department found without reading the whole log.
+    __table_args__ = (Index("ix_audit_log_target", "target_kind", "target_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
