@@ -66,8 +66,9 @@ def summary(row) -> dict:
 def summaries(rows, user: User) -> list[dict]:
     """The list shapes of case rows as ``user`` sees them (the public side: the public view)."""
     items = [summary(r) for r in rows]
+    memo: dict = {}
     for item, row in zip(items, rows, strict=True):
-        item["available_actions"] = available_actions(user, _actionable(row))
+        item["available_actions"] = available_actions(user, _actionable(row), memo)
     if list_view(user) == "reporter":
         return [public_summary(item) for item in items]
     return items

@@ -111,13 +111,20 @@ def user_city_id(user: User) -> int | None:
 
 def in_scope(user: User, region_code: str | None, city_id: int | None = None) -> bool:
     """True when a target at ``region_code`` (None: city-wide) in ``city_id`` is in the scope."""
-    own_city = user_city_id(user)
-    if city_id is not None and own_city is not None and city_id != own_city:
-        return False
-    prefix = scope_filter(user)
-    if prefix is None:
-        return True
-    return region_code is not None and region_code.startswith(prefix)
+    return scope_test(user)(region_code, city_id)
+
+
+def scope_test(user: User) -> Callable[[str | None, int | None], bool]:
+    """:func:`in_scope` for one user, whose city and region are read once (a list's rows)."""
+    own_city, prefix = user_city_id(user), scope_filter(user)
+
+    def test(region_code: str | None, city_id: int | None = None) -> bool:
+        if city_id is not None and own_city is not None and city_id != own_city:
+            return False
+        if prefix is None:
+            return True
+        return region_code is not None and region_code.startswith(prefix)
+    return test
 
 
 def can(user: User | None, action: str, *, region_code: str | None = None,
