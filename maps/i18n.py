@@ -51,6 +51,7 @@ def page_strings() -> dict[str, str]:
         "streets": gettext("Streets"),
         "communities": gettext("Communities"),
         "grids": gettext("Unit grids"),
+        "components": gettext("Components"),
         "cases": gettext("Open cases"),
         "workers": gettext("Workers"),
         "heat": gettext("Reports heat (7 days)"),

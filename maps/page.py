@@ -86,6 +86,8 @@ def wall_html(viewer: Viewer, nonce: str) -> str:
             "token": url_for("maps.token"),
             "tiles": url_for("maps.grid_tile", z=0, x=0, y=0).replace("/0/0/0.pbf",
                                                                       "/{z}/{x}/{y}.pbf"),
+            "componentTiles": url_for("maps.component_tile", z=0, x=0, y=0).replace(
+                "/0/0/0.pbf", "/{z}/{x}/{y}.pbf"),
             "boundaries": url_for("maps.boundaries_feed"),
             "cases": url_for("maps.cases_feed"),
             "case": url_for("maps.case_feed", case_id=0)[:-1],

@@ -9,6 +9,7 @@ from flask import Response, current_app, g, jsonify, redirect, render_template, 
 from flask_babel import get_locale, gettext, refresh
 from flask_wtf.csrf import CSRFError
 
+from gridmgr.components import tiles as components_tiles
 from gridmgr.errors import DomainError
 from gridmgr.extensions import limiter
 from gridmgr.people.policy import authorize
@@ -140,6 +141,19 @@ def grid_tile(z: str, x: str, y: str):
     data = tiles.grid_tile(current_viewer(), zoom, col, row, measure, _lang())
     return Response(data, mimetype=tiles.MVT_MIME,
                     headers={"Cache-Control": "private, max-age=30"})
+
+
+@bp.get("/maps/tiles/components/<z>/<x>/<y>.pbf")
+def component_tile(z: str, x: str, y: str):
+    """Components of the viewer's scope in tile z/x/y as MVT (layer ``components``, zoom 15
+    and deeper), with their parties."""
+    zoom, col, row = (_tile_number(v, n) for v, n in ((z, "z"), (x, "x"), (y, "y")))
+    tiles.check_tile(zoom, col, row)
+    viewer = current_viewer()
+    data = components_tiles.component_tile(viewer.user, zoom, col, row, city_id=viewer.city_id,
+                                           like=viewer.like)
+    return Response(data, mimetype=tiles.MVT_MIME,
+                    headers={"Cache-Control": "private, max-age=60"})
 
 
 @bp.get("/maps/feeds/boundaries")

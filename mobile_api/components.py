@@ -6,11 +6,14 @@ Anonymous readers get the public fields; staff in scope also get the parties and
 
 from __future__ import annotations
 
+from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from gridmgr.components import operations as ops
 from gridmgr.components.models import STATES
+from gridmgr.components.tiles import component_tile
+from maps.tiles import MVT_MIME, BadTile, check_tile
 from mobile_api.auth import auth_optional, auth_required, current_user
 from mobile_api.regions import BBoxField
 
@@ -49,6 +52,24 @@ def list_components(query):
     """Components inside a bbox, by category and state."""
     return ops.component_collection(current_user(), query["bbox"], query.get("category"),
                                     query.get("state"), query["limit"])
+
+
+@blp.route("/components/tiles/<z>/<x>/<y>.pbf")
+@auth_optional
+@blp.alt_response(400, description="bad_tile_address, bad_tile_zoom or bad_tile_xy")
+def component_tiles(z, x, y):
+    """Components of tile z/x/y as MVT (layer ``components``, from zoom 15; empty below):
+    public fields for everyone, parties for staff in scope."""
+    for value, name in ((z, "z"), (x, "x"), (y, "y")):
+        if not value.isdigit():
+            raise BadTile("bad_tile_address", f"{name} must be a non-negative integer.",
+                          **{name: value})
+    zoom, col, row = int(z), int(x), int(y)
+    check_tile(zoom, col, row)
+    user = current_user()
+    return Response(component_tile(user, zoom, col, row), mimetype=MVT_MIME,
+                    headers={"Cache-Control": "private, max-age=60" if user
+                             else "public, max-age=60"})
 
 
 @blp.route("/components/<code>")

@@ -98,9 +98,11 @@
     map.createPane("boundaries").style.zIndex = 405;
     map.createPane("heat").style.zIndex = 420;
     map.createPane("forecast").style.zIndex = 395;
+    map.createPane("components").style.zIndex = 410;
 
     buildBoundaries();
     buildGrids();
+    buildComponents();
     buildCases();
     buildHeat();
     buildWorkers();
@@ -230,6 +232,34 @@
     $("legend").innerHTML = SHADES[measure].map(function (s) {
       return '<span><i style="background:' + s[1] + '"></i>≥' + s[0] + "</span>";
     }).join("");
+  }
+
+  // --- components (vector tiles from zoom 15): lamps, covers, hydrants… coloured by state ----
+  var COMPONENT_COLOURS = { intact: "#2e7d32", damaged: "#d93025", missing: "#7b1fa2", occupied: "#f2b01e" };
+  var componentLayer;
+  wall.componentsDrawn = 0;
+  function componentStyle(props) {
+    wall.componentsDrawn += 1;
+    return {
+      radius: 4, weight: 1, color: "#ffffff", opacity: 0.9,
+      fill: true, fillColor: COMPONENT_COLOURS[props.state] || "#455a64", fillOpacity: 0.9,
+    };
+  }
+  function buildComponents() {
+    componentLayer = L.vectorGrid.protobuf(cfg.urls.componentTiles, {
+      pane: "components", minZoom: 15, maxNativeZoom: 18, maxZoom: 22,
+      rendererFactory: L.canvas.tile, interactive: true,
+      vectorTileLayerStyles: { components: componentStyle },
+      getFeatureId: function (f) { return f.properties.code; },
+      fetchOptions: { credentials: "same-origin" },
+    });
+    componentLayer.on("click", function (e) {
+      var p = e.layer.properties;
+      var lines = ["<b>" + esc(p.name) + "</b>", esc(p.code), esc(p.category) + " · " + esc(p.state)];
+      if (p.owner) { lines.push(esc(p.owner)); }
+      L.popup().setLatLng(e.latlng).setContent(lines.join("<br>")).openOn(map);
+    });
+    componentLayer.addTo(map);
   }
 
   // --- prevention: next week's forecast and this week's hotspots -------------------------------
@@ -471,6 +501,7 @@
     overlays[t("streets")] = boundaryLayers.street;
     overlays[t("communities")] = boundaryLayers.community;
     overlays[t("grids")] = gridLayer;
+    overlays[t("components")] = componentLayer;
     overlays[t("cases")] = caseLayer;
     overlays[t("workers")] = workerLayer;
     overlays[t("heat")] = heatLayer;
