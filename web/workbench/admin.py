@@ -5,17 +5,28 @@ through ``gridmgr.people.operations``, which writes its audit entry."""
 from __future__ import annotations
 
 from flask import redirect, request, url_for
+from sqlalchemy import text
 
 from gridmgr.audit.operations import read_log
 from gridmgr.extensions import db
 from gridmgr.people import operations
 from gridmgr.people.models import STAFF_ROLES
+from gridmgr.people.policy import user_city_id
 from web.workbench import bp
 from web.workbench.pages import render, require
 
 
 def _text(name: str) -> str | None:
     return (request.form.get(name) or "").strip() or None
+
+
+def _own_city(actor) -> str | None:
+    """A city's administrator creates users of her city (the whole city when no region is
+    given); a platform administrator's new user without a region serves every city."""
+    city_id = user_city_id(actor)
+    if city_id is None:
+        return None
+    return db.session.scalar(text("SELECT slug FROM cities WHERE id = :id"), {"id": city_id})
 
 
 @bp.get("/workbench/admin")
@@ -30,9 +41,11 @@ def admin_home():
 def admin_create_user():
     """A new user with role, region scope and department."""
     actor = require("admin.users")
+    region_code = _text("region_code")
     created = operations.create_user(
         actor, _text("username") or "", request.form.get("password") or "",
-        _text("role") or "", region_code=_text("region_code"),
+        _text("role") or "", region_code=region_code,
+        city=None if region_code else _own_city(actor),
         department=_text("department"), display_name=_text("display_name"))
     db.session.commit()
     return redirect(url_for("workbench.admin_user", user_id=created.id), code=303)

@@ -358,22 +358,28 @@ def _names(user_ids: set) -> dict[int, str]:
 
 def _proposal(case: dict) -> dict | None:
     """The dispatch rules' proposal (department, worker, why) for a case awaiting dispatch."""
-    if case["state"] != "filed" or not any(a["action"] == "dispatch"
-                                           for a in case["available_actions"]):
-        return None
-    category = category_by_code(case["category"])
-    found = choose_receiver(SimpleNamespace(id=case["id"], category=category,
-                                            grid_code=case["grid_code"],
-                                            city_id=_city_of(case["id"])),
-                            point=(case["lon"], case["lat"]))
-    department = next((d for d in list_departments() if d.id == found.department_id), None)
-    worker = _names({found.worker_id}).get(found.worker_id) if found.worker_id else None
-    return {"department": department, "worker_id": found.worker_id, "worker": worker,
-            "rule": found.rule}
+    return _proposals([case]).get(case["id"])
 
 
-def _city_of(case_id: int) -> int:
-    return db.session.scalar(text("SELECT city_id FROM cases WHERE id = :id"), {"id": case_id})
+def _proposals(cases: list[dict]) -> dict[int, dict]:
+    """The rules' proposal for each case awaiting dispatch that this user may dispatch: the
+    cities, categories, departments and workers' names read once for the whole list, the
+    rules' one statement per case."""
+    waiting = [c for c in cases if c["state"] == "filed"
+               and any(a["action"] == "dispatch" for a in c["available_actions"])]
+    if not waiting:
+        return {}
+    cities = dict(db.session.execute(text("SELECT id, city_id FROM cases WHERE id = ANY(:ids)"),
+                                     {"ids": [c["id"] for c in waiting]}).all())
+    categories = {code: category_by_code(code) for code in {c["category"] for c in waiting}}
+    departments = {d.id: d for d in list_departments()}
+    found = {c["id"]: choose_receiver(SimpleNamespace(
+        id=c["id"], category=categories[c["category"]], grid_code=c["grid_code"],
+        city_id=cities[c["id"]]), point=(c["lon"], c["lat"])) for c in waiting}
+    names = _names({f.worker_id for f in found.values()})
+    return {case_id: {"department": departments.get(f.department_id),
+                      "worker_id": f.worker_id, "worker": names.get(f.worker_id),
+                      "rule": f.rule} for case_id, f in found.items()}
 
 
 def _number(name: str) -> float | None:
@@ -553,7 +559,7 @@ def dispatcher():
     """Filed cases awaiting dispatch, oldest first, with the rules' proposal for each."""
     user = require("case.dispatch")
     items = [t["case"] for t in tasks_for(user)["items"] if t["action"] == "dispatch"]
-    proposals = {item["id"]: _proposal(item) for item in items}
+    proposals = _proposals(items)
     returns = _last_returns([item["id"] for item in items])
     return render("dispatcher.html", items=items, proposals=proposals, returns=returns,
                   departments=list_departments())
