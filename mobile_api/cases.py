@@ -15,7 +15,7 @@ from limits.strategies import FixedWindowRateLimiter
 from marshmallow import EXCLUDE, Schema, fields, validate
 from redis.exceptions import RedisError
 
-from gridmgr.calendar.deadlines import UNITS
+from gridmgr.calendar.deadlines import CLOCK_STAGES, COLOURS, UNITS, YELLOW_FROM
 from gridmgr.cases import idempotency
 from gridmgr.cases.models import STATES
 from gridmgr.cases.queries import (
@@ -25,7 +25,7 @@ from gridmgr.cases.queries import (
     sync_delta,
     tasks_for,
 )
-from gridmgr.cases.steps import endpoint_doc
+from gridmgr.cases.steps import AWAITED, GUARDS, NEEDS, ON_REQUEST, TABLE, endpoint_doc
 from gridmgr.cases.workflow import STEPS, StepInput, take_step
 from gridmgr.errors import RateLimited, Sentence
 from gridmgr.extensions import limiter
@@ -78,12 +78,12 @@ class CaseSyncQuery(Schema):
 
 class StageClockSchema(Schema):
     stage = fields.String(required=True, metadata={
-        "description": "the stage whose clock runs now: verify, file, dispatch, accept, handle, "
-                       "check or close"})
+        "description": "the stage whose clock runs now: " + ", ".join(CLOCK_STAGES)})
     deadline = fields.String(allow_none=True)
     colour = fields.String(allow_none=True, metadata={
-        "description": "green, yellow (from 80 % of the limit up to the deadline), red (after "
-                       "the deadline), paused (shelved), or null: the stage has no limit"})
+        "description": "{}, {} (from {:.0%} of the limit up to the deadline), {} (after the "
+                       "deadline), {} (shelved), or null: the stage has no limit".format(
+                           *COLOURS[:2], YELLOW_FROM, *COLOURS[2:])})
 
 
 class AvailableActionSchema(Schema):
@@ -93,8 +93,7 @@ class AvailableActionSchema(Schema):
         "description": "the workflow table's row it records (extend_requested for a receiver "
                        "who asks)"})
     needs = fields.List(fields.String(), required=True, metadata={
-        "description": "what the request must carry: note, on_site, photo, receiver, "
-                       "extension, rating"})
+        "description": "what the request must carry: " + ", ".join(NEEDS)})
 
 
 class CaseSummarySchema(Schema):
@@ -298,10 +297,13 @@ def get_case(case_id):
 
 @blp.route("/tasks")
 @auth_required
+@blp.doc(description="Each item names the step it waits for: " + ", ".join(
+    a.name for a in TABLE if a.task == AWAITED) + "; or approve, a receiver's request to "
+    + " or ".join(a.name for a in TABLE if a.task == ON_REQUEST) + " (docs/workflow.md).")
 @blp.response(200, CaseTaskListSchema)
 @document_errors(blp, 422)
 def get_tasks():
-    """What the caller must do now: verify, file, dispatch, accept, handle, check, close, …"""
+    """What the caller must do now, oldest case first (the workflow table's tasks)."""
     return case_list(tasks_for(current_user()))
 
 
@@ -401,8 +403,7 @@ for _action in STEPS:
                         document_errors(blp, 400, 404, 409, 413, 415, 422, 429, notes={
                             404: "case_not_found",
                             409: "conflict (the case moved meanwhile or is not in a state for "
-                                 "this step), verification_required, request_pending, "
-                                 "already_rated, …",
+                                 "this step), " + ", ".join(GUARDS) + ", …",
                             422: "invalid_input, too_far, photo_required, note_required, "
                                  "location_required, bad_extension, bad_rating, "
                                  "bad_idempotency_key, idempotency_key_reused, …",

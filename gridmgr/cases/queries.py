@@ -13,7 +13,7 @@ from sqlalchemy import text
 from gridmgr.calendar.deadlines import HANDLING_CLOCK_SQL, clock_answer, current_clock_sql
 from gridmgr.cases.intake import hash_token
 from gridmgr.cases.models import check_case_id
-from gridmgr.cases.steps import GUARD_SQL, ON_REQUEST, TABLE
+from gridmgr.cases.steps import GUARD_SQL, ON_REQUEST, TABLE, states_sql
 from gridmgr.cases.views import (
     case_view,
     list_view,
@@ -239,8 +239,7 @@ def task_conditions(user: User, params: dict) -> list[tuple[str, str]]:
         allowed = case_sql(user, step.permission, params)
         if allowed == "FALSE":
             continue
-        states = ", ".join(f"'{state}'" for state in step.sources)
-        condition = [f"c.state IN ({states})", allowed]
+        condition = [f"c.state IN {states_sql(step.sources)}", allowed]
         condition += [GUARD_SQL[guard].format(may_close=case_sql(user, "case.close", params))
                       for guard in step.guards]
         if step.task == ON_REQUEST:

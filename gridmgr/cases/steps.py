@@ -225,6 +225,14 @@ ENDPOINTS: tuple[str, ...] = tuple(dict.fromkeys(
     a.endpoint for a in TABLE if a.endpoint is not None))
 # Every action a history row may name.
 RECORDED: tuple[str, ...] = tuple(ACTIONS)
+# The states of dispatched work: the receiver holds the case and its handling clock runs (it
+# may be extended or shelved from them); a worker's open workload.
+WORK_STATES: tuple[str, ...] = _WORK
+
+
+def states_sql(states: tuple[str, ...]) -> str:
+    """States as an SQL list, ``('dispatched', 'accepted')``, for ``state IN …``."""
+    return "(" + ", ".join(f"'{state}'" for state in states) + ")"
 
 
 def case_guard(code: str, case, actor_id: int | None, may_close: bool) -> bool:

@@ -15,13 +15,14 @@ from flask import current_app
 from sqlalchemy import text
 
 from gridmgr.calendar.deadlines import calendar_for_city
+from gridmgr.cases.steps import WORK_STATES, states_sql
 from gridmgr.categories.operations import RESPONSIBLE_DEPARTMENT_SQL
 from gridmgr.database.prepared import Prepared
 from gridmgr.extensions import db
 from gridmgr.grids.models import CODE_LENGTH
 
 ESCALATION = ("community", "street", "district")
-OPEN_WORK = "('dispatched', 'accepted')"
+OPEN_WORK = states_sql(WORK_STATES)
 
 
 @dataclass(frozen=True)
