@@ -162,6 +162,10 @@ class Config:
     # a report a city component (a manhole cover, a lamp post) is offered as the one meant.
     GRIDMGR_HANDLE_RADIUS_M = float(os.environ.get("GRIDMGR_HANDLE_RADIUS_M", 200))
     GRIDMGR_COMPONENT_RADIUS_M = float(os.environ.get("GRIDMGR_COMPONENT_RADIUS_M", 30))
+    # A report without a category takes the suggester's first category at this confidence
+    # (0–1) or above; below it, the report is filed uncategorised for the operator.
+    GRIDMGR_CATEGORY_MIN_CONFIDENCE = float(
+        os.environ.get("GRIDMGR_CATEGORY_MIN_CONFIDENCE", 0.35))
     # Workers' positions: seconds between two stored positions of one worker, and the age
     # beyond which a position no longer counts for dispatch by distance.
     GRIDMGR_POSITION_INTERVAL_S = float(os.environ.get("GRIDMGR_POSITION_INTERVAL_S", 5))

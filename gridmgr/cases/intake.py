@@ -465,26 +465,9 @@ def _category(data: ReportInput):
         if found is None:
             raise NotFound(f"No case has the id {data.duplicate_of}.", code="case_not_found")
         return found
-    if data.description:
-        return _classify(data.description)
+    # A description without a category was given one by submit_report's suggestion.
     raise InvalidInput("A report needs a category code or a description.",
                        code="category_required")
-
-
-def _classify(description: str):
-    """The category whose keywords (or Chinese name) occur in the description."""
-    from gridmgr.categories.models import Category
-
-    rows = db.session.execute(db.select(Category).where(Category.active.is_(True))
-                              .order_by(Category.code)).scalars()
-    text_lower = description.lower()
-    for category in rows:
-        words = [w for w in (category.keywords or []) if isinstance(w, str) and w]
-        words += [category.name_zh, category.name_en.lower()]
-        if any(w.lower() in text_lower for w in words if w):
-            return category
-    raise InvalidInput("The description does not name a known problem; choose a category.",
-                       code="unclassified")
 
 
 def _point(data: ReportInput) -> tuple[float, float]:

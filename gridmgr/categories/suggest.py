@@ -31,7 +31,6 @@ from gridmgr.errors import InvalidInput
 from gridmgr.extensions import db
 
 UNCATEGORISED = "uncategorised"
-DEFAULT_MIN_CONFIDENCE = 0.35
 RELOAD_SECONDS = 60.0
 TOP = 3
 MAX_TEXT = 2000
@@ -81,9 +80,10 @@ def build_model(texts: list[str], labels: list[str]):
     return model
 
 
-def train(city: str | None = None) -> dict:
+def train(city: str | None = None, *, commit: bool = True) -> dict:
     """Train a suggester on the cases (of ``city``, else of every city) and the catalogue, and
-    keep it; returns what it learnt from."""
+    keep it; returns what it learnt from. ``commit=False`` leaves the commit to the caller (the
+    worker's job, which commits it with the job done)."""
     city_id = None
     if city is not None:
         city_id = db.session.scalar(text("SELECT id FROM cities WHERE slug = :s"), {"s": city})
@@ -99,6 +99,9 @@ def train(city: str | None = None) -> dict:
     if not rows:
         raise InvalidInput("The catalogue has no categories; load it first.",
                            code="no_categories")
+    if len(rows) < 2:
+        raise InvalidInput("A suggester chooses between categories; the catalogue has only "
+                           "one.", code="too_few_categories")
     texts, labels = _catalogue_texts(rows)
     texts += [r.description[:MAX_TEXT].lower() for r in cases]
     labels += [r.code for r in cases]
@@ -108,7 +111,8 @@ def train(city: str | None = None) -> dict:
     metrics = {"cases": len(cases), "categories": len(set(labels))}
     db.session.add(CategorySuggester(city_id=city_id, cases=len(cases),
                                      model=buffer.getvalue(), metrics=metrics))
-    db.session.commit()
+    if commit:
+        db.session.commit()
     _cache.clear()
     return {"city": city, **metrics}
 
@@ -139,7 +143,7 @@ def _loaded(city_id: int | None) -> _Loaded:
                     "SELECT model FROM category_suggesters WHERE id = :i"), {"i": newest})
                 model = pickle.loads(bytes(blob))  # written by train() into our own database
                 _models[(str(db.engine.url), newest)] = model
-        elif rows:
+        elif len(rows) > 1:  # with one category there is nothing to choose between
             model = build_model(*_catalogue_texts(rows))
         else:
             model = None
@@ -200,8 +204,7 @@ def suggest(description: str, lon: float | None = None, lat: float | None = None
 
 
 def min_confidence() -> float:
-    return float(current_app.config.get("GRIDMGR_CATEGORY_MIN_CONFIDENCE",
-                                        DEFAULT_MIN_CONFIDENCE))
+    return float(current_app.config["GRIDMGR_CATEGORY_MIN_CONFIDENCE"])
 
 
 def choose_for_report(description: str, lon: float | None, lat: float | None,

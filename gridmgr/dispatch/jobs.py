@@ -7,7 +7,9 @@ next job) commits in the same transaction as ``state = 'done'``: a worker killed
 the job pending for the next one, and no job is done twice.
 
 Kinds: ``auto_dispatch`` (a filed case of an ``auto_dispatch`` category), ``ack_timeout`` (a
-dispatch not accepted in time: escalate, 督办), ``clock`` (yellow at 80 %, red when overdue).
+dispatch not accepted in time: escalate, 督办), ``clock`` (yellow at 80 %, red when overdue),
+``train_categories`` (the category suggester retrained on the cases once a week, early on the
+Monday after; the job's key is the ISO week, so however many workers sweep, one trains).
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ def schedule() -> int:
     for case_id, case_stamp in waiting:
         case = db.session.get(Case, case_id)
         new += _schedule_ack(case, case_stamp, 0, accept_deadline(case, case.dispatched_at), [])
+    # This week's retraining, due at 03:00 on the Monday after it (the city's clock).
+    new += db.session.execute(text("""
+        INSERT INTO dispatch_jobs (kind, key, run_at, payload)
+        SELECT 'train_categories', to_char(local, 'IYYY-"W"IW'),
+               (date_trunc('week', local) + interval '7 days 3 hours') AT TIME ZONE :tz, '{}'
+        FROM (SELECT now() AT TIME ZONE :tz AS local) AS t
+        ON CONFLICT (kind, key) DO NOTHING"""),
+        {"tz": current_app.config["GRIDMGR_TIMEZONE"]}).rowcount
     db.session.commit()
     return new
 
@@ -155,10 +165,19 @@ def _run_clock(job) -> str:
     return "done"
 
 
+def _run_train_categories(job) -> str:
+    # Committed with the job itself: the job row stays locked while the model is trained.
+    from gridmgr.categories.suggest import train
+
+    train(commit=False)
+    return "done"
+
+
 HANDLERS: dict[str, Callable] = {
     "auto_dispatch": _run_auto_dispatch,
     "ack_timeout": _run_ack_timeout,
     "clock": _run_clock,
+    "train_categories": _run_train_categories,
 }
 
 
