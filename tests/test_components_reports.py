@@ -133,3 +133,51 @@ def test_an_administrator_edits_a_component_and_the_change_is_in_its_history(
     assert db.session.scalar(text(
         "SELECT owner_department_id FROM components WHERE code = :c"),
         {"c": LAMP_CODE}) == _department("市政管理委员会")
+
+
+def _lamp_state() -> tuple[str, list]:
+    state = db.session.scalar(text("SELECT state FROM components WHERE code = :c"),
+                              {"c": LAMP_CODE})
+    history = db.session.execute(text("""
+        SELECT h.action, h.case_id FROM component_history h JOIN components c
+        ON c.id = h.component_id WHERE c.code = :c AND h.action <> 'imported'"""),
+        {"c": LAMP_CODE}).all()
+    return state, [tuple(r) for r in history]
+
+
+def test_a_closed_case_sets_its_lamp_repaired_and_an_open_one_is_refused(
+        app_ctx, client, make_user, auth_headers, tmp_path):
+    _lamps(tmp_path)
+    db.session.execute(text("UPDATE components SET state = 'damaged' WHERE code = :c"),
+                       {"c": LAMP_CODE})
+    db.session.commit()
+    inspector = make_user("inspector", region_code="110101001001001")
+    chief = make_user("duty_chief")
+    answer = client.post("/api/v1/reports", headers=auth_headers(inspector), json={
+        "component": LAMP_CODE, "description": "路灯灯罩破损"})
+    case_id = answer.get_json()["case"]["id"]
+    path = f"/api/v1/cases/{case_id}/component-state"
+
+    # The case is still open: its lamp keeps its state and its history.
+    still_open = client.post(path, headers=auth_headers(chief), json={"state": "intact"})
+    assert still_open.status_code == 409
+    assert still_open.get_json()["error"]["code"] == "case_not_closed"
+    assert _lamp_state() == ("damaged", [])
+    # A state that does not exist is refused too.
+    unknown = client.post(path, headers=auth_headers(chief), json={"state": "repaired"})
+    assert unknown.status_code == 422 and _lamp_state() == ("damaged", [])
+    # An inspector may not close cases, so may not set the lamp's state after one either.
+    assert client.post(path, headers=auth_headers(inspector),
+                       json={"state": "intact"}).status_code == 403
+
+    # Handled, checked and closed (the workflow's own tests walk these steps).
+    db.session.execute(text("UPDATE cases SET state = 'closed', closed_at = now() "
+                            "WHERE id = :i"), {"i": case_id})
+    db.session.commit()
+    repaired = client.post(path, headers=auth_headers(chief), json={"state": "intact"})
+
+    assert repaired.status_code == 200, repaired.get_json()
+    assert repaired.get_json()["properties"]["state"] == "intact"
+    assert _lamp_state() == ("intact", [("state_after_case", case_id)])
+    public = client.get(f"/api/v1/components/{LAMP_CODE}").get_json()
+    assert public["properties"]["state"] == "intact"
