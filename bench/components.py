@@ -3,7 +3,9 @@
 A district of about 20 km × 20 km and N street lamps (default 500,000) spread over it are
 written to a CSV and loaded through ``import_components`` as an administrator's file would be
 (codes assigned); then the lamps within 30 m of 2,000 random points are looked up
-(``nearest_components``, the GiST index). Database: ``DATABASE_URL`` when set, else a
+(``nearest_components``, the GiST index). Besides the import's wall time, the CPU seconds
+of this process and of its PostgreSQL backend (read from /proc, a local server) say where
+the time went on a busy machine. Database: ``DATABASE_URL`` when set, else a
 database ``gridmgr_bench_components`` on 127.0.0.1:5432, emptied first.
 
     .venv/bin/python bench/components.py [N]
@@ -50,6 +52,18 @@ def bench_app():
                        "SECRET_KEY": "bench-secret-key-of-sufficient-length-0123456789"})
 
 
+def _backend_cpu_s(pid: int | None = None) -> tuple[int, float] | None:
+    """The session's PostgreSQL backend and the CPU seconds it has used (None when the
+    server's /proc is not this machine's)."""
+    if pid is None:
+        pid = db.session.scalar(text("SELECT pg_backend_pid()"))
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return pid, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     from flask_migrate import upgrade
 
@@ -78,9 +92,13 @@ def main() -> None:
             f.write("name,category,owner,lon,lat\n")
             for i, (x, y) in enumerate(zip(lons.tolist(), lats.tolist(), strict=True)):
                 f.write(f"lamp {i},C0111,供电公司,{x:.7f},{y:.7f}\n")
+        backend = _backend_cpu_s()
+        python = time.process_time()
         started = time.perf_counter()
         result = import_components(path)
         import_s = time.perf_counter() - started
+        python_cpu_s = time.process_time() - python
+        db_cpu_s = _backend_cpu_s(backend[0]) if backend else None
         assert result.created == count
         db.session.execute(text("ANALYZE components"))
         db.session.commit()
@@ -92,6 +110,8 @@ def main() -> None:
             times.append((time.perf_counter() - t) * 1000)
         figures = {"components": count, "import_s": round(import_s, 1),
                    "import_per_s": round(count / import_s),
+                   "import_python_cpu_s": round(python_cpu_s, 1),
+                   "import_db_cpu_s": round(db_cpu_s[1] - backend[1], 1) if db_cpu_s else None,
                    "lookup_30m_p50_ms": round(float(np.percentile(times, 50)), 2),
                    "lookup_30m_p95_ms": round(float(np.percentile(times, 95)), 2),
                    "lookups": len(times), "found": found}

@@ -13,9 +13,7 @@ county, class and subclass. Re-importing updates the components with the same co
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -101,99 +99,108 @@ def import_components(path: str | Path, *, srid: int | None = None, coord_sys: s
     attributes = frame.drop(columns=frame.geometry.name)
     rows = len(frame)
 
-    problems: list[dict] = []
     values = {key: _column_texts(attributes, columns.get(key), rows) for key in FIELDS}
-    names = [n or c or f"#{i}" for i, (n, c) in enumerate(
-        zip(values["name"], values["code"], strict=True), start=1)]
+    code_given = values["code"].notna().to_numpy()
+    names = values["name"].where(values["name"].notna(), values["code"])
+    names = names.where(names.notna(), pd.Series([f"#{i}" for i in range(1, rows + 1)]))
+    names = names.tolist()
 
+    # One batch lookup of every component's unit grid (and so its county and city); a point's
+    # anchor is itself, other shapes' a point on their surface.
     empty = shapely.is_empty(geoms) | shapely.is_missing(geoms)
-    anchors = shapely.point_on_surface(np.where(empty, shapely.Point(0, 0), geoms))
+    points = shapely.get_type_id(geoms) == 0
+    anchors = geoms.copy()
+    others = ~points & ~empty
+    anchors[others] = shapely.point_on_surface(geoms[others])
+    anchors[empty] = shapely.Point(0, 0)
     index = current_index()
     region_ids = index.locate_ids(shapely.get_x(anchors), shapely.get_y(anchors))
     region_ids[empty] = OUTSIDE
-    grid_rows = index.row_of_id
-    grid_codes = [index.codes[grid_rows[i]] if i != OUTSIDE else None
-                  for i in region_ids.tolist()]
-    city_ids = [index.city_ids[grid_rows[i]] if i != OUTSIDE else None
-                for i in region_ids.tolist()]
+    located = region_ids != OUTSIDE
+    region_rows = np.full(rows, -1, dtype=np.int64)
+    region_rows[located] = [index.row_of_id[i] for i in region_ids[located].tolist()]
+    # Row -1 (outside every region) reads the None appended to each column.
+    grid_codes = pd.Series(np.append(np.asarray(index.codes, dtype=object), None)[region_rows])
+    city_ids = pd.Series(np.append(np.asarray(index.city_ids, dtype=object), None)[region_rows])
 
+    codes = values["code"]
+    well_formed = codes.str.fullmatch(r"[0-9]{16}").fillna(False).to_numpy(dtype=bool)
+    digits = _category_digits(values["category"], codes, well_formed)
     categories = _component_categories()
-    departments = _departments()
-    states = []
-    category_ids = []
-    for i in tqdm(range(rows), desc="checking components", unit="row", disable=not progress):
-        row, name, code = i + 1, names[i], values["code"][i]
-        ident = {"row": row, "name": name, "code": code}
-        if empty[i]:
-            problems.append({"problem": "no_geometry", **ident,
-                             "message": f"row {row} ({name}) has no location."})
-        elif grid_codes[i] is None:
-            problems.append({"problem": "outside_city", **ident,
-                             "message": f"row {row} ({name}) lies outside every region of "
-                                        "the city."})
-        digits = _category_digits(values["category"][i], code)
-        category = categories.get(digits or "")
-        category_ids.append(category)
-        if category is None:
-            given = values["category"][i] or (code[6:10] if code else "")
-            problems.append({"problem": "unknown_category", **ident, "category": given,
-                             "message": f"row {row} ({name}): {given!r} is not a component "
-                                        "subclass of the catalogue."})
-        if code is not None:
-            if not (code.isascii() and code.isdigit() and len(code) == CODE_LENGTH):
-                problems.append({"problem": "bad_code", **ident, "message":
-                                 f"row {row} ({name}) has code {code!r}; a component code is "
-                                 f"{CODE_LENGTH} digits: county (6), class (2), subclass (2), "
-                                 f"serial ({SERIAL_DIGITS})."})
-            else:
-                if grid_codes[i] is not None and code[:6] != grid_codes[i][:6]:
-                    problems.append({"problem": "county_mismatch", **ident,
-                                     "county": grid_codes[i][:6], "message":
-                                     f"row {row} ({name}) has code {code}, but it stands in "
-                                     f"county {grid_codes[i][:6]}, not {code[:6]}."})
-                if digits is not None and code[6:10] != digits:
-                    problems.append({"problem": "category_mismatch", **ident, "message":
-                                     f"row {row} ({name}) has code {code}, whose class and "
-                                     f"subclass {code[6:10]} are not those of its category "
-                                     f"C{digits}."})
-        state = STATE_NAMES.get((values["state"][i] or "intact").lower())
-        states.append(state)
-        if state is None:
-            problems.append({"problem": "bad_state", **ident, "message":
-                             f"row {row} ({name}) has state {values['state'][i]!r}; states are "
-                             f"{', '.join(STATES)} (完好, 破损, 丢失, 占用)."})
-    by_code: dict[str, list[int]] = defaultdict(list)
-    for i, code in enumerate(values["code"]):
-        if code:
-            by_code[code].append(i + 1)
-    for code, rows_with in sorted(by_code.items()):
-        if len(rows_with) > 1:
-            problems.append({"problem": "duplicate_code", "code": code, "rows": rows_with,
-                             "message": f"code {code} is used by rows " +
-                                        ", ".join(map(str, rows_with)) + "."})
+    category_ids = digits.map(categories)
+    counties = grid_codes.str[:6]
+    states = values["state"].fillna("intact").str.lower().map(STATE_NAMES)
+
+    problems: list[dict] = []
+
+    def flag(kind: str, mask: np.ndarray, message, **extra) -> None:
+        for i in np.flatnonzero(mask).tolist():
+            ident = {"row": i + 1, "name": names[i], "code": codes[i]}
+            problems.append({"problem": kind, **ident,
+                             **{k: v(i) for k, v in extra.items()},
+                             "message": message(i + 1, names[i], i)})
+
+    flag("no_geometry", empty, lambda r, n, i: f"row {r} ({n}) has no location.")
+    flag("outside_city", ~empty & ~located,
+         lambda r, n, i: f"row {r} ({n}) lies outside every region of the city.")
+    given = values["category"].where(values["category"].notna(), codes.str[6:10]).fillna("")
+    flag("unknown_category", category_ids.isna().to_numpy(),
+         lambda r, n, i: f"row {r} ({n}): {given[i]!r} is not a component subclass of the "
+                         "catalogue.", category=lambda i: given[i])
+    flag("bad_code", code_given & ~well_formed,
+         lambda r, n, i: f"row {r} ({n}) has code {codes[i]!r}; a component code is "
+                         f"{CODE_LENGTH} digits: county (6), class (2), subclass (2), "
+                         f"serial ({SERIAL_DIGITS}).")
+    flag("county_mismatch", well_formed & located & (codes.str[:6] != counties).to_numpy(),
+         lambda r, n, i: f"row {r} ({n}) has code {codes[i]}, but it stands in county "
+                         f"{counties[i]}, not {codes[i][:6]}.", county=lambda i: counties[i])
+    flag("category_mismatch",
+         well_formed & digits.notna().to_numpy() & (codes.str[6:10] != digits).to_numpy(),
+         lambda r, n, i: f"row {r} ({n}) has code {codes[i]}, whose class and subclass "
+                         f"{codes[i][6:10]} are not those of its category C{digits[i]}.")
+    flag("bad_state", states.isna().to_numpy(),
+         lambda r, n, i: f"row {r} ({n}) has state {values['state'][i]!r}; states are "
+                         f"{', '.join(STATES)} (完好, 破损, 丢失, 占用).")
+    problems.sort(key=lambda p: p["row"])
+    repeated = codes[codes.notna() & codes.duplicated(keep=False)]
+    for code, rows_with in sorted(repeated.groupby(repeated).groups.items()):
+        numbers = [int(i) + 1 for i in rows_with]
+        problems.append({"problem": "duplicate_code", "code": code, "rows": numbers,
+                         "message": f"code {code} is used by rows " +
+                                    ", ".join(map(str, numbers)) + "."})
     if problems:
         raise InvalidComponents(str(path), problems)
 
-    codes, assigned = _assign_codes(values["code"], grid_codes, category_ids, city_ids)
-    result = ComponentImport(rows=rows, codes_assigned=assigned, dry_run=dry_run, codes=codes)
-    existing = _existing_codes(codes)
-    result.updated = sum(1 for c, city in zip(codes, city_ids, strict=True)
-                         if (city, c) in existing)
+    codes, assigned = _assign_codes(codes, grid_codes, digits, city_ids)
+    result = ComponentImport(rows=rows, codes_assigned=assigned, dry_run=dry_run,
+                             codes=codes.tolist())
+    existing = _existing_codes(codes[code_given].tolist())
+    result.updated = sum(1 for c, city in zip(codes[code_given], city_ids[code_given],
+                                              strict=True) if (city, c) in existing)
     result.created = rows - result.updated
     if dry_run:
         return result
     extra = [c for c in attributes.columns if c not in columns.values()]
-    properties = (attributes[extra].to_dict(orient="records") if extra
-                  else [{} for _ in range(rows)])
-    wkb = shapely.to_wkb(geoms, hex=True)
-    records = ([codes[i], names[i][:200], category_ids[i],
-                *_party(values["department"][i], departments),
-                *_party(values["owner"][i], departments),
-                *_party(values["maintainer"][i], departments),
-                grid_codes[i], city_ids[i], states[i], wkb[i],
-                json.dumps(properties[i], ensure_ascii=False, default=str)]
-               for i in range(rows))
-    _write(records, rows, progress)
+    if extra:
+        properties = attributes[extra].to_json(
+            orient="records", lines=True, force_ascii=False, date_format="iso",
+            default_handler=str).splitlines()
+    else:
+        properties = "{}"
+    departments = _departments()
+    load = pd.DataFrame({"code": codes, "name": pd.Series(names).str[:200],
+                         "category_id": category_ids.astype("int64")})
+    for party in ("department", "owner", "maintainer"):
+        named = values[party].str[:200]
+        load[party] = named
+        load[f"{party}_id"] = (values[party].str.strip().str.lower().map(departments)
+                               .astype("Int64"))
+    load["grid_code"] = grid_codes
+    load["city_id"] = city_ids.astype("Int64")
+    load["state"] = states
+    load["geom"] = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
+    load["properties"] = properties
+    _write(load, progress)
     return result
 
 
@@ -238,21 +245,21 @@ def _columns(frame: gpd.GeoDataFrame) -> dict[str, str]:
     return found
 
 
-def _column_texts(attributes: pd.DataFrame, column: str | None, rows: int) -> list[str | None]:
+def _column_texts(attributes: pd.DataFrame, column: str | None, rows: int) -> pd.Series:
+    """A column's values as stripped texts (None when empty), as the boundary import reads them."""
     if column is None:
-        return [None] * rows
-    return [(_text(v) or None) for v in attributes[column].tolist()]
+        return pd.Series([None] * rows, dtype=object)
+    return pd.Series([(_text(v) or None) for v in attributes[column].tolist()], dtype=object)
 
 
-def _category_digits(category: str | None, code: str | None) -> str | None:
-    """The class and subclass digits of a row: its category (``C0111`` or ``0111``), else
-    those its code carries."""
-    if category:
-        match = COMPONENT_CATEGORY.match(category.strip())
-        return match.group(1) if match else category
-    if code and len(code) == CODE_LENGTH and code.isdigit():
-        return code[6:10]
-    return None
+def _category_digits(category: pd.Series, codes: pd.Series, well_formed: np.ndarray) -> pd.Series:
+    """The class and subclass digits of each row: its category (``C0111`` or ``0111``, else as
+    given), else those its code carries."""
+    named = category.str.strip()
+    matched = named.str.extract(COMPONENT_CATEGORY, expand=False)
+    digits = matched.where(matched.notna(), named)
+    from_code = codes.str[6:10].where(pd.Series(well_formed))
+    return digits.where(category.notna(), from_code)
 
 
 def _component_categories() -> dict[str, int]:
@@ -272,48 +279,41 @@ def _departments() -> dict[str, int]:
     return found
 
 
-def _party(name: str | None, departments: dict[str, int]) -> tuple[str | None, int | None]:
-    """A party as the file names it, and the department of that name if there is one."""
-    if not name:
-        return None, None
-    return name[:200], departments.get(name.strip().lower())
-
-
-def _assign_codes(given: list[str | None], grid_codes: list[str | None],
-                  category_ids: list[int | None],
-                  city_ids: list[int | None]) -> tuple[list[str], int]:
+def _assign_codes(given: pd.Series, grid_codes: pd.Series, digits: pd.Series,
+                  city_ids: pd.Series) -> tuple[pd.Series, int]:
     """Every row's code: its own, or the next serial after the highest of its county, class
     and subclass in the city (file and database together)."""
-    prefixes = {}
-    digits_of = {v: k for k, v in _component_categories().items()}
-    for i, code in enumerate(given):
-        if code is None:
-            prefixes[i] = grid_codes[i][:6] + digits_of[category_ids[i]]
-    if not prefixes:
-        return list(given), 0
+    missing = given.isna()
+    if not missing.any():
+        return given, 0
+    prefixes = grid_codes.str[:6] + digits
     highest: dict[tuple[int, str], int] = defaultdict(int)
-    wanted = sorted(set(prefixes.values()))
     for row in db.session.execute(text(
             "SELECT city_id, left(code, 10) AS prefix, max(right(code, 6)::int) AS serial "
             "FROM components WHERE left(code, 10) = ANY(:prefixes) GROUP BY 1, 2"),
-            {"prefixes": wanted}):
+            {"prefixes": sorted(set(prefixes[missing]))}):
         highest[(row.city_id, row.prefix)] = row.serial
-    for i, code in enumerate(given):
-        if code is not None:
-            key = (city_ids[i], code[:10])
-            highest[key] = max(highest[key], int(code[10:]))
-    codes = list(given)
-    for i, prefix in prefixes.items():
-        key = (city_ids[i], prefix)
-        highest[key] += 1
-        if highest[key] >= 10 ** SERIAL_DIGITS:
-            raise InvalidInput(f"County, class and subclass {prefix} have no serials left.",
-                               code="no_serials_left", prefix=prefix)
-        codes[i] = prefix + str(highest[key]).zfill(SERIAL_DIGITS)
-    return codes, len(prefixes)
+    own = pd.DataFrame({"city": city_ids[~missing], "prefix": given[~missing].str[:10],
+                        "serial": given[~missing].str[10:].astype(int)})
+    for (city, prefix), serial in own.groupby(["city", "prefix"])["serial"].max().items():
+        highest[(city, prefix)] = max(highest[(city, prefix)], serial)
+    wanted = pd.DataFrame({"city": city_ids[missing], "prefix": prefixes[missing]})
+    base = np.array([highest[key] for key in zip(wanted["city"], wanted["prefix"],
+                                                  strict=True)], dtype=np.int64)
+    serials = base + wanted.groupby(["city", "prefix"]).cumcount().to_numpy() + 1
+    if (serials >= 10 ** SERIAL_DIGITS).any():
+        prefix = wanted["prefix"].to_numpy()[np.argmax(serials >= 10 ** SERIAL_DIGITS)]
+        raise InvalidInput(f"County, class and subclass {prefix} have no serials left.",
+                           code="no_serials_left", prefix=prefix)
+    codes = given.copy()
+    codes[missing] = wanted["prefix"] + pd.Series(serials, index=wanted.index).astype(
+        str).str.zfill(SERIAL_DIGITS)
+    return codes, int(missing.sum())
 
 
 def _existing_codes(codes: list[str]) -> set[tuple[int, str]]:
+    if not codes:
+        return set()
     rows = db.session.execute(text("SELECT city_id, code FROM components WHERE code = ANY(:c)"),
                               {"c": codes})
     return {(r.city_id, r.code) for r in rows}
@@ -322,7 +322,7 @@ def _existing_codes(codes: list[str]) -> set[tuple[int, str]]:
 _LOAD_TABLE = """CREATE TEMP TABLE component_load (
     code text, name text, category_id int, department text, department_id int, owner text,
     owner_department_id int, maintainer text, maintainer_department_id int, grid_code text,
-    city_id int, state text, wkb text, properties jsonb) ON COMMIT DROP"""
+    city_id int, state text, geom geometry, properties jsonb) ON COMMIT DROP"""
 # Every row inserted or updated by (city, code), and a history row for each, in one statement.
 _UPSERT = """
 WITH up AS (
@@ -330,8 +330,7 @@ WITH up AS (
                             owner_department_id, maintainer, maintainer_department_id,
                             grid_code, city_id, state, geom, properties)
     SELECT code, name, category_id, department, department_id, owner, owner_department_id,
-           maintainer, maintainer_department_id, grid_code, city_id, state,
-           ST_GeomFromWKB(decode(wkb, 'hex'), 4326), properties
+           maintainer, maintainer_department_id, grid_code, city_id, state, geom, properties
     FROM component_load
     ON CONFLICT (city_id, code) DO UPDATE SET
         name = EXCLUDED.name, category_id = EXCLUDED.category_id,
@@ -348,34 +347,23 @@ SELECT id, CASE WHEN inserted THEN 'imported' ELSE 'reimported' END FROM up
 """
 
 
-def _write(records, rows: int, progress: bool) -> None:
-    """One transaction: the rows copied into a temporary table, then upserted at once."""
+def _write(load: pd.DataFrame, progress: bool) -> None:
+    """One transaction: the rows copied into a temporary table (CSV in batches; geometries as
+    hex EWKB), then upserted at once."""
     session = db.session
     try:
         raw = session.connection().connection
-        with raw.cursor() as cursor, tqdm(total=rows, desc="writing components",
+        with raw.cursor() as cursor, tqdm(total=len(load), desc="writing components",
                                           unit="component", disable=not progress) as bar:
             cursor.execute(_LOAD_TABLE)
-            batch = io.StringIO()
-            writer = csv.writer(batch)
-            count = 0
-            for record in records:
-                writer.writerow(record)
-                count += 1
-                if count % BATCH == 0:
-                    _copy(cursor, batch)
-                    batch = io.StringIO()
-                    writer = csv.writer(batch)
-                    bar.update(BATCH)
-            _copy(cursor, batch)
-            bar.update(count % BATCH)
+            for first in range(0, len(load), BATCH):
+                batch = io.StringIO()
+                load.iloc[first:first + BATCH].to_csv(batch, header=False, index=False)
+                batch.seek(0)
+                cursor.copy_expert("COPY component_load FROM STDIN (FORMAT csv)", batch)
+                bar.update(min(BATCH, len(load) - first))
             cursor.execute(_UPSERT)
         session.commit()
     except Exception:
         session.rollback()
         raise
-
-
-def _copy(cursor, batch: io.StringIO) -> None:
-    batch.seek(0)
-    cursor.copy_expert("COPY component_load FROM STDIN (FORMAT csv)", batch)
