@@ -81,6 +81,9 @@ class Case(db.Model):
         Index("ix_cases_updated", "updated_at", "id"),
         # Public lists newest first (Open311 GET requests), walked backwards.
         Index("ix_cases_created", "created_at", "id"),
+        # The lists' text search (description ILIKE '%words%'): trigrams, migration 0027.
+        Index("ix_cases_description_trgm", "description", postgresql_using="gin",
+              postgresql_ops={"description": "gin_trgm_ops"}),
         # Only cases given to someone: fresh reports (NULL) add nothing.
         Index("ix_cases_department_id", "department_id",
               postgresql_where=text("department_id IS NOT NULL")),
