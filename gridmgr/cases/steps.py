@@ -66,7 +66,10 @@ GUARDS = {
 # condition that the actor may close the case), for the task lists; :func:`case_guard` is the
 # same rule in Python.
 GUARD_SQL = {
-    "verification_required": "NOT (c.state = 'reported' AND c.source = 'citizen')",
+    # In file's start states the same rule, written as the predicate of the partial index
+    # ix_cases_to_file so that the list of cases to file reads that index.
+    "verification_required": "(c.state = 'verified' OR (c.state = 'reported' "
+                             "AND c.source = 'inspector'))",
     "not_a_citizen_report": "c.source = 'citizen'",
     "not_your_report": "(c.reporter_id = :me OR {may_close})",
     "already_rated": "c.rating IS NULL",

@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 from gridmgr.cases.events import CASE_RETURNING, clock_of, live_payload, rooms_of
 from gridmgr.cases.models import Case
+from gridmgr.cases.steps import ACTIONS, WORK_STATES, states_sql
 from gridmgr.dispatch.assign import accept_deadline, dispatch_by_rules, escalate
 from gridmgr.dispatch.rules import ESCALATION
 from gridmgr.extensions import db
@@ -36,15 +37,18 @@ MAX_ATTEMPTS = 5
 # Clock jobs are scheduled this far ahead, so the job table holds only what is due soon.
 CLOCK_HORIZON = "10 minutes"
 _STAMP = "(extract(epoch FROM {col}) * 1000000)::bigint"
+# Where the workflow table lets the system dispatch and escalate.
+_DISPATCHABLE = states_sql(ACTIONS["dispatch"].sources)
+_ESCALABLE = states_sql(ACTIONS["escalate"].sources)
 
 
 def schedule() -> int:
     """Create the jobs the cases' state calls for; returns how many were new. Commits."""
-    new = db.session.execute(text("""
+    new = db.session.execute(text(f"""
         INSERT INTO dispatch_jobs (kind, key, case_id, run_at, payload)
-        SELECT 'auto_dispatch', c.id || ':' || c.version, c.id, now(), '{}'
+        SELECT 'auto_dispatch', c.id || ':' || c.version, c.id, now(), '{{}}'
         FROM cases c JOIN categories k ON k.id = c.category_id
-        WHERE c.state = 'filed' AND k.auto_dispatch
+        WHERE c.state IN {_DISPATCHABLE} AND k.auto_dispatch
         ON CONFLICT (kind, key) DO NOTHING""")).rowcount
     new += db.session.execute(text(f"""
         INSERT INTO dispatch_jobs (kind, key, case_id, run_at, payload)
@@ -52,13 +56,13 @@ def schedule() -> int:
                jsonb_build_object('clock', s.clock, 'at', s.at)
         FROM cases c CROSS JOIN LATERAL (VALUES ('yellow', c.yellow_at), ('red', c.deadline))
              AS s(clock, at)
-        WHERE c.state IN ('dispatched', 'accepted') AND c.paused_at IS NULL
+        WHERE c.state IN {states_sql(WORK_STATES)} AND c.paused_at IS NULL
           AND s.at IS NOT NULL AND s.at <= now() + interval '{CLOCK_HORIZON}'
         ON CONFLICT (kind, key) DO NOTHING""")).rowcount
     stamp = _STAMP.format(col="c.dispatched_at")
     waiting = db.session.execute(text(f"""
         SELECT c.id, {stamp} AS stamp FROM cases c
-        WHERE c.state = 'dispatched' AND c.dispatched_at IS NOT NULL AND NOT EXISTS (
+        WHERE c.state IN {_ESCALABLE} AND c.dispatched_at IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM dispatch_jobs j
             WHERE j.kind = 'ack_timeout' AND j.key = c.id || ':' || {stamp} || '\\:0')""")).all()
     for case_id, case_stamp in waiting:
@@ -136,7 +140,8 @@ def _run_auto_dispatch(job) -> str:
 def _run_ack_timeout(job) -> str:
     case = _locked_case(job.case_id)
     payload = job.payload
-    if case is None or case.state != "dispatched" or case.dispatched_at is None:
+    if case is None or case.state not in ACTIONS["escalate"].sources \
+            or case.dispatched_at is None:
         return "skipped"
     stamp = db.session.execute(text(
         f"SELECT {_STAMP.format(col='dispatched_at')} FROM cases WHERE id = :id"),
@@ -159,7 +164,7 @@ def _run_clock(job) -> str:
     row = db.session.execute(text(f"SELECT {CASE_RETURNING} FROM cases WHERE id = :id "
                                   "FOR UPDATE"), {"id": job.case_id}).one_or_none()
     wanted = job.payload["clock"]
-    if row is None or row.state not in ("dispatched", "accepted") or clock_of(row) != wanted:
+    if row is None or row.state not in WORK_STATES or clock_of(row) != wanted:
         return "skipped"
     publish("case.clock", {**live_payload(row), "clock": wanted}, rooms_of(row))
     return "done"
