@@ -6,22 +6,22 @@ a database of its own (``BENCH_NOTIFY_DATABASE_URL``, else ``gridmgr_bench_notif
 (aiosmtpd) on loopback that notes when it accepted each message. Then, in one run:
 
 1. **Throughput.** Anonymous app reports, each with its own contact e-mail, posted by
-   ``--connections`` client threads for ``--seconds`` per turn, while a duty chief files
-   ``--file-rate`` of the new cases per second through the API (a report's own intake sends
-   nothing: its reporter hears first when it is filed). Three conditions in alternating turns
-   (``--rounds``, the order rotated each round), so that the shared machine's changes of speed
-   fall on each alike:
+   ``--connections`` client threads for ``--seconds`` per turn, while an inspector verifies
+   and a duty chief files ``--file-rate`` of the new cases per second through the API (a
+   report's own intake sends nothing: its reporter hears first when it is filed). Three
+   conditions in alternating turns (``--rounds``, the order rotated each round), so that the
+   shared machine's changes of speed fall on each alike:
 
    - ``on``: ``gridmgr worker`` running with ``GRIDMGR_SMTP_URL`` at the sink;
    - ``off``: ``gridmgr worker`` running with no SMTP server and no messages configured
      (a city without notifications still runs the worker for its clocks);
-   - ``no_worker``: no worker at all (what the delivery loop's fan-out costs by itself).
+   - ``no_worker``: no worker at all (what the worker, jobs and fan-out, costs the intake).
 
    Each condition's rate is of its turns' totals; the aim is ``on`` no more than 5 % below
    ``off``. The filings' e-mails during the ``on`` turns give the latency under that load.
-2. **Latency.** ``--samples`` reports, each filed through the API at once, paced
-   ``--interval`` apart, with the worker ``on`` and no other load: the time from sending the
-   filing to the sink's acceptance of its reporter's e-mail (aim: p95 ≤ 2 s).
+2. **Latency.** ``--samples`` reports, each verified and filed through the API at once,
+   paced ``--interval`` apart, with the worker ``on`` and no other load: the time from
+   sending the filing to the sink's acceptance of its reporter's e-mail (aim: p95 ≤ 2 s).
 
 Prints the figures and appends them to ``bench/results/notify.json``.
 
@@ -128,52 +128,76 @@ def start_worker(url: str, home: str, condition: str, smtp_url: str) -> subproce
 
 
 def caught_up(url: str) -> bool:
-    """Whether the delivery loop has fanned out every outbox event and sent what is due."""
+    """Whether the worker has fanned out every outbox event, sent what is due and run its due
+    jobs."""
     with psycopg2.connect(plain(url)) as conn, conn.cursor() as cur:
-        cur.execute("""SELECT (SELECT coalesce(max(seq), 0) FROM live_events)
-                              <= (SELECT seq FROM notify_cursor WHERE name = 'outbox')
+        cur.execute("""SELECT (SELECT coalesce(max(id), 0) FROM live_events)
+                              <= coalesce((SELECT max(id) FROM live_events
+                                           WHERE seq <= (SELECT seq FROM notify_cursor
+                                                         WHERE name = 'outbox')), 0)
                           AND NOT EXISTS (SELECT FROM notifications
-                                          WHERE state = 'pending' AND next_at <= now())""")
+                                          WHERE state = 'pending' AND next_at <= now())
+                          AND NOT EXISTS (SELECT FROM dispatch_jobs
+                                          WHERE state = 'pending' AND run_at <= now())""")
         return bool(cur.fetchone()[0])
 
 
-def settle(url: str, limit: float = 180) -> float:
-    """Wait until the running worker has caught up; the seconds it took."""
+def settle(url: str, worker: subprocess.Popen, limit: float = 900) -> float:
+    """Wait until the running worker has caught up and is idle (under a tenth of a core for
+    two seconds); the seconds it took. The seeded cases' clocks and acknowledgement timeouts
+    fall due at the worker's first start on a new database: thousands of jobs, run once."""
     started = time.monotonic()
+    last = process_cpu(worker.pid)
     while time.monotonic() - started < limit:
-        try:
-            if caught_up(url):
-                break
-        except psycopg2.Error:  # the worker's migration-made rows may not exist yet
-            pass
-        time.sleep(0.5)
+        time.sleep(2)
+        used, last = process_cpu(worker.pid) - last, process_cpu(worker.pid)
+        if used < 0.2 and caught_up(url):
+            break
     return round(time.monotonic() - started, 1)
 
 
-def report_body(client_id: str, address: str) -> bytes:
-    return json.dumps({
-        "lon": round(WEST + random.random() * (EAST - WEST), 6),
-        "lat": round(SOUTH + random.random() * (NORTH - SOUTH), 6),
-        "category": random.choice(CATEGORIES), "channel": "app", "client_id": client_id,
-        "description": "bench", "contact_email": address}).encode()
+def stop_worker(worker: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if a long job pass has not noticed it within a minute."""
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
 
 
-def post(conn: http.client.HTTPConnection, path: str, body: bytes,
+def report_body(client_id: str, address: str) -> dict:
+    return {"lon": round(WEST + random.random() * (EAST - WEST), 6),
+            "lat": round(SOUTH + random.random() * (NORTH - SOUTH), 6),
+            "category": random.choice(CATEGORIES), "channel": "app", "client_id": client_id,
+            "description": "bench", "contact_email": address}
+
+
+def post(conn: http.client.HTTPConnection, path: str, body: dict,
          headers: dict | None = None) -> tuple[int, bytes]:
-    conn.request("POST", path, body, {"Content-Type": "application/json", **(headers or {})})
+    conn.request("POST", path, json.dumps(body).encode(),
+                 {"Content-Type": "application/json", **(headers or {})})
     answer = conn.getresponse()
     return answer.status, answer.read()
 
 
-def file_case(conn: http.client.HTTPConnection, chief: dict, case_id: int) -> int:
-    status, _ = post(conn, f"/api/v1/cases/{case_id}/file", b"{}", chief)
+def verify(conn: http.client.HTTPConnection, staff: dict, case_id: int, report: dict) -> int:
+    """The inspector's on-site verification that a citizen's report must have to be filed."""
+    status, _ = post(conn, f"/api/v1/cases/{case_id}/verify",
+                     {"lon": report["lon"], "lat": report["lat"]}, staff["inspector"])
     return status
 
 
-def load_turn(port: int, seconds: float, connections: int, prefix: str, chief: dict,
+def file_case(conn: http.client.HTTPConnection, staff: dict, case_id: int) -> int:
+    status, _ = post(conn, f"/api/v1/cases/{case_id}/file", {}, staff["chief"])
+    return status
+
+
+def load_turn(port: int, seconds: float, connections: int, prefix: str, staff: dict,
               file_rate: float) -> dict:
     """Reports from ``connections`` threads for ``seconds``; meanwhile ``file_rate`` of the new
-    cases a second are filed. The count, the rate, latencies and the filings (address, time)."""
+    cases a second are verified and filed. The count, the rate, the latencies and the filings
+    (address, time sent, status)."""
     deadline = time.monotonic() + seconds
     new_cases: queue.Queue = queue.Queue()
     latencies: list[float] = []
@@ -188,11 +212,12 @@ def load_turn(port: int, seconds: float, connections: int, prefix: str, chief: d
                 break
             address = f"{prefix}-{n}-{k}@bench.example"
             started = time.perf_counter()
-            status, body = post(conn, "/api/v1/reports", report_body(f"{prefix}-{n}-{k}", address))
+            report = report_body(f"{prefix}-{n}-{k}", address)
+            status, body = post(conn, "/api/v1/reports", report)
             mine.append(time.perf_counter() - started)
             codes[status] = codes.get(status, 0) + 1
             if status == 201:
-                new_cases.put((json.loads(body)["case"]["id"], address))
+                new_cases.put((json.loads(body)["case"]["id"], address, report))
         conn.close()
         with lock:
             latencies.extend(mine)
@@ -208,16 +233,19 @@ def load_turn(port: int, seconds: float, connections: int, prefix: str, chief: d
             time.sleep(max(0.0, next_at - time.monotonic()))
             next_at += period
             try:
-                case_id, address = new_cases.get_nowait()
+                case_id, address, report = new_cases.get_nowait()
             except queue.Empty:
                 continue
             while True:  # the newest: as an operator works through what just came in
                 try:
-                    case_id, address = new_cases.get_nowait()
+                    case_id, address, report = new_cases.get_nowait()
                 except queue.Empty:
                     break
+            if verify(conn, staff, case_id, report) != 200:
+                filings.append((address, time.monotonic(), 0))
+                continue
             sent = time.monotonic()
-            filings.append((address, sent, file_case(conn, chief, case_id)))
+            filings.append((address, sent, file_case(conn, staff, case_id)))
         conn.close()
 
     started = time.monotonic()
@@ -258,9 +286,9 @@ def email_delays(sink: Sink, filings: list[tuple[str, float, int]],
     return delays, len(filed) - len(delays)
 
 
-def latency_samples(port: int, chief: dict, samples: int, interval: float,
+def latency_samples(port: int, staff: dict, samples: int, interval: float,
                     prefix: str) -> tuple[list[tuple[str, float, int]], list[float]]:
-    """``samples`` reports, each filed at once, started ``interval`` apart."""
+    """``samples`` reports, each verified and filed at once, started ``interval`` apart."""
     filings, step_seconds = [], []
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     next_at = time.monotonic()
@@ -268,12 +296,14 @@ def latency_samples(port: int, chief: dict, samples: int, interval: float,
         time.sleep(max(0.0, next_at - time.monotonic()))
         next_at += interval
         address = f"{prefix}-{n}@bench.example"
-        status, body = post(conn, "/api/v1/reports", report_body(f"{prefix}-{n}", address))
-        if status != 201:
+        report = report_body(f"{prefix}-{n}", address)
+        status, body = post(conn, "/api/v1/reports", report)
+        case_id = json.loads(body)["case"]["id"] if status == 201 else None
+        if case_id is None or verify(conn, staff, case_id, report) != 200:
             filings.append((address, time.monotonic(), status))
             continue
         sent = time.monotonic()
-        status = file_case(conn, chief, json.loads(body)["case"]["id"])
+        status = file_case(conn, staff, case_id)
         step_seconds.append(time.monotonic() - sent)
         filings.append((address, sent, status))
     conn.close()
@@ -289,22 +319,26 @@ def forget_earlier_messages(url: str) -> None:
             cur.execute("DELETE FROM notify_optouts")
 
 
-def chief_headers(url: str, home: str) -> dict:
-    """A city-wide duty chief's bearer token (the bench's operator who files)."""
+def staff_headers(url: str, home: str) -> dict:
+    """Bearer tokens of the district's inspector (verifies) and duty chief (files)."""
     from gridmgr.extensions import db
     from gridmgr.people.models import User
     from gridmgr.people.passwords import hash_password
     from gridmgr.people.tokens import issue_tokens
 
+    headers = {}
     with bench_app(url, Path(home)).app_context():
-        chief = db.session.scalar(db.select(User).where(User.username == "bench-notify-chief"))
-        if chief is None:
-            chief = User(username="bench-notify-chief", role="duty_chief",
-                         password_hash=hash_password("bench-pass-1"),
-                         city_id=db.session.scalar(db.text("SELECT id FROM cities LIMIT 1")))
-            db.session.add(chief)
-            db.session.commit()
-        return {"Authorization": f"Bearer {issue_tokens(chief)['access_token']}"}
+        district = db.session.execute(db.text(
+            "SELECT id, city_id FROM regions WHERE level = 'district'")).one()
+        for role, name in (("inspector", "inspector"), ("duty_chief", "chief")):
+            user = db.session.scalar(db.select(User).where(User.username == f"bench-{name}"))
+            if user is None:
+                user = User(username=f"bench-{name}", role=role, region_id=district.id,
+                            city_id=district.city_id, password_hash=hash_password("bench-pass-1"))
+                db.session.add(user)
+                db.session.commit()
+            headers[name] = {"Authorization": f"Bearer {issue_tokens(user)['access_token']}"}
+    return headers
 
 
 def main() -> dict:
@@ -316,7 +350,7 @@ def main() -> dict:
                         help="unmeasured seconds of reports before the first turn")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--file-rate", type=float, default=10,
+    parser.add_argument("--file-rate", type=float, default=4,
                         help="filings a second during each turn (each tells its reporter)")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--interval", type=float, default=0.25,
@@ -327,7 +361,7 @@ def main() -> dict:
     forget_earlier_messages(url)
     setup = prepare(url, args.cases)
     home = setup["home"]
-    chief = chief_headers(url, home)
+    staff = staff_headers(url, home)
     run = f"n{int(time.time())}"
     print(f"database: {setup['grids']:,} unit grids, {setup['cases_before']:,} cases", flush=True)
 
@@ -337,26 +371,26 @@ def main() -> dict:
         worker = None
         try:
             worker = start_worker(url, home, "on", smtp_url)
-            print(f"worker caught up in {settle(url)} s", flush=True)
-            load_turn(port, args.warmup, args.connections, f"{run}-warm", chief, args.file_rate)
-            settle(url)
-            stop(worker)
+            print(f"worker caught up in {settle(url, worker)} s", flush=True)
+            load_turn(port, args.warmup, args.connections, f"{run}-warm", staff, args.file_rate)
+            settle(url, worker)
+            stop_worker(worker)
             worker = None
             turns: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
             for n in range(args.rounds):
                 for condition in CONDITIONS[n % 3:] + CONDITIONS[:n % 3]:
                     if condition != "no_worker":
                         worker = start_worker(url, home, condition, smtp_url)
-                        settle(url)
+                        settle(url, worker)
                     cpu_before = process_cpu(worker.pid) if worker else 0.0
                     mails_before = sink.total()
                     turn = load_turn(port, args.seconds, args.connections,
-                                     f"{run}-{condition}{n}", chief, args.file_rate)
+                                     f"{run}-{condition}{n}", staff, args.file_rate)
                     turn["worker_cpu_s"] = round(
                         (process_cpu(worker.pid) if worker else 0.0) - cpu_before, 2)
                     if worker:
-                        turn["caught_up_after_s"] = settle(url)
-                        stop(worker)
+                        turn["caught_up_after_s"] = settle(url, worker)
+                        stop_worker(worker)
                         worker = None
                     turn["emails"] = sink.total() - mails_before
                     turns[condition].append(turn)
@@ -366,13 +400,13 @@ def main() -> dict:
                           flush=True)
 
             worker = start_worker(url, home, "on", smtp_url)
-            settle(url)
-            filings, step_seconds = latency_samples(port, chief, args.samples, args.interval,
+            settle(url, worker)
+            filings, step_seconds = latency_samples(port, staff, args.samples, args.interval,
                                                     f"{run}-lat")
             delays, missing = email_delays(sink, filings)
         finally:
             if worker is not None:
-                stop(worker)
+                stop_worker(worker)
             stop(app)
         loaded_delays, loaded_missing = email_delays(
             sink, [f for t in turns["on"] for f in t["filings"]], wait=0)
