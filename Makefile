@@ -30,9 +30,10 @@ demo: install system-deps
 	$(GRIDMGR) demo load
 	$(GRIDMGR) demo serve --port $(PORT)
 
-## make test: the same set-up, then lint and the whole test suite.
+## make test: the same set-up with the browser and the cluster engines (Patroni, etcd, HAProxy),
+## then lint and the whole test suite.
 test: install system-deps
-	scripts/install-system-deps.sh --browser
+	scripts/install-system-deps.sh --browser --cluster
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 

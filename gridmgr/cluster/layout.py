@@ -24,6 +24,9 @@ DB_USER = "gridmgr"
 _PORT_NAMES = ("etcd", "etcd_peer", "primary", "replica", "http",
                *(f"{n}_pg" for n in NODE_NAMES), *(f"{n}_rest" for n in NODE_NAMES),
                *SERVER_NAMES)
+# A replica further behind the primary than this (bytes of WAL, as Patroni's /replica?lag=
+# measures it) is left out of the replica entry point; docs/deploy.md.
+REPLICA_MAX_LAG = "1MB"
 _SOCKET_PATH_MAX = 100  # Unix socket paths are limited to ~107 bytes
 
 _templates = Environment(loader=PackageLoader("gridmgr.cluster", "templates"),
@@ -143,5 +146,5 @@ class Layout:
 
     def render_haproxy(self) -> str:
         return _templates.get_template("haproxy.cfg").render(
-            ports=self.ports, nodes=self.nodes,
+            ports=self.ports, nodes=self.nodes, replica_max_lag=REPLICA_MAX_LAG,
             servers=self.servers if self.with_servers else [])

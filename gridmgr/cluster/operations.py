@@ -137,8 +137,10 @@ def _ensure_database(layout: Layout) -> None:
 
 
 def app_environment(layout: Layout, redis_url: str | None) -> dict:
-    """The environment of every gridmgr process of the cluster: the primary entry point."""
-    env = {**os.environ, "DATABASE_URL": layout.primary_url, "GRIDMGR_HOME": str(layout.home),
+    """The environment of every gridmgr process of the cluster: the primary entry point, and
+    the replica entry point for the views that may read a replica."""
+    env = {**os.environ, "DATABASE_URL": layout.primary_url,
+           "GRIDMGR_REPLICA_URL": layout.replica_url, "GRIDMGR_HOME": str(layout.home),
            "GRIDMGR_TRUSTED_PROXIES": "1"}
     if redis_url:
         env["REDIS_URL"] = redis_url
@@ -199,13 +201,15 @@ def up(home: Path, *, with_servers: bool = False, redis_url: str | None = None,
     if layout.with_servers:
         env = app_environment(layout, redis_url)
         for server in layout.servers:
+            # Socket.IO on gevent-websocket's own WebSocket, as the worker class serves it.
             _start(layout, server.name, [
                 sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{server.port}",
                 "--workers", "1", "--worker-class",
                 "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
                 "--graceful-timeout", "5", "--log-level", "warning",
                 "--name", f"gridmgr-{server.name}",
-                "gridmgr.cluster.serving:create_served_app()"], env=env)
+                "gridmgr.cluster.serving:create_served_app()"],
+                env={**env, "GRIDMGR_ASYNC_MODE": "gevent"})
         for name in WORKER_NAMES:
             _start(layout, name, [sys.executable, "-m", "gridmgr.cli", "worker"], env=env)
         _wait("the gridmgr servers answering", lambda: all(
