@@ -164,8 +164,9 @@ def create_category(data):
 @blp.alt_response(422, description="unknown_stage, unknown_unit, invalid_limit")
 def update_category(data, code):
     """Change a category's names, limits, department, duplicate rule or questions."""
-    authorize(current_user(), "admin.categories")
-    return _dump(ops.update_category(code, data), _lang(None))
+    user = current_user()
+    authorize(user, "admin.categories")
+    return _dump(ops.update_category(code, data, actor=user), _lang(None))
 
 
 @blp.route("/admin/categories/<code>/regions")
@@ -189,7 +190,8 @@ def set_region_department(data, code, region_code):
     """Make a department responsible for the category inside a region (and below it)."""
     user = current_user()
     authorize(user, "admin.categories", region_code=region_code, city_id=user.city_id)
-    ops.set_region_department(code, region_code, data["department_id"], city_id=user.city_id)
+    ops.set_region_department(code, region_code, data["department_id"], city_id=user.city_id,
+                              actor=user)
     dept = ops.responsible_department(code, region_code, user.city_id)
     region = find_region(region_code, user.city_id)
     return {"region_code": region.code, "region_name": region.name,
@@ -204,7 +206,7 @@ def clear_region_department(code, region_code):
     """Remove a region's own department: the category's default applies again."""
     user = current_user()
     authorize(user, "admin.categories", region_code=region_code, city_id=user.city_id)
-    if not ops.clear_region_department(code, region_code, city_id=user.city_id):
+    if not ops.clear_region_department(code, region_code, city_id=user.city_id, actor=user):
         raise NotFound(f"Region {region_code} has no department of its own for {code}.",
                        code="no_override")
 

@@ -88,3 +88,64 @@ def test_an_operator_is_refused_the_administration_and_its_log(client, admin, ma
     for page in ("/workbench/admin", "/workbench/admin/audit"):
         answer = client.get(page)
         assert answer.status_code == 403 and "text/html" in answer.content_type
+
+
+def test_a_city_administrator_reads_only_her_citys_audit_entries(client, admin, make_user):
+    from gridmgr.grids.models import City
+    from gridmgr.people import operations
+
+    home, other = City(slug="home-city", name="本市", timezone="Asia/Shanghai"), \
+        City(slug="other-city", name="外市", timezone="Asia/Shanghai")
+    db.session.add_all([home, other])
+    db.session.commit()
+    make_user("admin", username="city_boss", city_id=home.id)
+    operations.create_user(admin, "theirs", "a-long-password-1", "operator", city="other-city")
+    db.session.commit()
+    sign_in(client, "city_boss")
+    token = form_token(client, "/workbench/admin")
+    answer = client.post("/workbench/admin/users", data={
+        "csrf_token": token, "username": "ours", "password": "a-long-password-1",
+        "role": "operator"})
+    assert answer.status_code == 303
+    page = client.get("/workbench/admin/audit").text
+    assert "ours" in page and "theirs" not in page
+    assert {r.after["username"] for r in audit_rows()} == {"ours", "theirs"}
+
+
+def test_a_categorys_limits_and_automatic_dispatch_changed_on_the_page_are_audited(
+        client, admin):
+    from gridmgr.categories.operations import load_default_catalogue
+
+    load_default_catalogue()
+    db.session.commit()
+    sign_in(client, "boss")
+    page = client.get("/workbench/admin/categories")
+    assert page.status_code == 200 and 'id="cat-C0101"' in page.text
+    token = form_token(client, "/workbench/admin/categories")
+    bad = client.post("/workbench/admin/categories/C0101", data={
+        "csrf_token": token, "handle_amount": "soon", "handle_unit": "working_days"})
+    assert bad.status_code == 422 and audit_rows() == []
+    answer = client.post("/workbench/admin/categories/C0101", data={
+        "csrf_token": token, "handle_amount": "3", "handle_unit": "working_days",
+        "auto_dispatch": "on"})
+    assert answer.status_code == 303
+    limits, auto = db.session.execute(text(
+        "SELECT limits, auto_dispatch FROM categories WHERE code = 'C0101'")).one()
+    assert limits == {"handle": {"amount": 3, "unit": "working_days"}} and auto is True
+    [row] = audit_rows()
+    assert (row.actor_name, row.action, row.target_kind) == ("boss", "category.update",
+                                                             "category")
+    assert row.after["limits"] == limits and row.after["auto_dispatch"] is True
+    assert "limits" in row.before
+
+
+def test_a_category_change_through_the_api_is_audited_too(client, admin, auth_headers):
+    from gridmgr.categories.operations import load_default_catalogue
+
+    load_default_catalogue()
+    db.session.commit()
+    answer = client.patch("/api/v1/admin/categories/C0101", json={"auto_dispatch": True},
+                          headers=auth_headers(admin))
+    assert answer.status_code == 200, answer.get_json()
+    [row] = audit_rows()
+    assert row.action == "category.update" and row.after == {"auto_dispatch": True}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from gridmgr.audit.models import AuditEntry
 from gridmgr.extensions import db
@@ -32,8 +32,20 @@ def department_fields(department: Department) -> dict:
             "city_id": department.city_id}
 
 
+# The city an entry concerns: the one its before or after names, or that of the region they
+# name (a user scoped to a street or grid).
+_ENTRY_CITY = """COALESCE(
+    CAST(audit_log.after ->> 'city_id' AS integer), CAST(audit_log.before ->> 'city_id' AS integer),
+    (SELECT r.city_id FROM regions r WHERE r.id = CAST(COALESCE(
+        audit_log.after ->> 'region_id', audit_log.before ->> 'region_id') AS integer)))"""
+
+
 def read_log(actor: User, limit: int = 200) -> list[AuditEntry]:
-    """The latest entries, newest first, for an administrator."""
-    authorize(actor, "admin.users", region_code=scope_filter(actor), city_id=user_city_id(actor))
-    return list(db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())
-                                   .limit(min(max(limit, 1), 1000))))
+    """The latest entries, newest first, for an administrator; a city's administrator reads
+    the entries of her city only."""
+    city = user_city_id(actor)
+    authorize(actor, "admin.users", region_code=scope_filter(actor), city_id=city)
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(min(max(limit, 1), 1000))
+    if city is not None:
+        query = query.where(text(f"{_ENTRY_CITY} = :city").bindparams(city=city))
+    return list(db.session.scalars(query))

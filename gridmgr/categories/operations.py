@@ -30,13 +30,14 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import contains_eager, joinedload
 
+from gridmgr.audit import operations as audit
 from gridmgr.calendar.deadlines import UNITS
 from gridmgr.categories.models import KINDS, Category, CategoryClass, CategoryDepartment
 from gridmgr.errors import Conflict, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.grids.models import Region
 from gridmgr.grids.reading import find_region
-from gridmgr.people.models import Department
+from gridmgr.people.models import Department, User
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_CATALOGUE = DATA / "categories.json"
@@ -403,35 +404,56 @@ def create_category(code: str, class_code: str, name_zh: str, name_en: str,
     return category
 
 
-def update_category(code: str, changes: dict) -> Category:
-    """Change a category's names, limits, department, duplicate rule, questions or state."""
+def update_category(code: str, changes: dict, actor: User | None = None) -> Category:
+    """Change a category's names, limits, department, duplicate rule, questions or state; the
+    change is written to the audit log (``actor`` None: the command line)."""
     category = get_category(code)
     clean = _clean_changes(changes)
+    before = {key: getattr(category, key) for key in clean}
     for key, value in clean.items():
         setattr(category, key, value)
+    audit.record(actor, "category.update", "category", category.code, before=_jsonable(before),
+                 after=_jsonable(clean))
     db.session.commit()
     return category
 
 
+def _jsonable(values: dict) -> dict:
+    return {key: value if isinstance(value, dict | list | str | int | float | bool | None)
+            else str(value) for key, value in values.items()}
+
+
 def set_region_department(category_code: str, region_code: str, department_id: int,
-                          city_id: int | None = None) -> CategoryDepartment:
-    """Make ``department_id`` responsible for the category inside the region (and below)."""
+                          city_id: int | None = None,
+                          actor: User | None = None) -> CategoryDepartment:
+    """Make ``department_id`` responsible for the category inside the region (and below);
+    written to the audit log."""
     category = get_category(category_code)
     region = find_region(region_code, city_id)
     if db.session.get(Department, department_id) is None:
         raise NotFound(f"No department has the id {department_id}.", code="department_not_found")
     row = db.session.scalar(select(CategoryDepartment).where(
         CategoryDepartment.category_id == category.id, CategoryDepartment.region_id == region.id))
+    before = None
     if row is None:
         row = CategoryDepartment(category_id=category.id, region_id=region.id)
         db.session.add(row)
+    else:
+        before = _override(region, row.department_id)
     row.department_id = department_id
+    audit.record(actor, "category.region_department", "category", category.code,
+                 before=before, after=_override(region, department_id))
     db.session.commit()
     return row
 
 
+def _override(region: Region, department_id: int) -> dict:
+    return {"region_code": region.code, "region_id": region.id, "city_id": region.city_id,
+            "department_id": department_id}
+
+
 def clear_region_department(category_code: str, region_code: str,
-                            city_id: int | None = None) -> bool:
+                            city_id: int | None = None, actor: User | None = None) -> bool:
     """Remove a region's override; False when there was none."""
     category = get_category(category_code)
     region = find_region(region_code, city_id)
@@ -439,6 +461,8 @@ def clear_region_department(category_code: str, region_code: str,
         CategoryDepartment.category_id == category.id, CategoryDepartment.region_id == region.id))
     if row is None:
         return False
+    audit.record(actor, "category.region_department.clear", "category", category.code,
+                 before=_override(region, row.department_id))
     db.session.delete(row)
     db.session.commit()
     return True

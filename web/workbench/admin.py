@@ -8,10 +8,13 @@ from flask import redirect, request, url_for
 from sqlalchemy import text
 
 from gridmgr.audit.operations import read_log
+from gridmgr.calendar.deadlines import UNITS
+from gridmgr.categories import operations as categories
+from gridmgr.errors import InvalidInput
 from gridmgr.extensions import db
 from gridmgr.people import operations
 from gridmgr.people.models import STAFF_ROLES
-from gridmgr.people.policy import user_city_id
+from gridmgr.people.policy import authorize, user_city_id
 from web.workbench import bp
 from web.workbench.pages import render, require
 
@@ -88,3 +91,62 @@ def admin_audit():
     """The latest administrative changes: who, when, what, before and after."""
     actor = require("admin.users")
     return render("audit.html", entries=read_log(actor))
+
+
+@bp.get("/workbench/admin/categories")
+def admin_categories():
+    """Every category: its time limit per stage, automatic dispatch, default department and
+    the regions that name their own department."""
+    require("admin.categories")
+    listed = categories.list_categories()
+    return render("admin_categories.html", categories=listed, stages=categories.STAGES,
+                  units=UNITS, departments=operations.list_departments(),
+                  overrides={c.code: categories.region_departments(c) for c in listed})
+
+
+def _limits(form) -> dict:
+    """The per-stage limits the form gives (a stage left empty has no limit)."""
+    limits = {}
+    for stage in categories.STAGES:
+        amount = (form.get(f"{stage}_amount") or "").strip()
+        if not amount:
+            continue
+        try:
+            value = float(amount)
+        except ValueError:
+            raise InvalidInput(f"The {stage} limit must be a number.",
+                               code="invalid_limit") from None
+        limits[stage] = {"amount": int(value) if value.is_integer() else value,
+                         "unit": form.get(f"{stage}_unit")}
+    return limits
+
+
+@bp.post("/workbench/admin/categories/<code>")
+def admin_category(code: str):
+    """Change a category's limits, automatic dispatch and default department (audited)."""
+    actor = require("admin.categories")
+    department = _text("department_id")
+    if department is not None and not department.isdigit():
+        raise InvalidInput("Choose a department from the list.", code="invalid_input")
+    categories.update_category(code, {
+        "limits": _limits(request.form), "auto_dispatch": request.form.get("auto_dispatch") == "on",
+        "department_id": int(department) if department else None}, actor=actor)
+    return redirect(url_for("workbench.admin_categories") + f"#cat-{code}", code=303)
+
+
+@bp.post("/workbench/admin/categories/<code>/regions")
+def admin_category_region(code: str):
+    """A region's own department for the category (or none: ``clear``), audited."""
+    actor = require("admin.categories")
+    region_code = _text("region_code") or ""
+    authorize(actor, "admin.categories", region_code=region_code, city_id=user_city_id(actor))
+    if request.form.get("clear"):
+        categories.clear_region_department(code, region_code, city_id=user_city_id(actor),
+                                           actor=actor)
+    else:
+        department = _text("department_id") or ""
+        if not department.isdigit():
+            raise InvalidInput("Choose a department from the list.", code="invalid_input")
+        categories.set_region_department(code, region_code, int(department),
+                                         city_id=user_city_id(actor), actor=actor)
+    return redirect(url_for("workbench.admin_categories") + f"#cat-{code}", code=303)
