@@ -117,3 +117,23 @@ def test_a_report_without_a_category_says_which_it_took_and_why_or_files_it_unca
     assert clear.status_code == 201, clear.get_json()
     choice = clear.get_json()["category_choice"]
     assert choice["code"] == "E0507" and "confidence" in choice["reason"]
+
+
+def test_a_city_with_one_category_is_suggested_nothing_and_training_it_is_refused(
+        app_ctx, client):
+    import pytest
+
+    from gridmgr.categories import suggest
+    from gridmgr.categories.suggest import train
+    from gridmgr.errors import InvalidInput
+
+    suggest._cache.clear()  # a catalogue an earlier test read is kept for a minute
+    build_city()  # its catalogue: one category, E0101
+    answer = client.get("/api/v1/categories/suggest", query_string={"text": "路边垃圾没人清理"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.get_json() == {"suggestions": []}
+
+    with pytest.raises(InvalidInput) as refused:
+        train()
+    assert refused.value.code == "too_few_categories"
+    assert db.session.scalar(text("SELECT count(*) FROM category_suggesters")) == 0
