@@ -59,7 +59,8 @@ class Server:
             self.process = subprocess.Popen([GRIDMGR, "serve", "--port", str(self.port)],
                                             env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            started = wait_for(self._up, timeout=30)
+            # Importing the app takes seconds; on a machine busy with other work, far longer.
+            started = wait_for(self._up, timeout=120)
         except RuntimeError:
             started = False
         if not started:

@@ -153,12 +153,14 @@ async function api(path, { method = "GET", json, auth = true } = {}) {
   return body;
 }
 
-function position(timeout = 8000) {
+// A report may take a position a few seconds old; an on-site step asks for a fresh one (the
+// API checks it against the case's point, and a position from before the walk there is wrong).
+function position(timeout = 8000, maximumAge = 10000) {
   return new Promise((resolve) => {
     if (!navigator.geolocation) { resolve(null); return; }
     navigator.geolocation.getCurrentPosition(
       (p) => resolve({ lat: p.coords.latitude, lon: p.coords.longitude, accuracy: p.coords.accuracy }),
-      () => resolve(null), { enableHighAccuracy: true, timeout, maximumAge: 10000 });
+      () => resolve(null), { enableHighAccuracy: true, timeout, maximumAge });
   });
 }
 
@@ -220,14 +222,17 @@ async function reportView() {
   const mapBox = h("div", { class: "map", id: "report-map", "aria-label": t("pinHint") });
   const preview = h("img", { id: "photo-preview", alt: "", hidden: true });
   const photoInput = h("input", { type: "file", id: "photo", accept: "image/*", capture: "environment",
-    onchange: async () => {
+    onchange: () => {
       const file = photoInput.files[0];
       if (!file) return;
-      state.exif = gpsFromJpeg(await file.arrayBuffer());
-      state.photo = await resized(file);
-      preview.src = URL.createObjectURL(state.photo);
-      preview.hidden = false;
-      exifButton.hidden = !state.exif || (state.point && state.point.source === "phone");
+      // Sending waits for the resize: a quick tap on "send" must not leave the photo behind.
+      state.photoReady = (async () => {
+        state.exif = gpsFromJpeg(await file.arrayBuffer());
+        state.photo = await resized(file);
+        preview.src = URL.createObjectURL(state.photo);
+        preview.hidden = false;
+        exifButton.hidden = !state.exif || (state.point && state.point.source === "phone");
+      })();
     } });
   const results = h("ul", { id: "category-results", class: "choices", role: "listbox" });
   const chosen = h("p", { id: "category-chosen", class: "hint" });
@@ -273,6 +278,7 @@ async function reportView() {
   const form = h("form", { id: "report-form", novalidate: true, onsubmit: async (event) => {
     event.preventDefault();
     clearErrors();
+    await state.photoReady;
     if (!state.category) { showError("category", t("pickCategory")); return; }
     if (!state.point) { showError("location", t("needLocation")); return; }
     const id = newId("report");
@@ -504,7 +510,10 @@ function stepForm(c, action) {
   const controls = inputs.map(([name, kind]) => {
     if (kind === "photo") {
       const input = h("input", { type: "file", id: `${action}-photo`, accept: "image/*", capture: "environment",
-        onchange: async () => { state.photo = input.files[0] ? await resized(input.files[0]) : null; } });
+        onchange: () => {
+          state.photoReady = input.files[0] ? resized(input.files[0]).then((p) => { state.photo = p; })
+            : Promise.resolve((state.photo = null));
+        } });
       return field(`${action}-photo`, t("photo"), input);
     }
     if (kind === "note") return field(`${action}-note`, t("note"), h("textarea", { id: `${action}-note`, rows: 2 }));
@@ -525,7 +534,8 @@ function stepForm(c, action) {
   return h("form", { class: "step", id: `step-${action}`, "data-action": action, onsubmit: async (event) => {
     event.preventDefault();
     clearErrors();
-    const here = await position();
+    await state.photoReady;
+    const here = await position(8000, 0);
     const fields = { note: document.getElementById(`${action}-note`)?.value.trim() };
     if (here) Object.assign(fields, { lon: here.lon.toFixed(7), lat: here.lat.toFixed(7) });
     if (inputs.some(([n]) => n === "valid")) fields.valid = String(state.choice);
