@@ -110,14 +110,15 @@ def access_token() -> str:
     return fresh["access_token"]
 
 
-def current_viewer() -> Viewer:
-    """The request's viewer; 401 without a valid token, 403 for a role without the wall."""
+def current_viewer(action: str = "stats.view") -> Viewer:
+    """The request's viewer; 401 without a valid token, 403 for a role without ``action``
+    (the wall: ``stats.view``; the map of grids a grid inspector also reads: ``map.view``)."""
     user = user_for_claims(decode_token(access_token()))
     prefix = scope_filter(user) or ""
     city_id = user_city_id(user)
     if city_id is None:
         city_id = _platform_city()
-    authorize(user, "stats.view", region_code=prefix or None, city_id=city_id)
+    authorize(user, action, region_code=prefix or None, city_id=city_id)
     city = db.session.get(City, city_id)
     if city is None:
         raise NotFound("The viewer's city does not exist.", code="city_not_found")

@@ -138,7 +138,7 @@ def grid_tile(z: str, x: str, y: str):
     zoom, col, row = (_tile_number(v, n) for v, n in ((z, "z"), (x, "x"), (y, "y")))
     tiles.check_tile(zoom, col, row)
     measure = tiles.check_measure(request.args.get("measure", "open"))
-    data = tiles.grid_tile(current_viewer(), zoom, col, row, measure, _lang())
+    data = tiles.grid_tile(current_viewer("map.view"), zoom, col, row, measure, _lang())
     return Response(data, mimetype=tiles.MVT_MIME,
                     headers={"Cache-Control": "private, max-age=30"})
 

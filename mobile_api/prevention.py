@@ -1,6 +1,7 @@
 """Prevention over HTTP: ``/api/v1/hotspots`` and ``/api/v1/forecast`` (docs/prevention.md).
 
-Both need ``stats.view`` and answer inside the caller's region scope.
+Both need ``map.view`` (the command side and grid inspectors) and answer inside the caller's
+region scope.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class ForecastSchema(Schema):
     grids = fields.List(fields.Nested(GridForecastSchema))
 
 
-_ERRORS = {403: "forbidden: no stats.view, or the region is outside your scope",
+_ERRORS = {403: "forbidden: no map.view, or the region is outside your scope",
            404: "region_not_found, unknown_city", 422: "city_required, invalid_input"}
 
 

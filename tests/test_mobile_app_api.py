@@ -1,7 +1,8 @@
 """What the phone app needs of the API, through the Flask test client: a step a phone sends
 twice with one Idempotency-Key is taken once, an anonymous reporter rates a closed case with
 the report's tracking token, anyone reads the region tiles (shapes, codes, names only), and
-the app's page, manifest and service worker are served as a browser installs them."""
+the app's page, manifest and service worker are served as a browser installs them, and a grid
+inspector reads the map, hotspots and forecast of their own grids."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import io
 
 import mapbox_vector_tile
 from cityfixtures import city_fixture, jpeg_bytes  # noqa: F401
+from maps_city import tile_of
 from sqlalchemy import text
 
 from gridmgr.extensions import db
@@ -158,3 +160,30 @@ def test_the_app_is_served_installable_from_this_site_alone(client, city):
     with client.get("/m/sw.js") as worker:
         assert worker.status_code == 200 and worker.mimetype == "text/javascript"
         assert worker.headers["Service-Worker-Allowed"] == "/m/"
+
+
+def test_a_grid_inspector_reads_the_map_hotspots_and_forecast_of_their_grid_and_no_other(
+        client, city, make_user, auth_headers):
+    inspector = make_user("inspector", region_code=city.grids[0])
+    headers = auth_headers(inspector)
+    x, y = tile_of(*city.centre(0), 16)
+
+    tile = client.get(f"/maps/tiles/grids/16/{x}/{y}.pbf", headers=headers)
+    assert tile.status_code == 200
+    features = mapbox_vector_tile.decode(tile.data)["grids"]["features"]
+    assert {f["properties"]["code"] for f in features} == {city.grids[0]}
+    for path in ("/api/v1/hotspots", "/api/v1/forecast"):
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 200, answer.get_json()
+        assert answer.get_json()["region"] == city.grids[0]
+    for path in (f"/api/v1/hotspots?region={city.grids[1]}",
+                 f"/api/v1/forecast?region={city.grids[1]}", "/api/v1/forecast?region=110105"):
+        refused = client.get(path, headers=headers)
+        assert refused.status_code == 403, path
+        assert refused.get_json()["error"]["code"] == "forbidden"
+
+    # The wall stays the command side's: an inspector's token does not open its feeds.
+    assert client.get("/maps/feeds/stats", headers=headers).status_code == 403
+    worker = make_user("department")
+    for path in (f"/maps/tiles/grids/16/{x}/{y}.pbf", "/api/v1/forecast"):
+        assert client.get(path, headers=auth_headers(worker)).status_code == 403, path

@@ -1,7 +1,8 @@
 """Prevention as a user may read it: city and region scope resolved, policy asked.
 
 Like the statistics, the caller's region scope is the floor: a street's director reads only
-the street's grids; asking for another region is refused (403, ``stats.view``).
+the street's grids, a grid inspector only their own grids; asking for another region is
+refused (403, ``map.view``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def _scope(user: User | None, region: str | None, city: str | None) -> tuple[int
     own = user_city_id(user) if user is not None else None
     city_id = own if own is not None and not city else city_id_for(city)
     prefix = region or (scope_filter(user) if user is not None else None)
-    authorize(user, "stats.view", region_code=prefix, city_id=city_id)
+    authorize(user, "map.view", region_code=prefix, city_id=city_id)
     if prefix:
         find_region(prefix, city_id)
     return city_id, prefix
