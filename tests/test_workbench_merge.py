@@ -17,7 +17,6 @@ from test_workbench_pages import form_token, sign_in
 from gridmgr.extensions import db
 from gridmgr.notify import engine
 
-
 SERIAL = itertools.count(1)
 
 
