@@ -3,6 +3,8 @@ or the API) is written with who, when, before and after, and the log cannot be e
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -149,3 +151,34 @@ def test_a_category_change_through_the_api_is_audited_too(client, admin, auth_he
     assert answer.status_code == 200, answer.get_json()
     [row] = audit_rows()
     assert row.action == "category.update" and row.after == {"auto_dispatch": True}
+
+
+def test_a_platform_administrator_makes_and_revokes_an_open311_key_and_both_are_audited(
+        client, admin, make_user):
+    from gridmgr.grids.models import City
+    from gridmgr.open311.keys import find_active_key
+
+    sign_in(client, "boss")
+    token = form_token(client, "/workbench/admin/open311-keys")
+    made = client.post("/workbench/admin/open311-keys", data={
+        "csrf_token": token, "name": "city-app"})
+    assert made.status_code == 200
+    key = re.search(r'<code id="new-key">([^<]+)</code>', made.text).group(1)
+    assert find_active_key(key) is not None
+    revoked = client.post("/workbench/admin/open311-keys", data={
+        "csrf_token": token, "name": "city-app", "revoke": "1"})
+    assert revoked.status_code == 303 and find_active_key(key) is None
+    rows = audit_rows()
+    assert [r.action for r in rows] == ["open311_key.create", "open311_key.revoke"]
+    assert key not in str(rows[0].after) and rows[0].after == {"name": "city-app"}
+    # A city's administrator manages her city, not the platform's keys.
+    city = City(slug="home-city", name="本市", timezone="Asia/Shanghai")
+    db.session.add(city)
+    db.session.commit()
+    make_user("admin", username="city_boss", city_id=city.id)
+    client.post("/workbench/logout", data={"csrf_token": token})
+    sign_in(client, "city_boss")
+    refused = client.post("/workbench/admin/open311-keys", data={
+        "csrf_token": form_token(client, "/workbench/admin"), "name": "hers"})
+    assert refused.status_code == 403 and "text/html" in refused.content_type
+    assert len(audit_rows()) == 2

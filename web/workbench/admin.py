@@ -10,10 +10,11 @@ from sqlalchemy import text
 from gridmgr.audit.operations import read_log
 from gridmgr.calendar.deadlines import UNITS
 from gridmgr.categories import operations as categories
-from gridmgr.errors import InvalidInput
+from gridmgr.errors import Forbidden, InvalidInput
 from gridmgr.extensions import db
+from gridmgr.open311 import keys
 from gridmgr.people import operations
-from gridmgr.people.models import STAFF_ROLES
+from gridmgr.people.models import STAFF_ROLES, User
 from gridmgr.people.policy import authorize, user_city_id
 from web.workbench import bp
 from web.workbench.pages import render, require
@@ -37,7 +38,8 @@ def admin_home():
     """Users and departments in the administrator's scope."""
     user = require("admin.users")
     return render("admin.html", users=operations.list_users(user),
-                  departments=operations.list_departments(), roles=STAFF_ROLES + ("citizen",))
+                  departments=operations.list_departments(), roles=STAFF_ROLES + ("citizen",),
+                  platform=user_city_id(user) is None)
 
 
 @bp.post("/workbench/admin/users")
@@ -150,3 +152,31 @@ def admin_category_region(code: str):
         categories.set_region_department(code, region_code, int(department),
                                          city_id=user_city_id(actor), actor=actor)
     return redirect(url_for("workbench.admin_categories") + f"#cat-{code}", code=303)
+
+
+def _platform_admin() -> User:
+    """Open311 keys serve every city: a platform administrator manages them."""
+    actor = require("admin.users")
+    if user_city_id(actor) is not None:
+        raise Forbidden("Open311 keys serve every city: only a platform administrator manages "
+                        "them.", code="forbidden")
+    return actor
+
+
+@bp.get("/workbench/admin/open311-keys")
+def admin_open311_keys():
+    """The Open311 API keys (names, when made, revoked or not); a new key is shown once."""
+    _platform_admin()
+    return render("admin_keys.html", keys=keys.list_api_keys(), new_key=None, new_name=None)
+
+
+@bp.post("/workbench/admin/open311-keys")
+def admin_open311_key():
+    """Make a key (shown once on the answer) or revoke one; both audited."""
+    actor = _platform_admin()
+    name = _text("name") or ""
+    if request.form.get("revoke"):
+        keys.revoke_api_key(name, actor=actor)
+        return redirect(url_for("workbench.admin_open311_keys"), code=303)
+    made = keys.create_api_key(name, actor=actor)
+    return render("admin_keys.html", keys=keys.list_api_keys(), new_key=made, new_name=name)
