@@ -2,7 +2,9 @@
 geolocation, against a real gridmgr server: a citizen reports with a photo that knows where it
 was taken and rates the closed case; reports and a step made offline arrive once the network
 returns, exactly once, though the app was closed in between; an inspector on duty gets a case
-live and checks it on site, and a check 3 km away is refused with the API's sentence shown.
+live and checks it on site, and a check 3 km away is refused with the API's sentence shown; a
+field worker accepts, asks for more time and reports the work with an after-photo; an inspector
+reports in three taps and reads the map of their grids.
 Nothing is fetched from another host and no script error happens."""
 
 from __future__ import annotations
@@ -274,6 +276,77 @@ def test_an_inspector_on_duty_gets_a_case_live_and_checks_it_on_site(
         phone.context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 8})
         page.set_input_files("#check-photo", str(jpeg_file(tmp_path, lon, lat)))
         page.tap("#do-check")
-        page.wait_for_selector("#check-outcome[data-state=checked]")
+        page.wait_for_selector("#step-outcome[data-state=checked]")
         assert scalar("SELECT state FROM cases WHERE id = :id", id=case_id) == "checked"
+        phone.close()
+
+
+def test_a_field_worker_accepts_asks_for_more_time_and_reports_the_work_with_a_photo(
+        app_ctx, app, client, city, tmp_path, browser, make_user, auth_headers):
+    lon, lat = city.centre(0)
+    case_id = client.post("/api/v1/reports", json={
+        "lon": lon, "lat": lat, "category": "C0101"}).get_json()["case"]["id"]
+    with running_server(app, tmp_path / "server") as server:
+        inspector = make_user("inspector", region_code=city.grids[0])
+        assert step(server, auth_headers(inspector), case_id, "verify", lon=lon, lat=lat
+                    ).status_code == 200
+        chief = make_user("duty_chief", region_code="110105")
+        assert step(server, auth_headers(chief), case_id, "file").status_code == 200
+        assert step(server, auth_headers(chief), case_id, "dispatch").status_code == 200
+        make_user("department", username="zhao", password=PASSWORD, department=scalar(
+            "SELECT d.name FROM departments d JOIN cases c ON c.department_id = d.id "
+            "WHERE c.id = :id", id=case_id))
+        phone = Phone(browser, server, locale="zh-CN", geolocation={
+            "latitude": lat, "longitude": lon, "accuracy": 10}, permissions=["geolocation"])
+        page = phone.open()
+        sign_in(page, "zhao")
+        page.wait_for_selector(f"#tasks li[data-case-id='{case_id}'][data-action=accept]")
+        page.tap(f"#tasks li[data-case-id='{case_id}'] a")
+        page.tap("#do-accept")
+        page.wait_for_selector("#step-outcome[data-state=accepted]")
+
+        page.fill("#extend-amount", "2")
+        page.select_option("#extend-unit", "working_days")
+        page.fill("#extend-note", "需要订购新井盖")
+        page.tap("#do-extend")
+        page.wait_for_selector("#step-outcome[data-action=extend]")
+        assert scalar("SELECT count(*) FROM case_history WHERE case_id = :id "
+                      "AND action = 'extend_requested'", id=case_id) == 1
+
+        page.set_input_files("#handle-photo", str(jpeg_file(tmp_path, lon, lat)))
+        page.fill("#handle-note", "已更换井盖")
+        page.tap("#do-handle")
+        page.wait_for_selector("#step-outcome[data-state=handled]")
+        assert scalar("SELECT state FROM cases WHERE id = :id", id=case_id) == "handled"
+        assert scalar("SELECT count(*) FROM photos WHERE case_id = :id AND stage = 'after'",
+                      id=case_id) == 1
+        phone.close()
+
+
+def test_an_inspector_reports_in_three_taps_and_sees_the_map_of_their_grids(
+        app_ctx, app, client, city, tmp_path, browser, make_user):
+    lon, lat = city.centre(0)
+    make_user("inspector", username="sun", region_code=city.grids[0], password=PASSWORD)
+    with running_server(app, tmp_path / "server") as server:
+        phone = Phone(browser, server, locale="zh-CN", geolocation={
+            "latitude": lat, "longitude": lon, "accuracy": 10}, permissions=["geolocation"])
+        page = phone.open()
+        sign_in(page, "sun")
+        page.tap("#patrol-report")
+        page.set_input_files("#patrol-photo", str(jpeg_file(tmp_path, lon, lat)))  # 1: photo
+        page.tap("#patrol-categories button[data-code]")  # 2: a usual category
+        page.tap("#patrol-send")  # 3: send
+        page.wait_for_selector("#patrol-sent")
+        report = db.session.execute(text(
+            "SELECT r.channel, c.grid_code, (SELECT count(*) FROM photos p "
+            "WHERE p.report_id = r.id) AS photos FROM reports r JOIN cases c ON c.id = r.case_id"
+        )).one()
+        assert report == ("patrol", city.grids[0], 1)
+
+        with page.expect_response(lambda r: "/maps/tiles/grids/" in r.url) as tile:
+            go(page, "#/grids")
+        assert tile.value.status == 200  # the grid tiles of their scope, with their token
+        page.wait_for_selector("#forecast li[data-grid]")
+        assert page.eval_on_selector_all("#forecast li", "items => items.map(i => i.dataset.grid)"
+                                         ) == [city.grids[0]]
         phone.close()

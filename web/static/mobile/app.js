@@ -24,7 +24,8 @@ const TEXT = {
     actionsNone: "此案件目前无需您处理。", pickCategory: "请选择类别。", needLocation: "请确定位置。",
     amount: "延期时长", unit: "单位", problems: "未能完成的操作", dismiss: "知道了",
     patrolReport: "巡查上报", code: "案件编号", stepQueued: "已保存，联网后自动提交。",
-    stepDone: "已完成", refresh: "刷新", reportedAt: "上报时间",
+    stepDone: "已完成", refresh: "刷新", reportedAt: "上报时间", myGrids: "我的网格",
+    hotspots: "近 7 天热点", forecast: "下周预测", expected: "预计 %s 件", noHotspots: "暂无热点。",
     actions: { verify: "核实", check: "核查", self_handle: "自行处置", accept: "签收",
       extend: "申请延期", handle: "处置反馈", return: "回退", shelve: "申请挂账", rate: "评价",
       file: "立案", dispatch: "派遣", close: "结案", cancel: "作废" },
@@ -54,7 +55,9 @@ const TEXT = {
     needLocation: "Set the location.", amount: "Extension", unit: "Unit",
     problems: "Steps that could not be taken", dismiss: "Dismiss", patrolReport: "Patrol report",
     code: "Case", stepQueued: "Kept; it will be sent when the network returns.",
-    stepDone: "Done", refresh: "Refresh", reportedAt: "Reported",
+    stepDone: "Done", refresh: "Refresh", reportedAt: "Reported", myGrids: "My grids",
+    hotspots: "Hotspots of the last 7 days", forecast: "Next week", expected: "about %s cases",
+    noHotspots: "No hotspots.",
     actions: { verify: "Verify", check: "Check", self_handle: "Handle on the spot",
       accept: "Accept", extend: "Request an extension", handle: "Report handled", return: "Return",
       shelve: "Request shelving", rate: "Rate", file: "File", dispatch: "Dispatch", close: "Close",
@@ -489,7 +492,11 @@ async function tasksView() {
   view.replaceChildren(h("h1", { text: `${t("staff")} · ${me.display_name || me.username || ""}` }),
     h("div", { class: "row" }, duty, h("label", { class: "switch" }, patrolBox, " ", t("patrol")),
       h("button", { type: "button", id: "sign-out", onclick: signOut, text: t("signOut") })),
-    h("p", { class: "error", id: "e-duty" }), await problemsList(),
+    h("p", { class: "error", id: "e-duty" }),
+    me.role === "inspector" ? h("div", { class: "row" },
+      h("a", { class: "button primary", id: "patrol-report", href: "#/patrol", text: t("patrolReport") }),
+      h("a", { class: "button", id: "my-grids", href: "#/grids", text: t("myGrids") })) : "",
+    await problemsList(),
     h("h2", { text: t("tasks") }), list, h("p", { class: "error", id: "e-tasks" }));
   await load();
   connectLive((event) => { if (event.startsWith("case.") && location.hash.startsWith("#/tasks")) load(); })
@@ -552,8 +559,9 @@ function stepForm(c, action) {
     const entry = await get("outbox", id);
     if (entry.status === "sent") {
       await remove("outbox", id);
-      outcome.textContent = `${t("stepDone")}: ${label("states", entry.answer.state)}`;
-      outcome.dataset.state = entry.answer.state;
+      // The case again, with the steps the API allows now (accept leads to handle, ...).
+      app.flash = { action, state: entry.answer.state };
+      await caseView(c.id);
     } else if (entry.status === "failed") {
       await remove("outbox", id);
       outcome.textContent = "";
@@ -585,7 +593,11 @@ async function caseView(caseId) {
   const actions = Array.isArray(c.available_actions) ? c.available_actions.map((a) => a.action || a)
     : (app.tasks || []).filter((task) => task.case.id === c.id).map((task) => task.action);
   const mapBox = h("div", { class: "map", id: "case-map" });
+  const flash = app.flash;
+  app.flash = null;
   view.replaceChildren(h("h1", { text: `${c.code}` }),
+    flash ? h("p", { class: "ok", id: "step-outcome", role: "status", "data-action": flash.action,
+      "data-state": flash.state, text: `${label("actions", flash.action)} · ${t("stepDone")}: ${label("states", flash.state)}` }) : "",
     h("p", {}, h("strong", { id: "case-state", "data-state": c.state, text: label("states", c.state) }),
       ` · ${c.category_name}`),
     c.description ? h("p", { text: c.description }) : "",
@@ -599,6 +611,105 @@ async function caseView(caseId) {
   regionMap(mapBox, { lat: c.lat, lon: c.lon });
 }
 
+// A patrol report in three taps: the photo, a category among the usual ones, send. The place is
+// the phone's (fresh) position; the report is the inspector's own, kept for sending like any.
+const USUAL_CATEGORIES = 6;
+
+async function patrolReportView() {
+  const pair = await session();
+  if (!pair) { location.hash = "#/login"; return; }
+  const state = { photo: null, photoReady: null, category: null, categoryName: "" };
+  const outcome = h("div", { id: "patrol-outcome", role: "status" });
+  const preview = h("img", { id: "patrol-preview", alt: "", hidden: true });
+  const photo = h("input", { type: "file", id: "patrol-photo", accept: "image/*", capture: "environment",
+    onchange: () => {
+      if (!photo.files[0]) return;
+      state.photoReady = resized(photo.files[0]).then((blob) => {
+        state.photo = blob; preview.src = URL.createObjectURL(blob); preview.hidden = false; });
+    } });
+  // The categories this phone reported most, then the catalogue's first: one tap each.
+  const counts = {};
+  (await getAll("mine")).forEach((m) => { counts[m.category] = (counts[m.category] || 0) + 1; });
+  let all = [];
+  try { all = await categories(); } catch (error) { showError("patrol-category", error.message); }
+  const usual = [...all].sort((a, b) => (counts[b.code] || 0) - (counts[a.code] || 0))
+    .slice(0, USUAL_CATEGORIES);
+  const choices = h("div", { class: "choices row", id: "patrol-categories", role: "radiogroup" },
+    usual.map((c) => h("button", { type: "button", role: "radio", "aria-checked": "false", "data-code": c.code,
+      text: c.name, onclick: (event) => {
+        state.category = c.code; state.categoryName = c.name;
+        choices.querySelectorAll("button").forEach((b) => b.setAttribute("aria-checked", String(b === event.currentTarget)));
+      } })));
+  const form = h("form", { id: "patrol-form", novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    clearErrors();
+    await state.photoReady;
+    if (!state.category) { showError("patrol-category", t("pickCategory")); return; }
+    const here = await position(8000, 0);
+    if (!here) { showError("patrol-location", t("noLocation")); return; }
+    const id = newId("report");
+    await enqueue({ id, kind: "report", url: "/api/v1/reports", lang: LANG, auth: true,
+      category_name: state.categoryName, fields: { client_id: id, lon: here.lon.toFixed(7),
+        lat: here.lat.toFixed(7), category: state.category, channel: "patrol" },
+      photos: state.photo ? [state.photo] : [] });
+    await put("mine", { client_id: id, description: "", category: state.category,
+      category_name: state.categoryName, created: Date.now(), case_code: null, tracking_token: null });
+    await flush().catch(() => 0);
+    const entry = await get("outbox", id);
+    if (entry.status === "failed") {
+      await remove("outbox", id);
+      await remove("mine", id);
+      const where = fieldOf(entry.error);
+      showError(where === "location" || where === "photo" || where === "category" ? `patrol-${where}` : "patrol-form",
+        entry.error.message);
+      return;
+    }
+    outcome.replaceChildren(h("p", { class: entry.status === "sent" ? "ok" : "queued", id: "patrol-sent",
+      "data-state": entry.status === "sent" ? entry.answer.case.state : "queued",
+      text: entry.status === "sent" ? `${t("sent")}: ${entry.answer.case.code}` : t("queued") }));
+    form.reset(); preview.hidden = true;
+    Object.assign(state, { photo: null, photoReady: null, category: null });
+    choices.querySelectorAll("button").forEach((b) => b.setAttribute("aria-checked", "false"));
+  } },
+  field("patrol-photo", t("takePhoto"), photo, preview),
+  h("div", { class: "field", id: "f-patrol-category" }, h("p", { text: t("category") }), choices,
+    h("p", { class: "error", id: "e-patrol-category", role: "alert" })),
+  h("p", { class: "error", id: "e-patrol-location", role: "alert" }),
+  h("p", { class: "error", id: "e-patrol-form", role: "alert" }),
+  h("button", { type: "submit", class: "primary", id: "patrol-send", text: t("send") }), outcome);
+  view.replaceChildren(h("h1", { text: t("patrolReport") }), form);
+}
+
+// The inspector's own grids: their cases' shading (the wall's grid tiles, limited by the API to
+// the inspector's scope), this week's hotspots and next week's forecast.
+async function gridsView() {
+  const pair = await session();
+  if (!pair) { location.hash = "#/login"; return; }
+  const mapBox = h("div", { class: "map", id: "grids-map" });
+  const hot = h("ul", { class: "cards", id: "hotspots" });
+  const next = h("ul", { class: "cards", id: "forecast" });
+  view.replaceChildren(h("h1", { text: t("myGrids") }), mapBox, h("p", { class: "error", id: "e-grids" }),
+    h("h2", { text: t("hotspots") }), hot, h("h2", { text: t("forecast") }), next);
+  const here = await position(4000);
+  const map = regionMap(mapBox, here);
+  if (map && L.vectorGrid) {
+    L.vectorGrid.protobuf("/maps/tiles/grids/{z}/{x}/{y}.pbf", {
+      maxNativeZoom: 18, interactive: false,
+      fetchOptions: { headers: { Authorization: `Bearer ${(await session()).access_token}` } },
+      vectorTileLayerStyles: { grids: (p) => ({ weight: 2, color: "#0b5cad", fill: true,
+        fillColor: "#d9480f", fillOpacity: Math.min(0.6, 0.1 + 0.1 * (p.value || 0)) }) },
+    }).addTo(map.map);
+  }
+  try {
+    const [spots, week] = await Promise.all([api("/api/v1/hotspots"), api("/api/v1/forecast")]);
+    const rows = [...(spots.hotspots || []), ...(spots.recurring || [])];
+    hot.replaceChildren(...(rows.length ? rows.map((r) => h("li", { "data-grid": r.grid_code },
+      `${r.grid_code} · ${r.category_name || r.category || ""}`)) : [h("li", { class: "empty", text: t("noHotspots") })]));
+    next.replaceChildren(...(week.grids || []).map((g) => h("li", { "data-grid": g.grid_code },
+      `${g.grid_code} · ${t("expected", Number(g.expected).toFixed(1))}`)));
+  } catch (error) { showError("grids", error.message); }
+}
+
 // -- routing ---------------------------------------------------------------------------------
 
 async function route() {
@@ -610,6 +721,8 @@ async function route() {
   if (page === "login") return loginView();
   if (page === "tasks") return tasksView();
   if (page === "case" && arg) return caseView(Number(arg));
+  if (page === "patrol") return patrolReportView();
+  if (page === "grids") return gridsView();
   return reportView();
 }
 
