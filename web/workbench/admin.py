@@ -127,6 +127,8 @@ def _limits(form) -> dict:
 def admin_category(code: str):
     """Change a category's limits, automatic dispatch and default department (audited)."""
     actor = require("admin.categories")
+    # A category's own settings hold for the whole city: as on the API, not a street's admin.
+    authorize(actor, "admin.categories")
     department = _text("department_id")
     if department is not None and not department.isdigit():
         raise InvalidInput("Choose a department from the list.", code="invalid_input")
