@@ -39,7 +39,9 @@ from gridmgr.cases.workflow import StepInput, take_step
 from gridmgr.categories.operations import set_region_department
 from gridmgr.dispatch.rosters import add_roster_entry
 from gridmgr.extensions import db
+from gridmgr.notify.operations import subscribe_push
 from gridmgr.people.models import ROLES, Department
+from gridmgr.webhooks.operations import add_endpoint
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Street B's case sits here, to 7 decimals; public answers publish 6 (docs/open311.md).
@@ -50,6 +52,12 @@ BBOX_B = "116.309,39.899,116.312,39.902"
 TILE_ZOOM = 16
 EXIF_MARKER = "EXIF-street-B-camera"
 PASSWORD = "pw-secret-123"
+# Street B's webhook endpoint (its secret is written, never read back), its lamp's owner (staff
+# in scope only) and its inspector's browser (the push service's address names the browser).
+WEBHOOK_SECRET = "whsec-street-B-0123456789"
+COMPONENT_CODE = "1101010020000001"
+COMPONENT_OWNER = "乙权属单位"
+PUSH_ENDPOINT_B = "https://push.example.org/send/street-b-browser"
 
 # Path parameters, by "<the segment before it>/<name>", and the object of street B they name.
 PATH_OBJECTS = {
@@ -70,14 +78,33 @@ PATH_OBJECTS = {
     "grids/z": "tile_z",
     "grids/x": "tile_x",
     "grids/y": "tile_y",
+    "components/z": "tile_z",
+    "components/x": "tile_x",
+    "components/y": "tile_y",
+    "tiles/z": "tile_z",
+    "tiles/x": "tile_x",
+    "tiles/y": "tile_y",
+    "regions/z": "tile_z",
+    "regions/x": "tile_x",
+    "regions/y": "tile_y",
+    "components/code": "component",
+    "webhooks/endpoint_id": "webhook_endpoint_id",
 }
 # Parameters that name a format or a catch-all, not an object.
-PATH_LITERALS = {"fmt": "json", "anything": "no-such-resource"}
+PATH_LITERALS = {"fmt": "json", "anything": "no-such-resource", "change": "pause",
+                 "action": "dispatch"}
 # Query parameters aimed at street B; other optional ones are left out.
 QUERY_OBJECTS = {
     "region": "street", "parent": "street", "grid": "grid", "username": "worker_username",
     "bbox": "bbox", "lon": "lon", "lat": "lat", "category": "category", "level": "level",
-    "size": "original", "period": "period",
+    "size": "original", "period": "period", "text": "description", "case": "case_id",
+    "to": "contact_email", "sig": "forged_signature", "q": "street",
+}
+# Query parameters of the pages the OpenAPI document does not describe.
+PAGE_QUERIES = {
+    "GET /workbench/cases": ("region", "category"),
+    "GET /workbench/regions": ("q",),
+    "GET /workbench/report.pdf": ("period",),
 }
 # Bodies of the writes, each aimed at street B's objects.
 BODIES = {
@@ -97,16 +124,57 @@ BODIES = {
     "POST /api/v1/duty": lambda w: {"on_duty": False, "worker_id": w["user_id"]},
     "POST /api/v1/positions": lambda w: {"lon": POINT_B[0], "lat": POINT_B[1]},
     "PATCH /api/v1/me": lambda w: {"display_name": "我自己"},
+    "POST /api/v1/admin/webhooks": lambda w: {
+        "url": "https://hooks.example.org/intruder", "secret": "intruder-secret-0123",
+        "events": ["*"], "region_code": OTHER_STREET},
+    "POST /api/v1/admin/webhooks/{endpoint_id}/replay": lambda w: {"from": 1},
+    "PATCH /api/v1/admin/components/{code}": lambda w: {"owner": "改了"},
+    "POST /api/v1/cases/{case_id}/component-state": lambda w: {"state": "intact"},
+    "POST /api/v1/notify/push/subscriptions": lambda w: {
+        "endpoint": "https://push.example.org/send/street-a-browser",
+        "keys": {"p256dh": "BAstreetA", "auth": "streetA"}},
+    "DELETE /api/v1/notify/push/subscriptions": lambda w: {"endpoint": PUSH_ENDPOINT_B},
+}
+# The workbench's forms (a signed session's pages, posted with the site's form token).
+FORMS = {
+    "POST /workbench/cases/{case_id}/{action}": lambda w: {
+        "department": str(w["department_a"])},
+    "POST /workbench/admin/users": lambda w: {
+        "username": "intruder", "password": PASSWORD, "role": "inspector",
+        "region_code": OTHER_STREET},
+    "POST /workbench/admin/users/{user_id}": lambda w: {"change": "disable"},
+    "POST /workbench/admin/departments": lambda w: {"name": "新部门"},
+    "POST /workbench/admin/categories/{code}": lambda w: {
+        "auto_dispatch": "on", "department_id": str(w["department_a"])},
+    "POST /workbench/admin/categories/{code}/regions": lambda w: {
+        "region_code": OTHER_STREET, "department_id": str(w["department_a"])},
+    "POST /workbench/admin/open311-keys": lambda w: {"name": "intruder-key"},
+    "POST /workbench/hotline": lambda w: {
+        "lon": str(POINT_B[0]), "lat": str(POINT_B[1]), "category": CATEGORY,
+        "description": "热线: 乙街道垃圾"},
 }
 # Writes whose target is the caller: any answer but a 5xx, as long as street B's data stays out.
-SELF_TARGETED = {"PATCH /api/v1/me", "POST /api/v1/positions"}
+SELF_TARGETED = {"PATCH /api/v1/me", "POST /api/v1/positions",
+                 "POST /api/v1/notify/push/subscriptions",
+                 "DELETE /api/v1/notify/push/subscriptions"}
 # Operations with no scope by design, each with the policy's reason.
 SCOPE_FREE = {
     "POST /api/v1/reports": "anyone may report a problem anywhere (policy SCOPE_FREE)",
+    "POST /workbench/hotline": "a phoned-in report is a report: anyone may report a problem "
+                               "anywhere (policy SCOPE_FREE)",
+}
+# Reads of what is public anyway, each with the reason: only private fields count there.
+PUBLIC_READS = {
+    "GET /workbench/regions": "region names and codes are open data (regions.geojson); the "
+                              "hotline finds any address of the city, as anyone may report "
+                              "anywhere",
 }
 # Pages of the app that hold no data of a scope (sign-in forms, static files, the API's docs).
 NOT_SCOPED = ("/static/", "/maps/static/", "/wall/login", "/wall/logout", "/api/v1/docs",
-              "/api/v1/openapi.json")
+              "/api/v1/openapi.json", "/workbench/static/", "/workbench/login",
+              "/workbench/logout", "/m/static/")
+# Pages behind the staff sign-in (the wall's and the workbench's session, or a bearer token).
+SIGNED_PAGES = ("/maps/", "/wall", "/workbench/")
 
 # Holes the matrix shows that are being closed elsewhere: (role or "anonymous", operation).
 # Each one also runs as its own strict xfail below, so a closed hole fails until removed here.
@@ -159,8 +227,9 @@ def wall_and_public_operations(app, documented: list[Operation]) -> list[Operati
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if f"{method} {path}" in known:
                 continue
-            access = "signed" if path.startswith(("/maps/", "/wall")) else "public"
-            ops.append(Operation(method, path, access))
+            access = "signed" if path.startswith(SIGNED_PAGES) else "public"
+            query = [(name, False) for name in PAGE_QUERIES.get(f"{method} {path}", ())]
+            ops.append(Operation(method, path, access, query))
     return ops
 
 
@@ -187,8 +256,9 @@ def _photo_with_exif() -> bytes:
 
 def build_world(make_user) -> dict:
     """Two streets of one city; in street B a case with a photo and a reporter's contact
-    details, an anonymous report, a worker on a roster, a department and its member, and the
-    category's own department for the street. Street A has a case of its own. Committed."""
+    details, an anonymous report, a worker on a roster with a browser subscribed to push, a
+    department and its member, the category's own department for the street, a webhook
+    endpoint and a lamp the case was reported at. Street A has a case of its own. Committed."""
     city = build_city(auto_dispatch=False)
     chief = make_user("duty_chief", username="city_chief", city_id=city["city_id"])
     department_a = Department(name="甲部门", name_en="Department A")
@@ -222,6 +292,20 @@ def build_world(make_user) -> dict:
     anonymous = submit_report(ReportInput(lon=NEAR_B[0] + 0.0002, lat=NEAR_B[1],
                                           category=CATEGORY, description="匿名"), None)
 
+    subscribe_push(worker_b, PUSH_ENDPOINT_B, "BAstreetB", "streetB", None)
+    endpoint = add_endpoint("https://hooks.example.org/street-b", WEBHOOK_SECRET, ["*"],
+                            region=OTHER_STREET)
+    component_id = db.session.scalar(text("""
+        INSERT INTO components (city_id, code, name, category_id, owner, grid_code, geom)
+        SELECT :city, :code, '乙路灯', id, :owner, :grid, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
+        FROM categories WHERE code = :category RETURNING id"""), {
+        "city": city["city_id"], "code": COMPONENT_CODE, "owner": COMPONENT_OWNER,
+        "grid": OTHER_GRID, "lon": NEAR_B[0], "lat": NEAR_B[1], "category": CATEGORY})
+    db.session.execute(text("INSERT INTO case_components (case_id, component_id) "
+                            "VALUES (:case, :component)"),
+                       {"case": report_b.case_id, "component": component_id})
+    db.session.commit()
+
     citizen_a = make_user("citizen", username="citizen_a")
     report_a = submit_report(ReportInput(lon=POINT_A[0], lat=POINT_A[1], category=CATEGORY,
                                          description="甲街道垃圾"), citizen_a)
@@ -236,7 +320,9 @@ def build_world(make_user) -> dict:
         "bbox": BBOX_B, "lon": NEAR_B[0], "lat": NEAR_B[1], "level": "community",
         "original": "original", "tile_z": TILE_ZOOM, "tile_x": tile_x, "tile_y": tile_y,
         "period": datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m"),
-        "citizen_a": citizen_a,
+        "citizen_a": citizen_a, "webhook_endpoint_id": endpoint.id,
+        "component": COMPONENT_CODE, "description": "路边垃圾没人清理",
+        "contact_email": "contact.b@example.org", "forged_signature": "0" * 64,
     }
 
 
@@ -256,14 +342,16 @@ def user_scoped_to_a(role: str, make_user, world: dict):
 # photo metadata.
 PRIVATE_MARKERS = ("13900000001", "13900000002", "13900000003", "contact.b@example.org",
                    "citizen.b@example.org", "worker.b@example.org", "乙联系人", "$argon2",
-                   EXIF_MARKER)
+                   EXIF_MARKER, WEBHOOK_SECRET, PUSH_ENDPOINT_B)
 # Street B's data a user scoped to street A must not see.
 SCOPED_MARKERS = PRIVATE_MARKERS + ("乙街道垃圾", "worker_b", "citizen_b", "staff_b",
-                                    "乙巡查员", "乙市民", "乙部门员工", OTHER_COMMUNITY)
+                                    "乙巡查员", "乙市民", "乙部门员工", OTHER_COMMUNITY,
+                                    COMPONENT_OWNER, "hooks.example.org/street-b")
 # What an anonymous caller must never get: the above but street B's region codes and the
 # case's text (public, redacted), plus the exact place and a phone number in the text.
 PUBLIC_MARKERS = PRIVATE_MARKERS + ("worker_b", "citizen_b", "staff_b", "13700000009",
-                                    "116.3105371", "39.9005123")
+                                    "116.3105371", "39.9005123", COMPONENT_OWNER,
+                                    "hooks.example.org/street-b")
 
 
 def leaked(data: bytes, markers: tuple[str, ...]) -> list[str]:
@@ -305,29 +393,51 @@ def request_for(op: Operation, world: dict, signed: bool) -> dict:
         body = BODIES[op.key](world)
     elif op.body_required and signed:
         raise CannotPlace("a required body the matrix cannot write")
-    return {"method": op.method, "path": "/".join(path), "query_string": query, "json": body}
+    form = FORMS[op.key](world) if op.key in FORMS else None
+    if form is None and op.method != "GET" and op.path.startswith("/workbench/") \
+            and op.key not in SCOPE_FREE:
+        raise CannotPlace("a workbench form the matrix cannot fill")
+    return {"method": op.method, "path": "/".join(path), "query_string": query, "json": body,
+            "form": form}
+
+
+def form_token(client) -> str:
+    """The form token of the test client's session, as a workbench page carries it."""
+    page = client.get("/workbench/login").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def send(client, request: dict, headers: dict | None = None):
     kwargs = {"query_string": request["query_string"], "headers": headers or {}}
     if request["json"] is not None:
         kwargs["json"] = request["json"]
+    if request.get("form") is not None:
+        kwargs["data"] = {**request["form"], "csrf_token": form_token(client)}
     response = client.open(request["path"], method=request["method"], **kwargs)
     response.get_data()  # buffered, so a file the answer streams is closed at once
     response.close()
     return response
 
 
+def error_code(response) -> str | None:
+    """The refusal's machine-readable code: the API's JSON, or a workbench page's."""
+    if response.mimetype == "text/html":
+        found = re.search(r'class="code">[^<]*<code>([^<]+)</code>', response.get_data(
+            as_text=True))
+        return found.group(1) if found else None
+    return (response.get_json(silent=True) or {}).get("error", {}).get("code")
+
+
 def judge_scoped(op: Operation, response) -> str | None:
     """None when a user of street A got a refusal or an answer without street B's data."""
     status = response.status_code
-    markers = PRIVATE_MARKERS if op.access == "optional" else SCOPED_MARKERS
+    markers = PRIVATE_MARKERS if op.access == "optional" or op.key in PUBLIC_READS \
+        else SCOPED_MARKERS
     found = leaked(response.get_data(), markers)
     if found:
         return f"{status} with street B's data {found}"
     if status in (403, 404):
-        body = response.get_json(silent=True) or {}
-        return None if body.get("error", {}).get("code") else f"{status} without an error code"
+        return None if error_code(response) else f"{status} without an error code"
     if status >= 500:
         return f"{status}"
     if op.key in SELF_TARGETED or op.access == "optional":
@@ -336,8 +446,10 @@ def judge_scoped(op: Operation, response) -> str | None:
         return None
     if op.path == "/wall" and status == 200:
         return None
-    code = (response.get_json(silent=True) or {}).get("error", {}).get("code")
-    return f"{status} {code or ''}".strip() + " instead of a refusal"
+    # A page that only leads to the user's own start page (the workbench's root).
+    if op.method == "GET" and status == 302 and response.location.startswith("/workbench/"):
+        return None
+    return f"{status} {error_code(response) or ''}".strip() + " instead of a refusal"
 
 
 def run_scoped(client, ops, world, headers) -> dict[str, str]:
@@ -365,7 +477,9 @@ def snapshot(world: dict) -> dict:
     db.session.remove()
     tables = db.session.execute(text(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars().all()
-    counts = {t: db.session.scalar(text(f'SELECT count(*) FROM "{t}"')) for t in tables}
+    # A caller may subscribe her own browser; street B's subscription is compared below.
+    counts = {t: db.session.scalar(text(f'SELECT count(*) FROM "{t}"')) for t in tables
+              if t != "push_subscriptions"}
     objects = {
         "case": tuple(db.session.execute(text(
             "SELECT state, version, department_id, worker_id FROM cases WHERE id = :id"),
@@ -379,6 +493,15 @@ def snapshot(world: dict) -> dict:
         "category": tuple(db.session.execute(text(
             "SELECT description, department_id, active FROM categories WHERE code = :c"),
             {"c": CATEGORY}).one()),
+        "push": tuple(db.session.execute(text(
+            "SELECT user_id, p256dh, auth FROM push_subscriptions WHERE endpoint = :e"),
+            {"e": PUSH_ENDPOINT_B}).one()),
+        "webhook": tuple(db.session.execute(text(
+            "SELECT url, state, region_code, events FROM webhook_endpoints WHERE id = :id"),
+            {"id": world["webhook_endpoint_id"]}).one()),
+        "component": tuple(db.session.execute(text(
+            "SELECT name, state, owner FROM components WHERE code = :c"),
+            {"c": COMPONENT_CODE}).one()),
     }
     return {"counts": counts, "objects": objects}
 
@@ -466,6 +589,10 @@ def run_public(client, ops, world) -> dict[str, str]:
         if op.access == "signed":
             if op.path == "/wall":
                 ok = status == 302
+            elif op.path.startswith("/workbench/"):
+                ok = (status == 302 and "/workbench/login" in response.location
+                      if op.method == "GET" else
+                      status == 401 and error_code(response) == "token_missing")
             else:
                 body = response.get_json(silent=True) or {}
                 ok = status == 401 and body.get("error", {}).get("code") == "token_missing"
