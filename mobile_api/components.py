@@ -15,6 +15,7 @@ from gridmgr.components.models import STATES
 from gridmgr.components.tiles import component_tile
 from maps.tiles import MVT_MIME, BadTile, check_tile
 from mobile_api.auth import auth_optional, auth_required, current_user
+from mobile_api.http import document_errors
 from mobile_api.regions import BBoxField
 
 blp = Blueprint("components", __name__, description="Components (部件) of the city")
@@ -56,7 +57,7 @@ def list_components(query):
 
 @blp.route("/components/tiles/<z>/<x>/<y>.pbf")
 @auth_optional
-@blp.alt_response(400, description="bad_tile_address, bad_tile_zoom or bad_tile_xy")
+@document_errors(blp, 400, notes={400: "bad_tile_address, bad_tile_zoom or bad_tile_xy"})
 def component_tiles(z, x, y):
     """Components of tile z/x/y as MVT (layer ``components``, from zoom 15; empty below):
     public fields for everyone, parties for staff in scope."""
@@ -96,8 +97,9 @@ def edit_component(data, code):
 @auth_required()
 @blp.arguments(CaseComponentStateSchema)
 @blp.response(200, description="the component after its case")
-@blp.alt_response(409, description="case_not_closed")
-@blp.alt_response(422, description="no_component: the case was not reported at a component")
+@document_errors(blp, 403, 404, 409, 422, notes={
+    403: "forbidden: may not close cases there", 404: "case_not_found",
+    409: "case_not_closed", 422: "no_component: the case was not reported at a component"})
 def set_component_state(data, case_id):
     """Set the state of the component a closed case was reported at."""
     return ops.set_state_after_case(current_user(), case_id, data["state"])
