@@ -1,0 +1,165 @@
+"""Benchmark: the phone app (``/m/``) in headless Chromium (Debian's) with a phone's viewport.
+
+Builds the small test city in its own database, starts ``gridmgr serve`` and measures:
+
+- first-visit bytes: every HTML, script, style sheet, font, icon and manifest the page and its
+  service worker fetch on a first visit, until the service worker holds the app shell (map
+  tiles and API answers left out), each counted gzip-compressed (level 6, as a front proxy
+  sends them) and as served;
+- first usable screen under Chromium's "Slow 3G" (DevTools preset, set through CDP
+  ``Network.emulateNetworkConditions``: 2,000 ms latency, 50 kB/s each way): seconds from
+  navigation to the report form on screen, on a first visit and on a repeat visit (the
+  service worker installed), three loads each;
+- a repeat visit with the network off: whether the report form opens, and in how long.
+
+    .venv/bin/python bench/mobile_app.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from record import record  # noqa: E402
+from wall import CHROMIUM, CHROMIUM_FLAGS, database_url, make_app, serve  # noqa: E402
+
+from gridmgr.extensions import db  # noqa: E402
+
+DB_NAME = "gridmgr_bench_mobile"
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
+         "is_mobile": True, "has_touch": True, "locale": "zh-CN"}
+SLOW_3G = {"offline": False, "latency": 2000, "downloadThroughput": 50_000,
+           "uploadThroughput": 50_000}
+SHELL_TYPES = {"document", "script", "stylesheet", "font", "image", "manifest", "other"}
+BUDGET_BYTES = 250_000
+LOADS = 3
+
+
+def build_city(url: str) -> None:
+    from cityfixtures import build_city as build
+    from flask_migrate import upgrade
+
+    app = make_app(url)
+    with app.app_context():
+        upgrade()
+        db.session.execute(text("TRUNCATE cities, users, departments, categories, "
+                                "category_classes, cases, reports RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        build()
+
+
+def shell_ready(page) -> None:
+    """Wait until the service worker is active and its cache holds the app shell."""
+    page.wait_for_function("navigator.serviceWorker.ready.then(() => true)", timeout=120_000)
+    page.wait_for_function(
+        "caches.keys().then(keys => keys.some(k => k.endsWith('-shell')))", timeout=120_000)
+
+
+def first_visit_bytes(browser, base: str) -> dict:
+    context = browser.new_context(**PHONE)
+    fetched: list[str] = []
+
+    def keep(request):
+        path = request.url[len(base):]
+        if (request.url.startswith(base) and request.resource_type in SHELL_TYPES
+                and "/tiles/" not in path and not path.startswith("/api/")):
+            fetched.append(request.url)
+    context.on("request", keep)
+    page = context.new_page()
+    page.goto(base + "/m/")
+    page.wait_for_selector("#report-form")
+    shell_ready(page)
+    page.wait_for_timeout(1000)  # the shell's last files
+    context.close()
+    served = compressed = 0
+    for url in fetched:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            body = answer.read()
+        served += len(body)
+        compressed += len(gzip.compress(body, compresslevel=6))
+    return {"requests": len(fetched), "bytes_served": served, "bytes_gzip": compressed,
+            "budget_bytes_gzip": BUDGET_BYTES, "within_budget": compressed <= BUDGET_BYTES}
+
+
+def usable_after(page, base: str) -> float:
+    start = time.perf_counter()
+    page.goto(base + "/m/", wait_until="commit", timeout=120_000)
+    page.wait_for_selector("#report-form #send", timeout=120_000)
+    return time.perf_counter() - start
+
+
+def slow_3g(browser, base: str) -> dict:
+    first, repeat = [], []
+    for _ in range(LOADS):
+        context = browser.new_context(**PHONE)
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.send("Network.emulateNetworkConditions", SLOW_3G)
+        first.append(usable_after(page, base))
+        shell_ready(page)
+        repeat.append(usable_after(page, base))
+        context.close()
+    return {"network": "Slow 3G: 2000 ms latency, 50 kB/s down and up",
+            "first_visit_s": [round(s, 2) for s in first],
+            "first_visit_median_s": round(statistics.median(first), 2),
+            "repeat_visit_s": [round(s, 2) for s in repeat],
+            "repeat_visit_median_s": round(statistics.median(repeat), 2)}
+
+
+def offline_repeat(browser, base: str) -> dict:
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(base + "/m/")
+    page.wait_for_selector("#report-form")
+    shell_ready(page)
+    page.close()
+    context.set_offline(True)
+    page = context.new_page()
+    try:
+        seconds = usable_after(page, base)
+        opened = True
+    except Exception:  # noqa: BLE001 - not opening is the figure
+        seconds, opened = None, False
+    context.close()
+    return {"opens": opened, "seconds": None if seconds is None else round(seconds, 2)}
+
+
+def main() -> dict:
+    from playwright.sync_api import sync_playwright
+
+    url = database_url(DB_NAME, create=True)
+    build_city(url)
+    home = Path(tempfile.mkdtemp(prefix="gridmgr-bench-mobile-"))
+    (home / "config.py").write_text("RATELIMIT_ENABLED = False\n")
+    process, base = serve(url, home)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            figures = {"first_visit": first_visit_bytes(browser, base),
+                       "slow_3g": slow_3g(browser, base),
+                       "offline_repeat_visit": offline_repeat(browser, base)}
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return figures
+
+
+if __name__ == "__main__":
+    import json
+
+    result = main()
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print("recorded in", record("mobile_app", result))
