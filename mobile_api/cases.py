@@ -31,11 +31,11 @@ from gridmgr.errors import RateLimited, Sentence
 from gridmgr.extensions import limiter
 from gridmgr.geo.coords import COORD_SYSTEMS
 from mobile_api.auth import auth_optional, auth_required, current_user
-from mobile_api.http import document_errors, read_body, refuse_nul_characters, store_uploads
+from mobile_api.http import document_errors, read_body, refuse_invalid_url_text, store_uploads
 from mobile_api.reports import DuplicateCaseSchema
 
 blp = Blueprint("cases", __name__, description="Cases around the closed loop")
-blp.before_request(refuse_nul_characters)
+blp.before_request(refuse_invalid_url_text)
 
 
 def case_list(body: dict) -> Response:

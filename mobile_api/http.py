@@ -62,7 +62,7 @@ def document_errors(blp_: Blueprint, *statuses: int, notes: dict | None = None):
         for status in statuses))
 
 
-def refuse_nul_characters() -> None:
+def refuse_invalid_url_text() -> None:
     """The path and the query under :func:`refuse_invalid_text` (NUL, which PostgreSQL text
     cannot hold, among the refused characters); the body's fields are checked by
     :func:`read_body`."""

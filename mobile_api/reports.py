@@ -33,12 +33,12 @@ from mobile_api.http import (
     documentation_only,
     json_answer,
     read_body,
-    refuse_nul_characters,
+    refuse_invalid_url_text,
     store_uploads,
 )
 
 blp = Blueprint("reports", __name__, description="Reports from citizens and inspectors")
-blp.before_request(refuse_nul_characters)
+blp.before_request(refuse_invalid_url_text)
 
 class ReportSchema(Schema):
     class Meta:

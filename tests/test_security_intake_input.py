@@ -143,6 +143,18 @@ def test_a_json_lines_history_with_an_escaped_nul_is_refused(city, tmp_path):
     assert counts() == before
 
 
+
+def test_a_json_lines_history_nested_a_thousand_deep_is_refused_by_its_line(city, tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text('{"reference": "J-1", "note": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+                    encoding="utf-8")
+    before = counts()
+    with pytest.raises(DomainError) as refusal:
+        import_history(path)
+    assert refusal.value.code == "bad_file"
+    assert "line 1" in refusal.value.message
+    assert counts() == before
+
 # -- client_id --------------------------------------------------------------------------------
 
 def test_two_anonymous_senders_with_one_client_id_each_keep_their_own_report(client, city):

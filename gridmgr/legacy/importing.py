@@ -230,6 +230,9 @@ def _records(path: Path) -> list[tuple[int, dict]]:
             except json.JSONDecodeError as exc:
                 raise InvalidInput(f"{path.name} line {number} is not JSON: {exc.msg}.",
                                    code="bad_file", row=number) from exc
+            except RecursionError as exc:  # the parser recurses once per level of nesting
+                raise InvalidInput(f"{path.name} line {number} nests too deep to be a step.",
+                                   code="bad_file", row=number) from exc
             if not isinstance(record, dict):
                 raise InvalidInput(f"{path.name} line {number} is not a JSON object.",
                                    code="bad_file", row=number)
