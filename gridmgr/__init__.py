@@ -13,6 +13,7 @@ from gridmgr import live
 from gridmgr.config import Config, gridmgr_home
 from gridmgr.database.engine import (
     database_url,
+    end_sessions_despite_a_lost_server,
     ping_after_idle,
     start_embedded_on_connect,
     tune_connection,
@@ -77,6 +78,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         tune_connection(db.engine)
         ping_after_idle(db.engine, app.config["GRIDMGR_DB_PING_AFTER_IDLE"])
     init_replica(app)
+    end_sessions_despite_a_lost_server(app, db)
 
     import mobile_api
 

@@ -78,3 +78,24 @@ def ping_after_idle(engine: Engine, seconds: float) -> None:
             dbapi_connection.rollback()
         except psycopg2.Error as exc:
             raise DisconnectionError("the idle connection no longer answers") from exc
+
+
+def end_sessions_despite_a_lost_server(app, db) -> None:
+    """End each request's session even when its connection died with the database server.
+
+    Flask-SQLAlchemy rolls the session back when the app context ends, after the answer was
+    made: if the primary died in between (a failover), that rollback raises and a request
+    that was answered would become a 500. The server rolled the transaction back itself; the
+    pool forgets the broken connection and the answer stands.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    @app.teardown_appcontext
+    def _end_session(exc):  # noqa: ARG001 - teardown signature
+        try:
+            db.session.remove()
+        except DBAPIError:
+            try:
+                db.session.remove()
+            except DBAPIError:
+                db.session.registry.clear()
