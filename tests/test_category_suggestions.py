@@ -137,3 +137,26 @@ def test_a_city_with_one_category_is_suggested_nothing_and_training_it_is_refuse
         train()
     assert refused.value.code == "too_few_categories"
     assert db.session.scalar(text("SELECT count(*) FROM category_suggesters")) == 0
+
+
+def test_a_resent_report_without_a_category_gets_its_case_even_when_the_suggestion_changed(
+        app, app_ctx, client, make_user, auth_headers):
+    build_city()
+    load_default_catalogue()
+    inspector = make_user("inspector", region_code="110101001001001")
+    lon, lat = POINT_A
+    body = {"lon": lon, "lat": lat, "description": "地铁口有人乞讨", "client_id": "phone-7"}
+    first = client.post("/api/v1/reports", headers=auth_headers(inspector), json=body)
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json()["category_choice"]["code"] == "E0507"
+
+    # Retraining or a new threshold changes what the same words are filed under.
+    threshold = app.config["GRIDMGR_CATEGORY_MIN_CONFIDENCE"]
+    app.config["GRIDMGR_CATEGORY_MIN_CONFIDENCE"] = 1.01
+    try:
+        resend = client.post("/api/v1/reports", headers=auth_headers(inspector), json=body)
+    finally:
+        app.config["GRIDMGR_CATEGORY_MIN_CONFIDENCE"] = threshold
+    assert resend.status_code == 200, resend.get_json()
+    assert resend.get_json()["case"] == first.get_json()["case"]
+    assert db.session.scalar(text("SELECT count(*) FROM cases")) == 1

@@ -209,6 +209,9 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
     from gridmgr.components import operations as components
 
     authorize(reporter, "case.report")
+    # The report as sent: what intake fills in below (a component's place, a suggested
+    # category that retraining may change) must not make a resend look like another report.
+    content = _content_hash(data)
     component = None
     if data.component is not None:
         component = components.component_for_report(data.component)
@@ -219,7 +222,7 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
     if data.category is None and data.duplicate_of is None and data.description:
         choice = choose_for_report(data.description, data.lon, data.lat, data.coord_sys)
         data.category = choice["code"]
-    result = _store_report(data, reporter)
+    result = _store_report(data, reporter, content)
     result.category_choice = choice or (
         {"code": data.category, "reason": "named by the reporter"} if data.category
         else {"code": None, "reason": "the category of the case it joins"})
@@ -232,9 +235,10 @@ def submit_report(data: ReportInput, reporter: User | None) -> IntakeResult:
     return result
 
 
-def _store_report(data: ReportInput, reporter: User | None) -> IntakeResult:
+def _store_report(data: ReportInput, reporter: User | None, content: str) -> IntakeResult:
     """Locate, classify and store a report as a new case or as a reporter of ``duplicate_of``;
-    a resent ``client_id`` returns the first answer (``created`` False)."""
+    a resent ``client_id`` whose report as sent hashes to ``content`` returns the first answer
+    (``created`` False)."""
     authorize(reporter, "case.report")
     if data.channel not in CHANNELS:
         raise InvalidInput(f"Unknown channel {data.channel!r}; use one of {', '.join(CHANNELS)}.",
@@ -243,7 +247,6 @@ def _store_report(data: ReportInput, reporter: User | None) -> IntakeResult:
         refuse_unbounded_attributes(data.attributes)
     key = f"u{reporter.id}" if reporter else "anon"
     client_id = data.client_id or uuid.uuid4().hex
-    content = _content_hash(data)
     if data.duplicate_of is not None:
         return _join_open_case(data, reporter, key, client_id, content)
     lon, lat = _point(data)
