@@ -230,7 +230,7 @@ async function reportView() {
       if (!file) return;
       // Sending waits for the resize: a quick tap on "send" must not leave the photo behind.
       state.photoReady = (async () => {
-        state.exif = gpsFromJpeg(await file.arrayBuffer());
+        state.exif = await gpsFromJpeg(file);
         state.photo = await resized(file);
         preview.src = URL.createObjectURL(state.photo);
         preview.hidden = false;

@@ -5,7 +5,7 @@
 // falling back to the cache for the page, stale-while-revalidate for the catalogue.
 import { flush } from "/m/static/queue.js";
 
-const VERSION = "m-1";
+const VERSION = "m-2";
 const SHELL = `${VERSION}-shell`;
 const DATA = `${VERSION}-data`;
 const SHELL_FILES = [
@@ -13,7 +13,7 @@ const SHELL_FILES = [
   "/m/static/queue.js", "/m/static/exif.js", "/m/static/icons/icon-192.png",
   "/maps/static/vendor/leaflet/leaflet.js", "/maps/static/vendor/leaflet/leaflet.css",
   "/maps/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
-  "/maps/static/vendor/socketio/socket.io.min.js",
+  "/maps/static/vendor/socketio/socket.io.min.js", "/maps/static/vendor/exifr/mini.esm.mjs",
 ];
 
 self.addEventListener("install", (event) => {
