@@ -2,7 +2,6 @@
 // a grid inspector's duty, patrol, live tasks and on-site steps; a field worker's steps.
 // Rules live in the API: the actions shown are the ones the API says the case takes, and
 // every refusal is the API's own sentence (Accept-Language) shown next to its field.
-import { gpsFromJpeg } from "/m/static/exif.js";
 import { enqueue, flush, get, getAll, newId, put, remove } from "/m/static/queue.js";
 
 const LANG = (navigator.languages || [navigator.language || "zh"])
@@ -230,6 +229,8 @@ async function reportView() {
       if (!file) return;
       // Sending waits for the resize: a quick tap on "send" must not leave the photo behind.
       state.photoReady = (async () => {
+        // Loaded with the first photo: the EXIF reader is not on the first screen's path.
+        const { gpsFromJpeg } = await import("/m/static/exif.js");
         state.exif = await gpsFromJpeg(file);
         state.photo = await resized(file);
         preview.src = URL.createObjectURL(state.photo);
