@@ -44,7 +44,7 @@ def test_a_scoped_inspector_is_added_with_a_street_code(runner, make_user):
 def test_bad_input_is_refused_with_a_sentence_and_nothing_is_written(runner, app_ctx):
     cases = [
         (["users", "add", "a1", "--role", "inspector", "--region", "999999001",
-          "--password", "pw-secret-123"], "No region has the code 999999001"),
+          "--password", "pw-secret-123"], "No region has the code '999999001'"),
         (["users", "add", "a2", "--role", "department", "--password", "pw-secret-123"],
          "Department staff need a department"),
         (["users", "add", "a3", "--role", "operator", "--password", "short"],

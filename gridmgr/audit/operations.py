@@ -14,7 +14,8 @@ def record(actor: User | None, action: str, target_kind: str, target_id, *,
            before: dict | None = None, after: dict | None = None) -> None:
     """Add one entry in the caller's transaction: it is kept exactly when the change is."""
     db.session.add(AuditEntry(
-        actor_id=actor.id if actor is not None else None,
+        # The console's administrator (id 0) is never stored: her rows name her only.
+        actor_id=actor.id if actor is not None and actor.id else None,
         actor_name=actor.username if actor is not None else None, action=action,
         target_kind=target_kind, target_id=str(target_id) if target_id is not None else None,
         before=before, after=after))
