@@ -241,7 +241,13 @@ def file_request(new: NewRequest, jurisdiction_id: str | None, api_key: str, med
     language = _language(asked.pop("language", None))
     photos = None
     for _ in range(2):  # a second time only when the service's questions changed meanwhile
-        answers = check_attributes(service, asked)
+        try:
+            answers = check_attributes(service, asked)
+        except DomainError:
+            # Refused by the questions this process remembers: refuse only by today's.
+            forget_service(new.service_code)
+            service = service_to_file(new.service_code)
+            answers = check_attributes(service, asked)
         if media_url:
             answers["_media_url"] = media_url
         if language:
