@@ -125,9 +125,10 @@ def list_cases(user: User, *, state: list[str] | None = None, category: str | No
         from gridmgr.evaluation.operations import city_id_for
 
         params["city"] = city_id_for(city)
-        # No assignee here: being assigned a case opens that case, not its city.
+        # No assignee or reporter here: being assigned or having reported a case opens that
+        # case, not its city.
         authorize(user, "case.view", region_code=scope_filter(user), city_id=params["city"],
-                  reporter_id=user.id, department_id=user.department_id)
+                  department_id=user.department_id)
         where.append("c.city_id = :city")
     if state and len(set(state)) == 1:
         # One state walks ix_cases_city_state newest first; "= ANY" cannot keep that order.
