@@ -1,10 +1,13 @@
 """Benchmark: reading cases at scale — lists with filters, cursor pages, a case with its
 history, tasks and the phone sync — through the mobile API (Flask test client, in-process)
-on the database ``bench/intake.py`` builds (50,000 unit grids, ``--cases`` cases).
+on the database ``bench/intake.py`` builds (50,000 unit grids, ``--cases`` cases), or on an
+already built city given with ``--database`` (``bench/bigcity.py``'s ten million cases).
 
 Prints p50/p95 per query and writes ``bench/results/cases.json``.
 
     .venv/bin/python bench/cases.py --cases 1000000
+    .venv/bin/python bench/cases.py --database \
+        postgresql+psycopg2://postgres@127.0.0.1:5432/gridmgr_bench_bigcity
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,9 +69,14 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--database", help="measure this already built city as it is")
     args = parser.parse_args()
-    url = database_url()
-    setup = prepare(url, args.cases)
+    if args.database:
+        url = args.database
+        setup = {"grids": None, "home": tempfile.mkdtemp(prefix="gridmgr-bench-cases-")}
+    else:
+        url = database_url()
+        setup = prepare(url, args.cases)
     app = bench_app(url, Path(setup["home"]))
     results: dict = {}
     with app.app_context():
@@ -121,8 +130,12 @@ def main() -> dict:
             print(f"{name:38s} p50 {results[name]['p50_ms']:7.2f} ms   "
                   f"p95 {results[name]['p95_ms']:7.2f} ms", flush=True)
         cases = db.session.scalar(db.text("SELECT count(*) FROM cases"))
+        history = db.session.scalar(db.text("SELECT count(*) FROM case_history"))
+        setup["grids"] = setup["grids"] or db.session.scalar(db.text(
+            "SELECT count(*) FROM regions WHERE level = 'grid'"))
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-           "grids": setup["grids"], "cases": cases, "queries": results,
+           "grids": setup["grids"], "cases": cases, "history_rows": history,
+           "load_average_1m": round(os.getloadavg()[0], 1), "queries": results,
            "worst_p95_ms": max(r["p95_ms"] for r in results.values())}
     record("cases", out)
     print(f"\n{cases:,} cases, {setup['grids']:,} grids: worst p95 {out['worst_p95_ms']} ms")

@@ -11,9 +11,13 @@ November 2026 is computed ``--runs`` times and p50/p95 printed. The triggers of 
 includes them); the tables read those facts.
 
 Database: ``gridmgr_bench_indicators`` on the PostgreSQL at 127.0.0.1:5432 (user postgres),
-dropped and created afresh. Prints the figures and writes ``bench/results/indicators.json``.
+dropped and created afresh; or, with ``--database``, an already built city measured as it is
+(``bench/bigcity.py``'s ten million cases, district 110105 too). Prints the figures and writes
+``bench/results/indicators.json``.
 
     .venv/bin/python bench/indicators.py --cases 1000000
+    .venv/bin/python bench/indicators.py --database \
+        postgresql+psycopg2://postgres@127.0.0.1:5432/gridmgr_bench_bigcity
 """
 
 from __future__ import annotations
@@ -168,11 +172,15 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--database", help="measure this already built city as it is")
     args = parser.parse_args()
-    app = scratch.migrated_app(_database())
+    app = scratch.migrated_app(args.database or _database())
     with app.app_context():
-        print(f"building {args.cases:,} cases with their histories ...", flush=True)
-        seconds = build(args.cases)
+        seconds = None
+        if not args.database:
+            print(f"building {args.cases:,} cases with their histories ...", flush=True)
+            seconds = build(args.cases)
+        args.cases = db.session.scalar(text("SELECT count(*) FROM cases"))
         history_rows = db.session.scalar(text("SELECT count(*) FROM case_history"))
         fact_rows = db.session.scalar(text("SELECT count(*) FROM evaluation_facts"))
         month = periods.month("2026-11", ZoneInfo("Asia/Shanghai"))
@@ -203,11 +211,11 @@ def main() -> dict:
     results = {"cases": args.cases, "load_average_1m": round(os.getloadavg()[0], 1),
                "history_rows": history_rows, "fact_rows": fact_rows,
                "cases_in_month": in_month,
-               "build_seconds": round(seconds, 1), "runs": args.runs, "tables": figures,
+               "build_seconds": seconds and round(seconds, 1), "runs": args.runs, "tables": figures,
                "city_counts": city.counts, "python": platform.python_version(),
                "machine": platform.machine()}
     print(f"{history_rows:,} history rows, {in_month:,} cases created in 2026-11; "
-          f"built in {seconds:.0f} s; load average {results['load_average_1m']}")
+          f"built in {seconds or 0:.0f} s; load average {results['load_average_1m']}")
     record("indicators", results)
     return results
 

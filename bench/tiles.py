@@ -8,10 +8,13 @@ through the app (token check, scope, SQL, response) with Flask's test client, so
 figures are what the server spends on a tile, without the network.
 
 Database: ``DATABASE_URL`` when set (its cities are replaced), else ``gridmgr_bench_maps`` on
-the PostgreSQL at 127.0.0.1:5432, created when missing. Prints the figures and writes
-``bench/results/tiles.json``.
+the PostgreSQL at 127.0.0.1:5432, created when missing; or, with ``--database``, an already
+built city measured as it is (``bench/bigcity.py``'s ten million cases: the tiles and windows
+then cover its grids). Prints the figures and writes ``bench/results/tiles.json``.
 
     .venv/bin/python bench/tiles.py [--tiles-per-zoom 120]
+    .venv/bin/python bench/tiles.py --zooms 14 --database \
+        postgresql+psycopg2://postgres@127.0.0.1:5432/gridmgr_bench_bigcity
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ CASES = 100_000
 ZOOMS = range(12, 18)
 
 
-def bench_app():
-    """The app on the benchmark database (created when missing unless DATABASE_URL is set)."""
-    url = os.environ.get("DATABASE_URL")
+def bench_app(url: str | None = None):
+    """The app on ``url``, else on the benchmark database (created when missing unless
+    DATABASE_URL is set)."""
+    url = url or os.environ.get("DATABASE_URL")
     if not url:
         admin = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
         admin.autocommit = True
@@ -154,14 +158,19 @@ def build_city() -> int:
     return city_id
 
 
-def tile_range(z: int) -> tuple[int, int, int, int]:
-    """x0, y0, x1, y1 of the tiles covering the lattice at zoom z."""
+LATTICE = (WEST, NORTH - ROWS * GRID_H, WEST + COLS * GRID_W, NORTH)
+
+
+def tile_range(z: int, bounds: tuple[float, float, float, float] = LATTICE
+               ) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of the tiles covering ``bounds`` (west, south, east, north) at zoom z."""
     def tile(lon, lat):
         n = 2 ** z
         return (int((lon + 180) / 360 * n),
                 int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n))
-    x0, y0 = tile(WEST, NORTH)
-    x1, y1 = tile(WEST + COLS * GRID_W - 1e-9, NORTH - ROWS * GRID_H + 1e-9)
+    west, south, east, north = bounds
+    x0, y0 = tile(west, north)
+    x1, y1 = tile(east - 1e-9, south + 1e-9)
     return x0, y0, x1, y1
 
 
@@ -185,8 +194,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiles-per-zoom", type=int, default=120)
     parser.add_argument("--reuse", action="store_true", help="keep an already built city")
+    parser.add_argument("--database", help="measure this already built city as it is")
+    parser.add_argument("--zooms", type=int, nargs="+", default=list(ZOOMS))
     args = parser.parse_args()
-    app = bench_app()
+    app = bench_app(args.database)
     rng = random.Random(7)
     with app.app_context():
         from flask_migrate import upgrade
@@ -194,9 +205,15 @@ def main() -> None:
         upgrade()
         built = time.perf_counter()
         grids = db.session.scalar(text("SELECT count(*) FROM regions WHERE level = 'grid'"))
-        if not args.reuse or grids != COLS * ROWS:
+        if not args.database and (not args.reuse or grids != COLS * ROWS):
             build_city()
         build_seconds = time.perf_counter() - built
+        bounds = LATTICE
+        if args.database:
+            bounds = db.session.execute(text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+                "ST_Extent(geom) AS e FROM regions WHERE level = 'grid') x")).one()
+        cases = db.session.scalar(text("SELECT count(*) FROM cases"))
         counts = dict(db.session.execute(text(
             "SELECT level, count(*) FROM regions GROUP BY level")).all())
         open_cases = db.session.scalar(text(
@@ -216,14 +233,15 @@ def main() -> None:
         headers = {"Authorization": "Bearer " + encode_token(db.session.get(User, chief),
                                                              "access")}
     client = app.test_client()
-    results = {"city": {**counts, "open_cases": open_cases,
+    results = {"city": {**counts, "open_cases": open_cases, "cases": cases,
                         "build_seconds": round(build_seconds, 1)},
+               "load_average_1m": round(os.getloadavg()[0], 1),
                "tiles": {}, "feeds": {}}
     print(f"city: {counts} grids, {open_cases} open cases (built in {build_seconds:.1f} s)")
     print(f"{'zoom':>4} {'measure':>9} {'n':>4} {'p50 ms':>7} {'p95 ms':>7} {'tiles/s':>8} "
           f"{'kB mean':>8} {'kB max':>7}")
-    for z in ZOOMS:
-        x0, y0, x1, y1 = tile_range(z)
+    for z in args.zooms:
+        x0, y0, x1, y1 = tile_range(z, bounds)
         picks = [(rng.randint(x0, x1), rng.randint(y0, y1)) for _ in range(args.tiles_per_zoom)]
         measures = ("open", "overdue", "reports7d", "forecast") if z == 14 else ("open",)
         for measure in measures:
@@ -246,8 +264,7 @@ def main() -> None:
                   f"{row['per_s']:>8} {row['bytes_mean'] / 1024:>8.1f} "
                   f"{row['bytes_max'] / 1024:>7.1f}")
 
-    lon0, lat0 = WEST, NORTH - ROWS * GRID_H
-    lon1, lat1 = WEST + COLS * GRID_W, NORTH
+    lon0, lat0, lon1, lat1 = bounds
     feeds = {
         # a wall at zoom 14 (about 2.5 km x 1.5 km) and the whole city (clusters)
         "cases_z14": lambda: "/maps/feeds/cases?bbox={},{},{},{}".format(
