@@ -106,3 +106,33 @@ def test_a_good_file_imports_with_codes_assigned_and_its_components_answer_by_bb
     again = runner.invoke(main, args=["components", "import", str(path), "--coord-sys", "gcj02"])
     assert again.exit_code == 0, again.output
     assert _count("components") == 7  # rows without codes are new components each time
+
+
+def test_an_inventory_exported_as_json_lines_imports_as_its_csv_would_and_a_bad_line_is_named(
+        runner, app_ctx, tmp_path):
+    _city()
+    lon, lat = POINT_A
+    path = tmp_path / "lamps.jsonl"
+    lines = [{"名称": "一号灯", "类别": LAMP, "权属单位": "供电公司", "经度": lon, "纬度": lat,
+              "灯杆高度": 8},
+             {"name": "二号灯", "category": "0111", "state": "破损", "lon": lon + 0.0001,
+              "lat": lat}]
+    # The same reader as the history import's: a line that is not an object is refused by
+    # its number, and nothing is written.
+    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n[1, 2]\n",
+                    encoding="utf-8")
+    refused = runner.invoke(main, args=["components", "import", str(path)])
+    assert refused.exit_code == 1
+    assert "lamps.jsonl line 3 is not a JSON object" in refused.output
+    assert _count("components") == 0
+
+    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines[:1]) + "\n\n",
+                    encoding="utf-8")
+    done = runner.invoke(main, args=["components", "import", str(path)])
+    assert done.exit_code == 0, done.output
+    assert "imported 1 components: 1 new, 0 updated, 1 codes assigned" in done.output
+    row = db.session.execute(text(
+        "SELECT c.name, c.state, d.name AS owner_department, c.properties FROM components c "
+        "LEFT JOIN departments d ON d.id = c.owner_department_id")).one()
+    assert (row.name, row.state, row.owner_department) == ("一号灯", "intact", "供电公司")
+    assert row.properties == {"灯杆高度": 8}

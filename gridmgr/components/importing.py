@@ -34,6 +34,7 @@ from gridmgr.extensions import db
 from gridmgr.geo.coords import check_coord_sys, transform_geometry
 from gridmgr.grids.importing import _text, read_boundary_file
 from gridmgr.grids.locating import OUTSIDE, current_index
+from gridmgr.rowfiles import is_row_file, read_rows
 
 # Each property and the names a file may give it, English or Chinese.
 FIELDS = {
@@ -205,26 +206,22 @@ def import_components(path: str | Path, *, srid: int | None = None, coord_sys: s
 
 
 def _read(path: Path, srid: int | None) -> gpd.GeoDataFrame:
-    """The file as a frame with its CRS; a CSV's points from its longitude/latitude columns."""
-    if path.suffix.lower() != ".csv":
+    """The file as a frame with its CRS; the points of a CSV or JSON-lines file from its
+    longitude/latitude columns."""
+    if not is_row_file(path):
         return read_boundary_file(path, srid)
-    if not path.exists():
-        raise InvalidInput(f"No file at {path}.", code="file_not_found", path=str(path))
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise InvalidInput(f"{path.name} could not be read as CSV: {exc}.",
-                           code="unreadable_file") from exc
-    lowered = {str(c).strip().lower(): c for c in table.columns}
+    rows = read_rows(path, "component")
+    lowered = {str(c).strip().lower(): c for c in rows.columns}
     lon = next((lowered[n] for n in LON_FIELDS if n in lowered), None)
     lat = next((lowered[n] for n in LAT_FIELDS if n in lowered), None)
     if lon is None or lat is None:
         raise InvalidInput(f"{path.name} needs longitude and latitude columns (lon/lat, "
                            "经度/纬度 or x/y).", code="no_coordinates")
-    if len(table) == 0:
+    if len(rows) == 0:
         raise InvalidInput(f"{path.name} holds no rows.", code="empty_file")
-    x = pd.to_numeric(table[lon], errors="coerce").to_numpy()
-    y = pd.to_numeric(table[lat], errors="coerce").to_numpy()
+    table = pd.DataFrame(rows.column_values(), columns=rows.columns, dtype=object)
+    x = pd.to_numeric(table[lon], errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(table[lat], errors="coerce").to_numpy(dtype=float)
     points = shapely.points(x, y)
     points[~(np.isfinite(x) & np.isfinite(y))] = None
     try:

@@ -20,8 +20,6 @@ No live events are published: these cases are history, not news.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -48,6 +46,7 @@ from gridmgr.geo.coords import COORD_SYSTEMS, to_wgs84
 from gridmgr.grids.locating import OutsideCity, locate
 from gridmgr.people.models import ROLES, Department, User
 from gridmgr.people.policy import ROLE_ACTIONS
+from gridmgr.rowfiles import read_rows
 
 COLUMNS = ("reference", "category", "lon", "lat", "step", "time", "actor_role", "actor",
            "department", "note")
@@ -204,41 +203,12 @@ def _parse(path: Path, problems: _Problems, now: datetime) -> tuple[list[_Row], 
 
 def _records(path: Path) -> list[tuple[int, dict]]:
     """(line number, fields) of every row; a missing column or a malformed line is refused."""
-    if not path.is_file():
-        raise InvalidInput(f"There is no file {str(path)!r:.200}.", code="file_not_found")
-    suffix = path.suffix.lower()
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path.name} is not UTF-8 text.", code="bad_file") from exc
-    if suffix == ".csv":
-        # Rows end at line breaks only: str.splitlines() also breaks at \v, \f, U+2028 …,
-        # which may be in a note.
-        reader = csv.DictReader(io.StringIO(content, newline=""))
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InvalidInput(f"{path.name} lacks the column(s) {', '.join(missing)}; the "
-                               f"header is {', '.join(COLUMNS)}.", code="missing_columns")
-        return [(reader.line_num, record) for record in reader]
-    if suffix in (".jsonl", ".ndjson"):
-        records = []
-        for number, line in enumerate(io.StringIO(content, newline=""), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(f"{path.name} line {number} is not JSON: {exc.msg}.",
-                                   code="bad_file", row=number) from exc
-            except RecursionError as exc:  # the parser recurses once per level of nesting
-                raise InvalidInput(f"{path.name} line {number} nests too deep to be a step.",
-                                   code="bad_file", row=number) from exc
-            if not isinstance(record, dict):
-                raise InvalidInput(f"{path.name} line {number} is not a JSON object.",
-                                   code="bad_file", row=number)
-            records.append((number, record))
-        return records
-    raise InvalidInput(f"{path.name}: history files are .csv or .jsonl.", code="bad_file")
+    rows = read_rows(path, "history")
+    missing = [c for c in COLUMNS if c not in rows.columns]
+    if path.suffix.lower() == ".csv" and missing:
+        raise InvalidInput(f"{path.name} lacks the column(s) {', '.join(missing)}; the "
+                           f"header is {', '.join(COLUMNS)}.", code="missing_columns")
+    return list(rows.records())
 
 
 def _text(record: dict, key: str) -> str:
