@@ -39,7 +39,7 @@ from gridmgr.cases.events import (
 from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
 from gridmgr.cases.numbering import case_code_sql
 from gridmgr.cases.photos import StoredPhoto, attach_photos
-from gridmgr.database.prepared import Prepared, autocommit_connection
+from gridmgr.database.prepared import GENERIC_PLAN, Prepared, autocommit_connection
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound, Sentence
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
@@ -656,11 +656,8 @@ _NEW_CASE_ROOMS = case_rooms_sql("c.city_id", "c.grid_code",
 # The radius in degrees of longitude here. ``cos_lat`` is typed: left to inference it was an
 # integer, 0.77 became 1, and the box missed cases due east or west near the radius.
 _DEGREES_OF_RADIUS = "(SELECT duplicate_radius_m / (111320 * CAST(:cos_lat AS float8)) FROM ok)"
-# The grid lookup runs best as a generic plan, and so does the rest (planning would cost as
-# much as running it; left to PostgreSQL's choice the statement cost twice as much). The setting
-# is made for the statement's own transaction only, in the same round trip: in autocommit mode
-# each statement is a transaction of its own.
-_GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan; "
+# The grid lookup runs best as a generic plan, and so does the rest (left to PostgreSQL's
+# choice the statement cost twice as much).
 _REPORT_AS_NEW_CASE = Prepared("gridmgr_intake_new_case", f"""
 WITH {_NEW_CASE_CONTEXT}, c AS (
     INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
@@ -697,7 +694,7 @@ SELECT ctx.replay_id, ctx.region_id, ctx.city_id, ctx.category_id, ctx.calendar_
             'reporter_count', reporter_count, 'created_at', created_at) ORDER BY distance),
             '[]')::text FROM near) AS nearby
 FROM ctx
-""", setup=_GENERIC_PLAN, types={
+""", setup=GENERIC_PLAN, types={
     "lon": "float8", "lat": "float8", "cos_lat": "float8", "expect_city": "integer",
     "reporter_id": "integer", "actor_id": "integer", **dict.fromkeys((
         "key", "client_id", "content_hash", "tz", "category", "expect_calendar", "source",

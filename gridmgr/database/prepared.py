@@ -35,6 +35,12 @@ def autocommit_connection() -> Iterator[PoolProxiedConnection]:
         connection.close()
 
 
+# A ``setup`` for a statement best run as a generic plan: planning it each time would cost as much
+# as running it, and left to its own choice PostgreSQL keeps planning it (a generic plan's
+# estimates of a box or a parameter's rows look worse than they are). The setting lasts for the
+# statement's own transaction only; in autocommit mode each statement is a transaction of its own.
+GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan; "
+
 _ENCODER = msgspec.json.Encoder()
 
 # A ``:name`` parameter of SQL written as for ``sqlalchemy.text`` (not a ``::type`` cast).
