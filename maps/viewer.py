@@ -14,6 +14,7 @@ read statistics (operator, duty chief, dispatcher, administrator).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import request, session
@@ -25,12 +26,19 @@ from gridmgr.grids.models import City
 from gridmgr.people import operations
 from gridmgr.people.models import User
 from gridmgr.people.policy import authorize, can, scope_filter, user_city_id
-from gridmgr.people.tokens import TokenError, decode_token, user_for_claims
+from gridmgr.people.tokens import (
+    TokenError,
+    decode_token,
+    token_claims,
+    user_for_claims,
+    user_for_token,
+)
 
 SESSION_KEY = "wall_tokens"
 # The page asks for its token every few minutes; renewing it this long before it expires
 # means the wall's parallel feed requests never race to renew an expired one.
 RENEW_BEFORE_SECONDS = 600
+_USER_KEY = "gridmgr.signed_in_user"
 
 
 @dataclass(frozen=True)
@@ -81,16 +89,40 @@ def sign_out() -> None:
 
 def access_token() -> str:
     """A valid access token for this request's viewer (renewed from the refresh token)."""
+    return _access_token(decode_token)
+
+
+def signed_in_user() -> User:
+    """The request's signed-in user, identified once per request: the token's signature and
+    expiry checked in memory, then the user, their region and the token's revocation read in
+    one query (``tokens.user_for_token``). Nothing is kept between requests, so a revoked
+    token or a new token generation refuses the very next one."""
+    known = request.environ.get(_USER_KEY)
+    if known is not None:
+        return known
+    try:
+        user = user_for_token(_access_token(token_claims))
+    except TokenError as refused:
+        if not _bearer() and refused.code != "token_expired":
+            session.pop(SESSION_KEY, None)  # a session whose token is refused is over
+        raise
+    request.environ[_USER_KEY] = user
+    return user
+
+
+def _access_token(check: Callable[[str], dict]) -> str:
+    """The request's access token (``check`` reads its claims or refuses it), renewed from the
+    session's refresh token when it is about to expire."""
     bearer = _bearer()
     if bearer:
-        decode_token(bearer)
+        check(bearer)
         return bearer
     tokens = session.get(SESSION_KEY)
     if not tokens:
         raise TokenError("token_missing", "Sign in to the wall first.")
     still_valid = False
     try:
-        claims = decode_token(tokens["access"])
+        claims = check(tokens["access"])
         if claims["exp"] - time.time() > RENEW_BEFORE_SECONDS:
             return tokens["access"]
         still_valid = True
@@ -113,7 +145,7 @@ def access_token() -> str:
 def current_viewer(action: str = "stats.view") -> Viewer:
     """The request's viewer; 401 without a valid token, 403 for a role without ``action``
     (the wall: ``stats.view``; the map of grids a grid inspector also reads: ``map.view``)."""
-    user = user_for_claims(decode_token(access_token()))
+    user = signed_in_user()
     prefix = scope_filter(user) or ""
     city_id = user_city_id(user)
     if city_id is None:

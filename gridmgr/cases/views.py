@@ -114,9 +114,9 @@ def _photo(p, *, original: bool) -> dict:
 
 
 def _step(h, photos: list[str]) -> dict:
-    return {"id": h.id, "actor_id": h.actor_id, "actor_role": h.actor_role,
-            "action": h.action, "from_state": h.from_state, "to_state": h.to_state,
-            "at": _iso(h.at), "lon": h.lon, "lat": h.lat, "note": h.note,
+    return {"id": h.id, "actor_id": h.actor_id, "actor_name": h.actor_name,
+            "actor_role": h.actor_role, "action": h.action, "from_state": h.from_state,
+            "to_state": h.to_state, "at": _iso(h.at), "lon": h.lon, "lat": h.lat, "note": h.note,
             "details": h.details, "photos": photos}
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from gridmgr.calendar.deadlines import calendar_for_city
 from gridmgr.cases.steps import WORK_STATES, states_sql
 from gridmgr.categories.operations import RESPONSIBLE_DEPARTMENT_SQL
-from gridmgr.database.prepared import Prepared
+from gridmgr.database.prepared import PARAMETER, Prepared
 from gridmgr.extensions import db
 from gridmgr.grids.models import CODE_LENGTH
 
@@ -120,6 +120,44 @@ def _receive(category_id: int | None, grid_code: str, city_id: int, lon: float, 
         "street": grid_code[:CODE_LENGTH["street"]]})
     return Receiver(row.department_id, row.worker_id, row.rule,
                     float(row.metres) if row.metres is not None else None)
+
+
+# The same rule for many cases at once: each case row's own values stand where the one-case
+# statement takes parameters, and each city's local time comes with the city's row.
+_COLUMNS = {"case_id": "c.id", "category": "c.category_id", "grid": "c.grid_code",
+            "city": "c.city_id", "lon": "ST_X(c.location)", "lat": "ST_Y(c.location)",
+            "street": f"left(c.grid_code, {CODE_LENGTH['street']})", "t": "k.t",
+            "dow": "k.dow", "prev": "k.prev"}
+_RECEIVERS_SQL = text(f"""
+WITH c AS MATERIALIZED (  -- the listed cases by their ids, whatever the city's size
+    SELECT id, category_id, grid_code, city_id, location FROM cases WHERE id = ANY(:ids)
+)
+SELECT c.id AS case_id, r.department_id, r.worker_id, r.rule, r.metres
+FROM c
+JOIN unnest(CAST(:cities AS integer[]), CAST(:times AS time[]), CAST(:dows AS integer[]),
+            CAST(:prevs AS integer[])) AS k(city, t, dow, prev) ON k.city = c.city_id
+CROSS JOIN LATERAL ({PARAMETER.sub(lambda m: _COLUMNS.get(m.group(1), m.group(0)),
+                                   _RECEIVER_SQL)}) r""")
+
+
+def choose_receivers(case_ids: list[int], at: datetime | None = None) -> dict[int, Receiver]:
+    """:func:`choose_receiver` for many cases (a dispatcher's list): each city's calendar read
+    once, then the rule's own statement for every case in one round trip."""
+    if not case_ids:
+        return {}
+    cities = db.session.scalars(text("SELECT DISTINCT city_id FROM cases WHERE id = ANY(:ids)"),
+                                {"ids": list(case_ids)}).all()
+    moments = [(at or datetime.now(UTC)).astimezone(calendar_for_city(city).tz)
+               for city in cities]
+    rows = db.session.execute(_RECEIVERS_SQL, {
+        "ids": list(case_ids), "cities": list(cities),
+        "times": [local.time() for local in moments],
+        "dows": [local.isoweekday() for local in moments],
+        "prevs": [(local - timedelta(days=1)).isoweekday() for local in moments],
+        "exclude": [], "max_age": float(current_app.config["GRIDMGR_POSITION_MAX_AGE_S"])})
+    return {row.case_id: Receiver(row.department_id, row.worker_id, row.rule,
+                                  float(row.metres) if row.metres is not None else None)
+            for row in rows}
 
 
 def case_point(case_id: int) -> tuple[float, float]:

@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import joinedload
 
 from gridmgr.errors import DomainError
 from gridmgr.extensions import db
+from gridmgr.grids.models import Region
 from gridmgr.people.models import RevokedToken, User
 
 ALGORITHM = "HS256"
@@ -71,6 +73,15 @@ def issue_tokens(user: User) -> dict:
 
 def decode_token(token: str | None, kind: str = "access") -> dict:
     """The claims of a valid, unexpired, unrevoked token of ``kind``; else a 401 TokenError."""
+    claims = token_claims(token, kind)
+    if db.session.get(RevokedToken, claims["jti"]) is not None:
+        raise _revoked()
+    return claims
+
+
+def token_claims(token: str | None, kind: str = "access") -> dict:
+    """The claims of a well-signed, unexpired token of ``kind``, read without the database:
+    whether it was revoked is :func:`decode_token`'s or :func:`user_for_token`'s question."""
     if not token:
         raise TokenError("token_missing", "This request needs a bearer token.")
     try:
@@ -82,9 +93,11 @@ def decode_token(token: str | None, kind: str = "access") -> dict:
         raise TokenError("token_invalid", "The token is not valid.") from None
     if claims.get("type") != kind:
         raise TokenError("token_invalid", f"This endpoint needs a {kind} token.")
-    if db.session.get(RevokedToken, claims["jti"]) is not None:
-        raise TokenError("token_revoked", "The token has been revoked.")
     return claims
+
+
+def _revoked() -> TokenError:
+    return TokenError("token_revoked", "The token has been revoked.")
 
 
 def revoke_token(claims: dict) -> bool:
@@ -108,6 +121,28 @@ def user_for_claims(claims: dict) -> User:
     and one issued before the user's password changed (an older ``gen``) is revoked."""
     sub = str(claims.get("sub", ""))
     user = db.session.scalar(select(User).where(User.id == int(sub))) if sub.isdigit() else None
+    return _usable(user, claims)
+
+
+def user_for_token(token: str | None, kind: str = "access") -> User:
+    """:func:`user_for_claims` of :func:`decode_token`, in one round trip: the user, their region
+    (its code and city, which every scope check reads) and whether the token's id is revoked.
+    Each request asks again, so a revoked token or a new generation ends it at once."""
+    claims = token_claims(token, kind)
+    sub = str(claims.get("sub", ""))
+    row = db.session.execute(
+        select(User, exists().where(RevokedToken.jti == claims["jti"]))
+        .options(joinedload(User.region).load_only(Region.code, Region.city_id))
+        .where(User.id == int(sub))).one_or_none() if sub.isdigit() else None
+    if row is None:
+        return user_for_claims(decode_token(token, kind))  # its refusal, in its order
+    user, revoked = row
+    if revoked:
+        raise _revoked()
+    return _usable(user, claims)
+
+
+def _usable(user: User | None, claims: dict) -> User:
     if user is None or not user.is_active:
         raise TokenError("token_invalid", "The token's user no longer exists or is disabled.")
     if claims.get("gen", 0) != (user.token_generation or 0):

@@ -8,7 +8,6 @@ import secrets
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 from flask import (
@@ -32,7 +31,7 @@ from gridmgr.cases.models import CHANNELS, OPEN_STATES, STATES
 from gridmgr.cases.queries import case_detail, list_cases, tasks_for
 from gridmgr.cases.workflow import StepInput, take_step
 from gridmgr.categories.operations import list_categories
-from gridmgr.dispatch.rules import choose_receiver
+from gridmgr.dispatch.rules import choose_receivers
 from gridmgr.errors import DomainError, Forbidden, InvalidInput, translate
 from gridmgr.extensions import db, limiter
 from gridmgr.live.rooms import default_rooms
@@ -40,9 +39,9 @@ from gridmgr.opendata.writing import csv_line
 from gridmgr.people.models import User
 from gridmgr.people.operations import list_departments
 from gridmgr.people.policy import authorize, can, scope_filter, user_city_id
-from gridmgr.people.tokens import TokenError, decode_token, user_for_claims
+from gridmgr.people.tokens import TokenError
 from maps import csrf
-from maps.viewer import access_token, sign_in, sign_out
+from maps.viewer import access_token, sign_in, sign_out, signed_in_user
 from mobile_api.http import store_uploads
 from web.workbench import bp
 from web.workbench.i18n import gettext
@@ -122,7 +121,7 @@ def require(action: str) -> User:
 
 def staff() -> User:
     """The signed-in staff member (401: sign in; 403: citizens have no workbench)."""
-    user = user_for_claims(decode_token(access_token()))
+    user = signed_in_user()
     g.staff = user
     if user.role == "citizen":
         raise Forbidden("The workbench is for command-centre staff.", code="staff_only")
@@ -339,11 +338,15 @@ def case_page(case_id: int):
         duplicates = [d for d in nearby_cases(case["lon"], case["lat"],
                                               category_by_code(case["category"]),
                                               exclude=case["id"])]
-    names = _names({h.get("actor_id") for h in case.get("history", [])}
-                   | {case.get("worker_id")})
+    names = {h["actor_id"]: h.get("actor_name") for h in case.get("history", [])}
+    names[case.get("worker_id")] = case.get("worker_name")
+    # The forms' choices are read only for the steps that offer them.
+    needs = {n for a in case["available_actions"] for n in [a["action"], *a.get("needs", ())]}
+    departments = list_departments() if "receiver" in needs else []
     return render("case.html", case=case, photos_by_step=photos_by_step, names=names,
-                  departments=list_departments(), categories=list_categories(),
-                  units=UNITS, duplicates=duplicates, proposal=_proposal(case))
+                  departments=departments,
+                  categories=list_categories() if "file" in needs else [], units=UNITS,
+                  duplicates=duplicates, proposal=_proposal(case, departments))
 
 
 def _names(user_ids: set) -> dict[int, str]:
@@ -356,28 +359,20 @@ def _names(user_ids: set) -> dict[int, str]:
     return {r.id: r.name for r in rows}
 
 
-def _proposal(case: dict) -> dict | None:
+def _proposal(case: dict, departments: list) -> dict | None:
     """The dispatch rules' proposal (department, worker, why) for a case awaiting dispatch."""
-    return _proposals([case]).get(case["id"])
+    return _proposals([case], departments).get(case["id"])
 
 
-def _proposals(cases: list[dict]) -> dict[int, dict]:
+def _proposals(cases: list[dict], departments: list) -> dict[int, dict]:
     """The rules' proposal for each case awaiting dispatch that this user may dispatch: the
-    cities, categories, departments and workers' names read once for the whole list, the
-    rules' one statement per case."""
-    waiting = [c for c in cases if c["state"] == "filed"
+    rules' own statement for the whole list at once, and the workers' names in one query."""
+    waiting = [c["id"] for c in cases if c["state"] == "filed"
                and any(a["action"] == "dispatch" for a in c["available_actions"])]
-    if not waiting:
-        return {}
-    cities = dict(db.session.execute(text("SELECT id, city_id FROM cases WHERE id = ANY(:ids)"),
-                                     {"ids": [c["id"] for c in waiting]}).all())
-    categories = {code: category_by_code(code) for code in {c["category"] for c in waiting}}
-    departments = {d.id: d for d in list_departments()}
-    found = {c["id"]: choose_receiver(SimpleNamespace(
-        id=c["id"], category=categories[c["category"]], grid_code=c["grid_code"],
-        city_id=cities[c["id"]]), point=(c["lon"], c["lat"])) for c in waiting}
+    found = choose_receivers(waiting)
     names = _names({f.worker_id for f in found.values()})
-    return {case_id: {"department": departments.get(f.department_id),
+    by_id = {d.id: d for d in departments}
+    return {case_id: {"department": by_id.get(f.department_id),
                       "worker_id": f.worker_id, "worker": names.get(f.worker_id),
                       "rule": f.rule} for case_id, f in found.items()}
 
@@ -559,10 +554,11 @@ def dispatcher():
     """Filed cases awaiting dispatch, oldest first, with the rules' proposal for each."""
     user = require("case.dispatch")
     items = [t["case"] for t in tasks_for(user)["items"] if t["action"] == "dispatch"]
-    proposals = _proposals(items)
+    departments = list_departments()
+    proposals = _proposals(items, departments)
     returns = _last_returns([item["id"] for item in items])
     return render("dispatcher.html", items=items, proposals=proposals, returns=returns,
-                  departments=list_departments())
+                  departments=departments)
 
 
 def _last_returns(case_ids: list[int]) -> dict[int, str]:
