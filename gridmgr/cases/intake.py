@@ -33,10 +33,10 @@ from gridmgr.calendar.deadlines import (
 from gridmgr.cases.events import (
     CASE_RETURNING,
     history_and_event_ctes,
-    record_step,
+    step_parameters,
     step_values,
 )
-from gridmgr.cases.models import CHANNELS, OPEN_STATES, Case
+from gridmgr.cases.models import CHANNELS, OPEN_STATES
 from gridmgr.cases.numbering import case_code_sql
 from gridmgr.cases.photos import StoredPhoto, attach_photos
 from gridmgr.database.prepared import GENERIC_PLAN, Prepared, autocommit_connection
@@ -256,35 +256,33 @@ def _store_report(data: ReportInput, reporter: User | None, content: str) -> Int
 
 def _join_open_case(data: ReportInput, reporter: User | None, key: str, client_id: str,
                     content: str) -> IntakeResult:
-    """A report that joins the open case ``duplicate_of``: one more reporter, in the session's
-    transaction."""
+    """A report that joins the open case ``duplicate_of``: one more reporter, with the report,
+    its history row and live event, written by one statement (:data:`_JOIN_CASE`) in the
+    session's transaction."""
     replay = _existing(key, client_id, content)
     if replay is not None:
         return replay
     lon, lat = _point(data)
-    category = _category(data)
+    named = category_by_code(data.category) if data.category else None
     token = None if reporter else secrets.token_urlsafe(24)
     params = {
         "reporter_key": key, "client_id": client_id, "content_hash": content,
         "reporter_id": reporter.id if reporter else None,
         "token_hash": hash_token(token) if token else None, "channel": data.channel,
         "lon": lon, "lat": lat, "coord_sys": data.coord_sys, "description": data.description,
-        "category_id": category.id, "attributes": json.dumps(data.attributes, ensure_ascii=False),
+        "attributes": json.dumps(data.attributes, ensure_ascii=False),
         "contact_name": data.contact_name, "contact_phone": data.contact_phone,
         "contact_email": data.contact_email,
     }
-    row = _join_case(data.duplicate_of, params, _joins_by_decision(reporter, data.duplicate_of))
+    case, row = _join_case(data.duplicate_of, reporter, params, named)
     if row.report_id is None:  # the same client_id committed meanwhile: answer with it
         db.session.rollback()
         return _existing(key, client_id, content)
-    history_id = record_step(row, action="report_joined", from_state=row.state, actor=reporter,
-                             lon=lon, lat=lat, note=data.description,
-                             details={"report_id": row.report_id, "channel": data.channel})
     if data.photos:
-        attach_photos(data.photos, case_id=row.id, report_id=row.report_id,
-                      history_id=history_id, uploaded_by=reporter.id if reporter else None)
+        attach_photos(data.photos, case_id=case.id, report_id=row.report_id,
+                      history_id=row.history_id, uploaded_by=reporter.id if reporter else None)
     db.session.commit()
-    return IntakeResult(row.report_id, row.id, row.code, row.state, True, token, [])
+    return IntakeResult(row.report_id, case.id, case.code, case.state, True, token, [])
 
 
 @dataclass(frozen=True)
@@ -460,14 +458,6 @@ def category_by_code(code: str):
 def _category(data: ReportInput):
     if data.category:
         return category_by_code(data.category)
-    if data.duplicate_of is not None:
-        from gridmgr.categories.models import Category
-
-        found = db.session.scalar(db.select(Category).join(
-            Case, Case.category_id == Category.id).where(Case.id == data.duplicate_of))
-        if found is None:
-            raise NotFound(f"No case has the id {data.duplicate_of}.", code="case_not_found")
-        return found
     # A description without a category was given one by submit_report's suggestion.
     raise InvalidInput("A report needs a category code or a description.",
                        code="category_required")
@@ -493,37 +483,48 @@ def _stage_deadline(limits: dict | None, stage: str, calendar: Callable[[], Cale
     return start_stages({}, (stage,), limits, datetime.now(UTC), calendar)
 
 
-def _joins_by_decision(reporter: User | None, case_id: int) -> bool:
-    """Whether ``reporter`` may join a report to the case whatever its place and kind: staff
+def _joins_by_decision(reporter: User | None, case) -> bool:
+    """Whether ``reporter`` may join a report to ``case`` whatever its place and kind: staff
     who decide what becomes a case (``case.file``) there merge by their own judgement; anyone
     else joins only a plausible duplicate."""
     if reporter is None or reporter.role in CITIZEN_ROLES:
         return False
-    place = db.session.execute(text("SELECT grid_code, city_id FROM cases WHERE id = :id"),
-                               {"id": case_id}).one_or_none()
-    return place is not None and can(reporter, "case.file", region_code=place.grid_code,
-                                     city_id=place.city_id)
+    return can(reporter, "case.file", region_code=case.grid_code, city_id=case.city_id)
 
 
-def _join_case(case_id: int, params: dict, by_decision: bool = False):
-    """One more reporter of the open case ``case_id``: a report of its category within the
-    category's duplicate radius and window (unless ``by_decision``); 404, 409 or 422
-    ``not_a_duplicate`` otherwise, with nothing written."""
-    row = db.session.execute(_JOIN_CASE, {**params, "case_id": case_id, "by_decision": by_decision,
-                                          "open": list(OPEN_STATES)}).one_or_none()
-    if row is None:
-        exists = db.session.scalar(text("SELECT state FROM cases WHERE id = :id"),
-                                   {"id": case_id})
-        db.session.rollback()
-        if exists is None:
+def _join_case(case_id: int, reporter: User | None, params: dict, named=None):
+    """One more reporter of the open case ``case_id``: a report of its category (or of
+    ``named``) within the category's duplicate radius and window (unless the reporter joins by
+    decision); the case as read and the statement's row (``report_id`` None: the same
+    ``client_id`` was stored meanwhile). 404, 409 or 422 ``not_a_duplicate`` otherwise, with
+    nothing written. The history row and live event are made from the case as read, and
+    written only while it is still that version: a case that moved meanwhile is read again."""
+    tried = None
+    while True:
+        case = db.session.execute(_CASE_TO_JOIN, {"id": case_id}).one_or_none()
+        if case is None:
+            db.session.rollback()
             raise NotFound(f"No case has the id {case_id}.", code="case_not_found")
-        if exists in OPEN_STATES:
+        if case.state not in OPEN_STATES:
+            db.session.rollback()
+            raise Conflict(f"Case {case_id} is {case.state} and takes no more reports; report "
+                           "anew.", code="case_not_open")
+        if case.version == tried:
+            db.session.rollback()
             raise InvalidInput(
                 f"Case {case_id} is not a report of this kind near here and recent enough to "
                 "be the same problem; report it as a new problem.", code="not_a_duplicate")
-        raise Conflict(f"Case {case_id} is {exists} and takes no more reports; report anew.",
-                       code="case_not_open")
-    return row
+        step = step_parameters(case, action="report_joined", from_state=case.state,
+                               actor=reporter, lon=params["lon"], lat=params["lat"],
+                               note=params["description"],
+                               details={"channel": params["channel"]})
+        row = db.session.execute(_JOIN_CASE, {
+            **params, **step, "category_id": named.id if named else case.category_id,
+            "version": case.version, "by_decision": _joins_by_decision(reporter, case),
+            "open": list(OPEN_STATES)}).one()
+        if row.case_id is not None:
+            return case, row
+        tried = case.version
 
 
 def _existing(key: str, client_id: str, content: str) -> IntakeResult | None:
@@ -557,14 +558,16 @@ _REPORT_VALUES = """:reporter_key, :client_id, :content_hash, :reporter_id, :tok
     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :coord_sys, :description, :category_id,
     CAST(:attributes AS jsonb), :contact_name, :contact_phone, :contact_email"""
 
-# A duplicate report joins an open case: one more reporter, in one statement. A duplicate is
-# of the case's category, within the category's radius (on the sphere, as the duplicate check
-# measures) and reported within its window; staff who file cases may join by decision.
+# A duplicate report joins an open case: one more reporter, its report, history row and live
+# event, in one statement, while the case is the version its history row and event were made
+# from. A duplicate is of the case's category, within the category's radius (on the sphere, as
+# the duplicate check measures) and reported within its window; staff who file cases may join
+# by decision.
 _JOIN_CASE = text(f"""
 WITH c AS (
     UPDATE cases SET reporter_count = reporter_count + 1, version = version + 1,
                      updated_at = now()
-    WHERE id = :case_id AND state = ANY(:open)
+    WHERE id = :case_id AND version = :version AND state = ANY(:open)
       AND (:by_decision OR EXISTS (
           SELECT FROM categories k
           WHERE k.id = cases.category_id AND k.id = :category_id
@@ -573,15 +576,21 @@ WITH c AS (
             AND ST_DWithin(cases.location::geography,
                            ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,
                            k.duplicate_radius_m, false)))
-    RETURNING {CASE_RETURNING}
+    RETURNING id
 ), r AS (
     INSERT INTO reports ({_REPORT_COLUMNS})
     SELECT {_REPORT_VALUES}, c.id, c.id FROM c
     ON CONFLICT (reporter_key, client_id) DO NOTHING
     RETURNING id
-)
-SELECT c.*, (SELECT id FROM r) AS report_id FROM c
+), {history_and_event_ctes(
+    "c JOIN r ON true", "CAST(:details AS jsonb) || jsonb_build_object('report_id', r.id)",
+    case_id="c.id")}
+SELECT (SELECT id FROM c) AS case_id, (SELECT id FROM r) AS report_id,
+       (SELECT id FROM h) AS history_id
 """)
+# The case a report joins, as its history row and live event tell it.
+_CASE_TO_JOIN = text(f"SELECT {CASE_RETURNING} FROM cases WHERE id = :id")
+
 
 def _near_open_cases(category_id: str = ":category_id", deg: str = ":deg",
                      hours: str = ":hours", radius: str = ":radius", only_if: str = "true",

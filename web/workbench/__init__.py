@@ -16,5 +16,4 @@ from flask import Blueprint
 bp = Blueprint("workbench", __name__, template_folder="templates", static_folder="static",
                static_url_path="/workbench/static")
 
-# The modules register the routes.
-from web.workbench import admin, calendars, pages, rosters  # noqa: E402,F401
+from web.workbench import admin, pages  # noqa: E402,F401 - the modules register the routes
