@@ -13,9 +13,8 @@ import sys
 import zlib
 from pathlib import Path
 
-import pytest
 from cityfixtures import OUTSIDE, city_fixture, jpeg_bytes, multipart  # noqa: F401
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageFile, PngImagePlugin
 from sqlalchemy import text
 
 from gridmgr.extensions import db
@@ -179,8 +178,6 @@ def test_photos_linked_in_a_transaction_that_is_rolled_back_leave_no_file(
     assert db.session.scalar(text("SELECT count(*) FROM photos")) == 1
 
 
-@pytest.mark.xfail(strict=False, reason="passes alone; in the whole suite a cut photo was once "
-                   "taken as whole (order-dependent, under investigation)")
 def test_a_photo_cut_short_is_found_when_decoded_and_the_allowed_step_is_undone(
         app, client, city, make_user, auth_headers):
     """Its header reads well, so it is decoded only once the step is allowed: the refusal then
@@ -210,6 +207,29 @@ def test_a_photo_cut_short_is_found_when_decoded_and_the_allowed_step_is_undone(
     refused(report, 415, "bad_photo")
     assert stored_files(app) == files
     assert counts() == before
+
+
+def test_a_photo_cut_short_is_refused_after_the_monthly_reports_pdf_renderer_was_loaded(
+        app, client, city, make_user, auth_headers, monkeypatch):
+    """WeasyPrint, loaded by the first monthly report of a process, tells Pillow to pad cut
+    images (``weasyprint.images`` sets ``LOAD_TRUNCATED_IMAGES`` when imported); a cut photo
+    sent later to the same process is refused all the same."""
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    citizen = make_user("citizen")
+    inspector = make_user("inspector", region_code=city.grids[0])
+    case_id = reported_case(client, city, auth_headers(citizen))
+    lon, lat = city.centre(0)
+    cut = jpeg_bytes(320, 240, color="teal")
+    files, before = stored_files(app), counts()
+
+    answer = step(client, auth_headers(inspector), case_id, "verify",
+                  [(io.BytesIO(cut[:len(cut) // 2]), "cut.jpg")], lon=lon, lat=lat)
+
+    refused(answer, 415, "bad_photo")
+    assert stored_files(app) == files
+    assert counts() == before
+    assert db.session.scalar(text("SELECT state FROM cases WHERE id = :id"),
+                             {"id": case_id}) == "reported"
 
 
 # -- decompression bombs -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
@@ -237,6 +237,10 @@ def _write_files(photo: StoredPhoto) -> list[Path]:
 
 def _decode(photo: StoredPhoto) -> Image.Image:
     # Decoding all pixels finds a truncated or corrupt image here, before anything is written.
+    # Pillow pads a truncated image with grey instead when its process-wide switch says so,
+    # and WeasyPrint (the monthly report's PDF) turns it on when it is imported: a photo cut
+    # short would then be taken as whole by every later request of the process.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
