@@ -7,11 +7,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from gridmgr.dispatch import duty, rosters
-from gridmgr.dispatch.models import RosterEntry
-from gridmgr.errors import NotFound
-from gridmgr.extensions import db
 from gridmgr.geo.coords import COORD_SYSTEMS
-from gridmgr.people.policy import authorize, scope_filter, user_city_id
+from gridmgr.people.policy import authorize, scope_filter
 from mobile_api.auth import auth_required, current_user
 
 blp = Blueprint("dispatch", __name__, description="Duty, positions and rosters of grid workers")
@@ -121,13 +118,11 @@ def add_roster(data):
     """Roster a grid worker on a unit grid for a shift."""
     user = current_user()
     grid = rosters.find_grid(data["grid_code"], user.city_id)
-    authorize(user, "roster.manage", region_code=grid.code, city_id=grid.city_id)
-    # The worker is managed too: a street's chief rosters only the street's own workers.
-    worker = rosters.find_worker(data["username"])
-    authorize(user, "roster.manage", region_code=scope_filter(worker),
-              city_id=user_city_id(worker))
+    rosters.authorize_roster(user, grid)
+    rosters.authorize_roster(user, grid, rosters.find_worker(data["username"]))
     entry = rosters.add_roster_entry(data["username"], grid.code, data.get("from_"),
-                                     data.get("to"), data.get("weekdays"), grid.city_id)
+                                     data.get("to"), data.get("weekdays"), grid.city_id,
+                                     actor=user)
     return rosters.describe(entry)
 
 
@@ -138,9 +133,7 @@ def add_roster(data):
 @blp.alt_response(404, description="roster_not_found")
 def remove_roster(entry_id):
     """Remove a roster entry."""
-    entry = db.session.get(RosterEntry, entry_id)
-    if entry is None:
-        raise NotFound(f"No roster entry has the id {entry_id}.", code="roster_not_found")
-    authorize(current_user(), "roster.manage", region_code=entry.grid.code,
-              city_id=entry.grid.city_id)
-    rosters.remove_roster_entry(entry_id)
+    user = current_user()
+    entry = rosters.get_roster_entry(entry_id)
+    rosters.authorize_roster(user, entry.grid)
+    rosters.remove_roster_entry(entry_id, actor=user)

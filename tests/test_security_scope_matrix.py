@@ -105,6 +105,7 @@ PAGE_QUERIES = {
     "GET /workbench/cases": ("region", "category"),
     "GET /workbench/regions": ("q",),
     "GET /workbench/report.pdf": ("period",),
+    "GET /workbench/admin/rosters": ("region", "username"),
 }
 # Bodies of the writes, each aimed at street B's objects.
 BODIES = {
@@ -149,6 +150,11 @@ FORMS = {
     "POST /workbench/admin/categories/{code}/regions": lambda w: {
         "region_code": OTHER_STREET, "department_id": str(w["department_a"])},
     "POST /workbench/admin/open311-keys": lambda w: {"name": "intruder-key"},
+    "POST /workbench/admin/rosters": lambda w: {"username": w["worker_username"],
+                                                "grid_code": OTHER_GRID},
+    "POST /workbench/admin/rosters/{entry_id}": lambda w: {"remove": "1"},
+    "POST /workbench/admin/calendar": lambda w: {"day": "2026-12-31", "kind": "holiday"},
+    "POST /workbench/admin/calendar/remove": lambda w: {"day": "2026-12-31"},
     "POST /workbench/hotline": lambda w: {
         "lon": str(POINT_B[0]), "lat": str(POINT_B[1]), "category": CATEGORY,
         "description": "热线: 乙街道垃圾"},

@@ -41,12 +41,25 @@ _ENTRY_CITY = """COALESCE(
         audit_log.after ->> 'region_id', audit_log.before ->> 'region_id') AS integer)))"""
 
 
+# The region an entry concerns: the grid or region its before or after names (a roster entry,
+# a region's own department, a user scoped to a street or grid); none for a city-wide change.
+_ENTRY_REGION = """COALESCE(
+    audit_log.after ->> 'grid_code', audit_log.before ->> 'grid_code',
+    audit_log.after ->> 'region_code', audit_log.before ->> 'region_code',
+    (SELECT r.code FROM regions r WHERE r.id = CAST(COALESCE(
+        audit_log.after ->> 'region_id', audit_log.before ->> 'region_id') AS integer)))"""
+
+
 def read_log(actor: User, limit: int = 200) -> list[AuditEntry]:
     """The latest entries, newest first, for an administrator; a city's administrator reads
-    the entries of her city only."""
-    city = user_city_id(actor)
-    authorize(actor, "admin.users", region_code=scope_filter(actor), city_id=city)
+    the entries of her city only, a region's administrator those of her region only (a
+    city-wide change is beyond her scope, as the policy says of any city-wide target)."""
+    city, prefix = user_city_id(actor), scope_filter(actor)
+    authorize(actor, "admin.users", region_code=prefix, city_id=city)
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(min(max(limit, 1), 1000))
     if city is not None:
         query = query.where(text(f"{_ENTRY_CITY} = :city").bindparams(city=city))
+    if prefix is not None:
+        query = query.where(text(f"starts_with(COALESCE({_ENTRY_REGION}, ''), :prefix)")
+                            .bindparams(prefix=prefix))
     return list(db.session.scalars(query))

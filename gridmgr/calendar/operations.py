@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gridmgr.audit import operations as audit
 from gridmgr.calendar.deadlines import Calendar, parse_time
 from gridmgr.calendar.models import CalendarDay, WorkingCalendar
 from gridmgr.calendar.national import (
@@ -20,6 +21,7 @@ from gridmgr.calendar.national import (
 from gridmgr.errors import InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.grids.models import City
+from gridmgr.people.models import User
 
 DAY_KINDS = ("holiday", "workday")
 
@@ -82,32 +84,51 @@ def set_country(city: City, code: str) -> City:
     return city
 
 
-def set_day(city: City, day: date, kind: str, name: str | None = None) -> CalendarDay:
-    """Mark ``day`` as a holiday or a swapped working day (replacing an earlier mark)."""
+def set_day(city: City, day: date, kind: str, name: str | None = None,
+            actor: User | None = None) -> CalendarDay:
+    """Mark ``day`` as a holiday or a swapped working day (replacing an earlier mark); commits,
+    with its audit entry (``actor`` None: the command line)."""
     if kind not in DAY_KINDS:
         raise InvalidInput(f"a calendar day is a holiday or a workday, not {kind!r}",
                            code="invalid_calendar_day")
     row = calendar_row(city)
-    entry = db.session.execute(db.select(CalendarDay).where(
-        CalendarDay.calendar_id == row.id, CalendarDay.day == day)).scalar_one_or_none()
+    entry = _own_day(row, day)
+    before = _audited(city, entry)
     if entry is None:
         entry = CalendarDay(calendar_id=row.id, day=day)
         db.session.add(entry)
     entry.kind, entry.name = kind, name
+    if _audited(city, entry) != before:
+        audit.record(actor, "calendar.day", "calendar_day", day.isoformat(), before=before,
+                     after=_audited(city, entry))
     db.session.commit()
     return entry
 
 
-def remove_day(city: City, day: date) -> bool:
-    """Forget a holiday or swapped working day; False when there was none."""
+def remove_day(city: City, day: date, actor: User | None = None) -> bool:
+    """Forget a holiday or swapped working day (audited); False when there was none."""
     row = calendar_row(city)
-    entry = db.session.execute(db.select(CalendarDay).where(
-        CalendarDay.calendar_id == row.id, CalendarDay.day == day)).scalar_one_or_none()
+    entry = _own_day(row, day)
     if entry is None:
         return False
+    audit.record(actor, "calendar.day.remove", "calendar_day", day.isoformat(),
+                 before=_audited(city, entry))
     db.session.delete(entry)
     db.session.commit()
     return True
+
+
+def _own_day(row: WorkingCalendar, day: date) -> CalendarDay | None:
+    return db.session.execute(db.select(CalendarDay).where(
+        CalendarDay.calendar_id == row.id, CalendarDay.day == day)).scalar_one_or_none()
+
+
+def _audited(city: City, entry: CalendarDay | None) -> dict | None:
+    """What the audit log keeps of a city's own day: the day, its kind and name, the city."""
+    if entry is None:
+        return None
+    return {"city_id": city.id, "city": city.slug, "day": entry.day.isoformat(),
+            "kind": entry.kind, "name": entry.name}
 
 
 def list_days(city: City, year: int | None = None) -> list[CalendarDay]:

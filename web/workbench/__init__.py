@@ -16,4 +16,5 @@ from flask import Blueprint
 bp = Blueprint("workbench", __name__, template_folder="templates", static_folder="static",
                static_url_path="/workbench/static")
 
-from web.workbench import admin, pages  # noqa: E402,F401 - the modules register the routes
+# The modules register the routes.
+from web.workbench import admin, calendars, pages, rosters  # noqa: E402,F401

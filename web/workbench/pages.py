@@ -96,6 +96,8 @@ def _nav(user: User | None) -> list[tuple[str, str]]:
         pages.append(("workbench.department", gettext("Department queue")))
     if _may(user, "case.close"):
         pages.append(("workbench.chief", gettext("Duty chief")))
+    if _may(user, "roster.manage"):
+        pages.append(("workbench.admin_rosters", gettext("Rosters and shifts")))
     if _may(user, "admin.users"):
         pages.append(("workbench.admin_home", gettext("Administration")))
     return pages
