@@ -14,6 +14,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import engineio
 import socketio
 
 GRIDMGR = str(Path(sys.executable).parent / "gridmgr")
@@ -95,13 +96,32 @@ def running_server(app, home: Path, **kwargs):
         server.stop()
 
 
+class _ArrivalOrderEngineIO(engineio.Client):
+    """Hands each message to Socket.IO in the order it arrived, one after the other.
+
+    python-engineio's client runs every incoming message in a thread of its own, so two
+    events sent back to back may be recorded swapped (python-socketio#382); a browser's
+    socket.io-client, like the wall, handles them in order."""
+
+    def _trigger_event(self, event, *args, **kwargs):
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class _ArrivalOrderClient(socketio.Client):
+    def _engineio_client_class(self):
+        return _ArrivalOrderEngineIO
+
+
 class LiveClient:
-    """A python-socketio client on ``/live`` that records every event it receives."""
+    """A python-socketio client on ``/live`` that records every event it receives, in the
+    order the server sent them."""
 
     def __init__(self, url: str, token: str | None, since: int | None = None):
         self.events: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = _ArrivalOrderClient(reconnection=False)
         self.sio.on("*", self._record, namespace="/live")
         auth = {} if token is None else {"token": token}
         if since is not None:
