@@ -94,12 +94,13 @@ def _register_domain_commands() -> None:
     from gridmgr.calendar.cli import calendar
     from gridmgr.cases.cli import workflow
     from gridmgr.categories.cli import categories
+    from gridmgr.cities.cli import cities
     from gridmgr.cluster.cli import cluster
     from gridmgr.components.cli import components
     from gridmgr.demo.cli import demo
     from gridmgr.dispatch.cli import roster, worker
     from gridmgr.evaluation.cli import stats_command
-    from gridmgr.grids.cli import cities, grids
+    from gridmgr.grids.cli import grids
     from gridmgr.legacy.cli import cases
     from gridmgr.notify.cli import notify
     from gridmgr.open311.cli import open311

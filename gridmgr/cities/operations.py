@@ -1,6 +1,4 @@
-"""The cities of a platform: a province runs one gridmgr for several cities and counties.
-
-Adding a city is one step: its row (name, time zone, the country whose holidays it follows),
+"""Adding a city is one step: its row (name, time zone, the country whose holidays it follows),
 optionally its own holidays and swapped working days, and its boundary file imported by
 :func:`gridmgr.grids.importing.import_regions`, all in one transaction: a refused boundary
 file or calendar leaves no city behind.
