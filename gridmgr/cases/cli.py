@@ -12,13 +12,12 @@ from gridmgr.cases.steps import (
     GUARDS,
     NEEDS,
     PREVIOUS,
-    RELATIONS,
     SAME,
     STAGES,
     TABLE,
     describe,
 )
-from gridmgr.people.policy import ROLE_ACTIONS
+from gridmgr.people.policy import RELATIONS, ROLE_ACTIONS
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "workflow.md"
 

@@ -9,12 +9,15 @@ and its one writer (``gridmgr.cases.workflow``), dispatch by rules and escalatio
 (``gridmgr.cases.queries``), the history import's replay (``gridmgr.legacy.importing``) and the
 reference page ``docs/workflow.md`` (``gridmgr workflow doc``).
 
-The module is data only: it imports nothing of gridmgr, so any domain may read it.
+The module is data only. Who may take a step beyond its permission (a relation of the actor to
+the case) is the policy's (``gridmgr.people.policy.STEP_RELATIONS``): the table reads it there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from gridmgr.people.policy import RELATIONS, STEP_RELATIONS
 
 # A target that is not a state: the case keeps its state, or goes back to the state it was
 # shelved from.
@@ -38,16 +41,6 @@ NEEDS = {
     EXTENSION: "amount and unit, or a new deadline",
     RATING: "a rating from 1 to 5",
     INTO: "the open case that carries the report on (into: its id)",
-}
-
-# Who, beyond the permission: a relation of the actor to the case, read by the policy.
-RECEIVER_ONLY = "receiver"        # only the receiver of the dispatch (its worker or department)
-NOT_HANDLER = "not_handler"       # someone other than the person who handled the case
-REPORTER_ONLY = "reporter"        # only the reporter
-RELATIONS = {
-    RECEIVER_ONLY: "the receiver of the dispatch (its worker or department)",
-    NOT_HANDLER: "a different person from the handler",
-    REPORTER_ONLY: "the reporter",
 }
 
 # What the case must be, beyond its state: (code, condition, refusal); the refusal is a 409 with
@@ -121,7 +114,6 @@ class Action:
     sources: tuple[str, ...]
     target: str
     needs: tuple[str, ...] = ()
-    relation: str | None = None
     guards: tuple[str, ...] = ()
     clocks: Clocks = field(default_factory=Clocks)
     counters: tuple[str, ...] = ()
@@ -131,6 +123,11 @@ class Action:
     requested_as: str | None = None  # the request row recorded when the actor may only ask
     automatic: bool = False  # taken by the system (no endpoint)
     task: str | None = None  # AWAITED, ON_REQUEST or None: see :data:`AWAITED`
+
+    @property
+    def relation(self) -> str | None:
+        """The relation to the case the policy asks of the actor (None: none)."""
+        return STEP_RELATIONS.get(self.permission) if self.permission else None
 
     @property
     def endpoint(self) -> str | None:
@@ -180,18 +177,18 @@ TABLE: tuple[Action, ...] = (
            ("dispatched",), SAME, clocks=Clocks(start=("accept",)), event="case.escalated",
            automatic=True),
     Action("accept", "The receiver acknowledges the dispatch (签收).", "case.accept",
-           ("dispatched",), "accepted", relation=RECEIVER_ONLY, clocks=Clocks(stop=("accept",)),
+           ("dispatched",), "accepted", clocks=Clocks(stop=("accept",)),
            task=AWAITED),
     Action("return", "The receiver returns a mis-dispatched case (回退); back to filed.",
-           "case.return", _WORK, "filed", needs=(NOTE,), relation=RECEIVER_ONLY,
+           "case.return", _WORK, "filed", needs=(NOTE,),
            clocks=Clocks(stop=("accept", "handle")), counters=("return_count",)),
     Action("handle", "The receiver feeds back with after-photos taken near the case.",
            "case.handle", ("accepted",), "handled", needs=(ON_SITE, PHOTO),
-           relation=RECEIVER_ONLY, clocks=Clocks(start=("check",), stop=("handle",)),
+           clocks=Clocks(start=("check",), stop=("handle",)),
            task=AWAITED),
     Action("check", "An inspector other than the handler checks on site (passed=false: "
            "rework).", "case.check", ("handled",), "checked", needs=(ON_SITE,),
-           relation=NOT_HANDLER, clocks=Clocks(stop=("check",)), task=AWAITED,
+           clocks=Clocks(stop=("check",)), task=AWAITED,
            otherwise=Otherwise("passed", "dispatched", "rework",
                                "a failed check sends the case back as a rework")),
     Action("close", "A duty chief closes a checked case (结案).", "case.close", ("checked",),
@@ -204,21 +201,21 @@ TABLE: tuple[Action, ...] = (
            clocks=Clocks(move=("handle",)), counters=("extension_count",),
            requested_as="extend_requested", task=ON_REQUEST),
     Action("extend_requested", "The receiver asks a duty chief for more time.", "case.request",
-           _WORK, SAME, needs=(EXTENSION,), relation=RECEIVER_ONLY,
-           guards=("no_clock", "request_pending"), request="extend"),
+           _WORK, SAME, needs=(EXTENSION,), guards=("no_clock", "request_pending"),
+           request="extend"),
     Action("shelve", "Shelving (挂账) stops the clock: a duty chief approves; the receiver "
            "requests.", "case.shelve", _WORK, "shelved", needs=(NOTE,),
            clocks=Clocks(pause=("handle",)), requested_as="shelve_requested", task=ON_REQUEST),
     Action("shelve_requested", "The receiver asks a duty chief to shelve the case.",
-           "case.request", _WORK, SAME, needs=(NOTE,), relation=RECEIVER_ONLY,
-           guards=("request_pending",), request="shelve"),
+           "case.request", _WORK, SAME, needs=(NOTE,), guards=("request_pending",),
+           request="shelve"),
     Action("resume", "A duty chief resumes a shelved case; the clock runs again.",
            "case.shelve", ("shelved",), PREVIOUS, clocks=Clocks(resume=("handle",))),
     Action("self_handle", "An inspector handles their own small report on the spot and closes "
            "it.", "case.self_handle", ("reported", "verified"), "closed", needs=(ON_SITE, PHOTO),
            guards=("not_your_report",), clocks=Clocks(stop=("verify", "file"))),
     Action("rate", "The reporter rates a closed case (1–5).", "case.rate", ("closed",), SAME,
-           needs=(RATING,), relation=REPORTER_ONLY, guards=("already_rated",), task=AWAITED),
+           needs=(RATING,), guards=("already_rated",), task=AWAITED),
 )
 
 ACTIONS: dict[str, Action] = {action.name: action for action in TABLE}
@@ -253,14 +250,6 @@ def case_guard(code: str, case, actor_id: int | None, may_close: bool) -> bool:
     if code == "request_pending":
         return not case.pending_request
     raise ValueError(f"unknown guard {code!r}")
-
-
-def relation_of(permission: str) -> str | None:
-    """The relation the table asks of an actor for ``permission`` (None: none)."""
-    found = {a.relation for a in TABLE if a.permission == permission and a.relation}
-    if len(found) > 1:
-        raise ValueError(f"{permission} has two relations in the workflow table: {found}")
-    return found.pop() if found else None
 
 
 def endpoint_doc(endpoint: str) -> str:

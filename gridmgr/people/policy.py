@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gridmgr.cases.steps import NOT_HANDLER, RECEIVER_ONLY, REPORTER_ONLY, TABLE
 from gridmgr.errors import Forbidden, Sentence
 from gridmgr.people.models import ROLES, User
 
@@ -88,12 +87,28 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
 }
 assert set(ROLE_ACTIONS) == set(ROLES)
 
+# Who, beyond the role, may take a step of a case: a relation of the actor to the case. The
+# workflow table (``gridmgr.cases.steps``) names each step's permission and reads its relation
+# here, for its reference text.
+RECEIVER_ONLY = "receiver"        # only the receiver of the dispatch (its worker or department)
+NOT_HANDLER = "not_handler"       # someone other than the person who handled the case
+REPORTER_ONLY = "reporter"        # only the reporter
+RELATIONS = {
+    RECEIVER_ONLY: "the receiver of the dispatch (its worker or department)",
+    NOT_HANDLER: "a different person from the handler",
+    REPORTER_ONLY: "the reporter",
+}
+STEP_RELATIONS: dict[str, str] = {
+    "case.accept": RECEIVER_ONLY, "case.return": RECEIVER_ONLY, "case.handle": RECEIVER_ONLY,
+    "case.request": RECEIVER_ONLY, "case.check": NOT_HANDLER, "case.rate": REPORTER_ONLY,
+}
+
 ANONYMOUS_ACTIONS = frozenset({"case.report", "region.view"})
 SCOPE_FREE = frozenset({"case.report", "region.view", "live.join"})
 # Relations that tie a citizen to a case: only their own.
 _OWN_CASE_ACTIONS = frozenset({"case.view", "case.view_private", "case.rate"})
-# Actions only the receiver of a dispatch may take: the workflow table says which.
-_RECEIVER_ACTIONS = frozenset(a.permission for a in TABLE if a.relation == RECEIVER_ONLY)
+# Actions only the receiver of a dispatch may take.
+_RECEIVER_ACTIONS = frozenset(p for p, r in STEP_RELATIONS.items() if r == RECEIVER_ONLY)
 # A worker a case is dispatched to may see and work it even outside their own scope (the
 # nearest on-duty worker of the street may come from a neighbouring community).
 _ASSIGNEE_ACTIONS = _RECEIVER_ACTIONS | {"case.view"}
@@ -317,9 +332,10 @@ def _not_beyond_own_city(user: User, ctx: dict) -> str | None:
 _RELATIONS: dict[str, Callable[[User, dict], str | None]] = {
     "case.view": _own_case,
     "case.view_private": _own_case,
-    # The relation each step of the workflow table asks of its actor.
-    **{a.permission: {RECEIVER_ONLY: _receiver, NOT_HANDLER: _not_own_handling,
-                      REPORTER_ONLY: _own_rating}[a.relation] for a in TABLE if a.relation},
+    # The relation each step asks of its actor.
+    **{permission: {RECEIVER_ONLY: _receiver, NOT_HANDLER: _not_own_handling,
+                    REPORTER_ONLY: _own_rating}[relation]
+       for permission, relation in STEP_RELATIONS.items()},
     "duty.set": _own_duty,
     "position.send": _own_position,
     "live.join": _live_room,
