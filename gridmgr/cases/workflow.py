@@ -18,6 +18,7 @@ inspector's own small problem, ``rate`` lets the reporter judge the result.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -47,7 +48,6 @@ from gridmgr.cases.photos import StoredPhoto, attach_photos
 from gridmgr.cases.steps import ACTIONS as TABLE_ACTIONS
 from gridmgr.cases.steps import ENDPOINTS, INTO, NOTE, ON_SITE, PHOTO, Action, case_guard
 from gridmgr.database.prepared import Prepared
-from gridmgr.dispatch.rules import choose_receiver
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.geo.coords import to_wgs84
@@ -313,6 +313,20 @@ def case_after(case, target: str, values: dict) -> SimpleNamespace:
 
 AUTOMATIC_NOTE = "按派遣规则自动派遣"
 
+# Dispatch by the rules (``gridmgr.dispatch``) reads rosters, duty and positions and takes its
+# steps through this workflow, so it stands above it and hands filing its planner
+# (:func:`plan_filing_dispatch_with`): ``planner(filed case, now, calendar, (lon, lat))`` gives
+# the dispatch's values and history details, or None when nobody can receive the case. Without
+# a planner a filed case of an ``auto_dispatch`` category waits for the worker's job.
+_filing_dispatch: Callable[..., tuple[dict, dict] | None] | None = None
+
+
+def plan_filing_dispatch_with(planner: Callable[..., tuple[dict, dict] | None]) -> None:
+    """Dispatch a filed case of an ``auto_dispatch`` category by ``planner`` in the filing's
+    own statement."""
+    global _filing_dispatch
+    _filing_dispatch = planner
+
 
 def _file(case, actor: User | None, data: StepInput, now: datetime,
           point: tuple[float | None, float | None]) -> dict:
@@ -326,9 +340,9 @@ def _file(case, actor: User | None, data: StepInput, now: datetime,
                                "category": category, "category_id": category.id,
                                "version": case.version + 1})
     dispatch = None
-    if category.auto_dispatch:
+    if category.auto_dispatch and _filing_dispatch is not None:
         try:
-            dispatch = plan_dispatch_by_rules(filed, now, case.calendar, (case.lon, case.lat))
+            dispatch = _filing_dispatch(filed, now, case.calendar, (case.lon, case.lat))
         except DomainError:
             dispatch = None  # the filing stands; the worker's auto_dispatch job tries again
     lon, lat = point
@@ -357,22 +371,6 @@ def _file(case, actor: User | None, data: StepInput, now: datetime,
     if dispatch is not None:
         result.update(department_id=final.department_id, worker_id=final.worker_id)
     return result
-
-
-def plan_dispatch_by_rules(case, now: datetime, calendar=None,
-                           point: tuple[float, float] | None = None) -> tuple[dict, dict] | None:
-    """What dispatching a filed ``case`` by the rules at ``now`` writes: the case's new values
-    and the history details; None when nobody can receive it. ``calendar`` (the city's) and
-    ``point`` (lon, lat) when the caller has them already."""
-    receiver = choose_receiver(case, calendar=calendar, point=point)
-    if receiver.department_id is None and receiver.worker_id is None:
-        return None
-    values = {"department_id": receiver.department_id, "worker_id": receiver.worker_id,
-              **start_clock(case, now, calendar)}
-    details = {"rule": receiver.rule or "department", "automatic": True,
-               "department_id": receiver.department_id, "worker_id": receiver.worker_id,
-               "distance_m": receiver.distance_m}
-    return values, details
 
 
 def handle_radius_m() -> float:

@@ -16,11 +16,12 @@ from gridmgr.cases.workflow import (
     AUTOMATIC_NOTE,
     case_after,
     outcome,
-    plan_dispatch_by_rules,
+    plan_filing_dispatch_with,
     read_case,
+    start_clock,
     write_step,
 )
-from gridmgr.dispatch.rules import ESCALATION, choose_worker, escalation_region
+from gridmgr.dispatch.rules import ESCALATION, choose_receiver, choose_worker, escalation_region
 from gridmgr.extensions import db
 
 
@@ -29,6 +30,27 @@ def accept_deadline(case: Case, start: datetime) -> datetime:
     else ``GRIDMGR_ACCEPT_LIMIT`` (default half an hour, continuous)."""
     return stage_clock("accept", stage_limit(case.category.limits, "accept"), start,
                        lambda: calendar_for_city(case.city_id)).deadline
+
+
+def plan_dispatch_by_rules(case, now: datetime, calendar=None,
+                           point: tuple[float, float] | None = None) -> tuple[dict, dict] | None:
+    """What dispatching a filed ``case`` by the rules at ``now`` writes: the case's new values
+    and the history details; None when nobody can receive it. ``calendar`` (the city's) and
+    ``point`` (lon, lat) when the caller has them already."""
+    receiver = choose_receiver(case, calendar=calendar, point=point)
+    if receiver.department_id is None and receiver.worker_id is None:
+        return None
+    values = {"department_id": receiver.department_id, "worker_id": receiver.worker_id,
+              **start_clock(case, now, calendar)}
+    details = {"rule": receiver.rule or "department", "automatic": True,
+               "department_id": receiver.department_id, "worker_id": receiver.worker_id,
+               "distance_m": receiver.distance_m}
+    return values, details
+
+
+# Filing a case of an ``auto_dispatch`` category dispatches it by the same rules, in the
+# filing's own statement.
+plan_filing_dispatch_with(plan_dispatch_by_rules)
 
 
 def dispatch_by_rules(case: Case, now: datetime | None = None):
