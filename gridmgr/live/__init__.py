@@ -42,6 +42,7 @@ def init_app(app: Flask) -> None:
     """Bind Socket.IO (threading or gevent; Redis message queue when ``REDIS_URL`` is set)."""
     from gridmgr.extensions import socketio
     from gridmgr.live import channel
+    from gridmgr.people.operations import access_changed
 
     url = app.config.get("REDIS_URL")
     channel_name = app.config["GRIDMGR_SOCKETIO_CHANNEL"]
@@ -54,6 +55,7 @@ def init_app(app: Flask) -> None:
         queue = {"client_manager": RedisManager(url, channel=channel_name)}
     socketio.init_app(app, async_mode=async_mode(app), **queue)
     channel.register(socketio)
+    access_changed.connect(announce_access_change)
     _socketio_only_on_its_path(app)
 
 

@@ -86,8 +86,9 @@ def publish(event: str, payload: dict, rooms: list[str]) -> None:
     db.session.add(LiveEvent(event=event, payload=payload, rooms=sorted(set(rooms))))
 
 
-def announce_access_change(user_id: int, reason: str) -> None:
-    """Tell every server process, after commit, to check ``user_id``'s live connections again."""
+def announce_access_change(_sender: object, *, user_id: int, reason: str) -> None:
+    """Tell every server process, after commit, to check ``user_id``'s live connections again
+    (``gridmgr.people.operations.access_changed``)."""
     publish(ACCESS_EVENT, {"user_id": user_id, "reason": reason}, [f"access:{user_id}"])
 
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from blinker import Namespace
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from gridmgr.audit import operations as audit
+from gridmgr.audit.models import AuditEntry
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
 from gridmgr.grids.models import City, Region
 from gridmgr.grids.reading import find_region
-from gridmgr.live import announce_access_change
 from gridmgr.people.models import ROLES, STAFF_ROLES, Department, User
 from gridmgr.people.passwords import dummy_hash, hash_password, needs_rehash, verify_password
-from gridmgr.people.policy import authorize, can
+from gridmgr.people.policy import authorize, can, scope_filter, user_city_id
 from gridmgr.people.tokens import (
     TokenError,
     decode_token,
@@ -35,6 +36,12 @@ MIN_PASSWORD_LENGTH = 8
 USERNAME = re.compile(r"^[\w.@+-]{2,150}$")
 SCOPE_LEVELS = ("district", "street", "community")
 _UNSET = object()
+
+# Sent, in the caller's transaction, when what a user may do changed (a token revoked, the
+# account disabled, the password, role, scope or department changed), with ``user_id`` and
+# ``reason``: the live channel, which authenticates its connections through people, listens
+# and has every server process check that user's connections again.
+access_changed = Namespace().signal("access-changed")
 
 
 def console_admin() -> User:
@@ -82,7 +89,7 @@ def revoke_tokens(bearer: str | None, other: str | None = None) -> None:
     if other_claims is not None:
         revoke_token(other_claims)
     if str(claims["sub"]).isdigit():
-        announce_access_change(int(claims["sub"]), "token_revoked")
+        access_changed.send(None, user_id=int(claims["sub"]), reason="token_revoked")
 
 
 def _decode_any(token: str | None) -> dict:
@@ -135,7 +142,7 @@ def create_user(actor: User, username: str, password: str, role: str, *,
                 display_name=display_name, phone=phone, email=email)
     _assign_role(user, assignment)
     created = _insert_user(user)
-    audit.record(actor, "user.create", "user", created.id, after=audit.user_fields(created))
+    audit.record(actor, "user.create", "user", created.id, after=_user_fields(created))
     return created
 
 
@@ -163,7 +170,7 @@ def update_user(actor: User, user: User, *, role: str | None = None, region_code
     if fields.get("is_active") is False and user.id == actor.id:
         raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
 
-    before = audit.user_fields(user)
+    before = _user_fields(user)
     reasons = []
     if assignment is not None and assignment != _current_assignment(user):
         _assign_role(user, assignment)
@@ -178,7 +185,7 @@ def update_user(actor: User, user: User, *, role: str | None = None, region_code
             setattr(user, name, fields[name])
     _access_changed(user, reasons)
     db.session.flush()
-    after = audit.user_fields(user)
+    after = _user_fields(user)
     if after != before or password is not None:
         audit.record(actor, "user.password_reset" if password is not None and after == before
                      else "user.update", "user", user.id, before=before,
@@ -193,11 +200,11 @@ def deactivate_user(actor: User, user: User) -> None:
     if user.id == actor.id:
         raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
     if user.is_active:
-        before = audit.user_fields(user)
+        before = _user_fields(user)
         user.is_active = False
         _access_changed(user, ["disabled"])
         audit.record(actor, "user.disable", "user", user.id, before=before,
-                     after=audit.user_fields(user))
+                     after=_user_fields(user))
     db.session.flush()
 
 
@@ -270,7 +277,7 @@ def _access_changed(user: User, reasons: list[str]) -> None:
         return
     if {"password_changed", "disabled"} & set(reasons):
         end_all_tokens(user)
-    announce_access_change(user.id, reasons[0])
+    access_changed.send(None, user_id=user.id, reason=reasons[0])
 
 
 def _manages(actor: User, user: User) -> bool:
@@ -409,7 +416,7 @@ def create_department(actor: User, name: str, name_en: str | None = None,
     db.session.add(department)
     db.session.flush()
     audit.record(actor, "department.create", "department", department.id,
-                 after=audit.department_fields(department))
+                 after=_department_fields(department))
     return department
 
 
@@ -423,16 +430,16 @@ def update_department(actor: User, department: Department, **fields) -> Departme
     if "name" in fields:
         _ensure_unique_department(fields["name"], department.id)
 
-    before = audit.department_fields(department)
+    before = _department_fields(department)
     if "name" in fields:
         department.name = fields["name"]
     if "name_en" in fields:
         department.name_en = fields["name_en"]
     department.city_id = city_id
     db.session.flush()
-    if audit.department_fields(department) != before:
+    if _department_fields(department) != before:
         audit.record(actor, "department.update", "department", department.id, before=before,
-                     after=audit.department_fields(department))
+                     after=_department_fields(department))
     return department
 
 
@@ -445,7 +452,7 @@ def delete_department(actor: User, department: Department) -> None:
         raise Conflict(f"{staff} active users still work in {department.name}.",
                        code="department_in_use")
     audit.record(actor, "department.delete", "department", department.id,
-                 before=audit.department_fields(department))
+                 before=_department_fields(department))
     db.session.delete(department)
     db.session.flush()
 
@@ -458,3 +465,23 @@ def _ensure_unique_department(name: str, own_id: int | None) -> None:
     existing = db.session.scalar(select(Department.id).where(Department.name == name))
     if existing is not None and existing != own_id:
         raise Conflict(f"A department called {name} exists.", code="department_exists")
+
+
+def _user_fields(user: User) -> dict:
+    """What the audit log keeps of a user: access and profile, never the password's hash."""
+    return {"username": user.username, "role": user.role, "display_name": user.display_name,
+            "region_id": user.region_id, "city_id": user.city_id,
+            "department_id": user.department_id, "is_active": user.is_active}
+
+
+def _department_fields(department: Department) -> dict:
+    return {"name": department.name, "name_en": department.name_en,
+            "city_id": department.city_id}
+
+
+def audit_log(actor: User, limit: int = 200) -> list[AuditEntry]:
+    """The latest audit entries, newest first, for an administrator; a city's administrator
+    reads the entries of her city only, a region's administrator those of her region only."""
+    city, prefix = user_city_id(actor), scope_filter(actor)
+    authorize(actor, "admin.users", region_code=prefix, city_id=city)
+    return audit.read_log(city, limit, prefix)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from flask import redirect, request, url_for
 from sqlalchemy import text
 
-from gridmgr.audit.operations import read_log
 from gridmgr.calendar.deadlines import UNITS
 from gridmgr.categories import operations as categories
 from gridmgr.errors import Forbidden, InvalidInput
@@ -92,7 +91,7 @@ def admin_create_department():
 def admin_audit():
     """The latest administrative changes: who, when, what, before and after."""
     actor = require("admin.users")
-    return render("audit.html", entries=read_log(actor))
+    return render("audit.html", entries=operations.audit_log(actor))
 
 
 @bp.get("/workbench/admin/categories")
