@@ -10,28 +10,6 @@ from pathlib import Path
 
 GRIDMGR = Path(__file__).resolve().parent.parent / "gridmgr"
 
-# Cycles that exist and are known, each with why it is still there; any other cycle fails.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    # The workflow dispatches automatically (cases.workflow → dispatch.assign) and dispatch
-    # takes workflow steps (dispatch.assign → cases.workflow); being untangled with the
-    # workflow table.
-    frozenset({"cases", "dispatch"}): "workflow and dispatch call each other",
-    # The policy reads who may take a step from the workflow table (people.policy →
-    # cases.steps) while cases authorize through the policy.
-    frozenset({"cases", "people"}): "the policy reads the workflow table",
-    # Adding a city (grids.cities) counts its staff (people.models) and makes its calendar
-    # (calendar.operations), while people and calendars belong to a city (grids.models).
-    frozenset({"grids", "people"}): "grids.cities counts a city's staff",
-    frozenset({"calendar", "grids"}): "grids.cities makes a city's calendar",
-    # Access changes are announced through the live outbox (people.operations → live),
-    # while the live channel reads users and the policy (live.channel, live.rooms → people).
-    frozenset({"live", "people"}): "the outbox lives in the live package",
-    # Changes to users are recorded in the audit log (people.operations → audit), whose
-    # reading is scoped by the policy (audit.operations → people.policy).
-    frozenset({"audit", "people"}): "the audit log records and reads people",
-}
-
-
 def domain_packages() -> set[str]:
     return {p.name for p in GRIDMGR.iterdir() if (p / "__init__.py").exists()}
 
@@ -60,11 +38,9 @@ def import_graph() -> dict[str, dict[str, set[str]]]:
     return graph
 
 
-def cycles(graph: dict[str, dict[str, set[str]]], ignored: set[frozenset[str]]) -> list[list]:
-    """The strongly connected groups of more than one package (Tarjan), after dropping both
-    edges of each ``ignored`` pair."""
-    edges = {a: {b for b in targets if frozenset({a, b}) not in ignored}
-             for a, targets in graph.items()}
+def cycles(graph: dict[str, dict[str, set[str]]]) -> list[list]:
+    """The strongly connected groups of more than one package (Tarjan)."""
+    edges = {a: set(targets) for a, targets in graph.items()}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -103,13 +79,14 @@ def test_the_graph_sees_imports_at_module_level_and_inside_functions():
 
 def test_a_cycle_of_two_packages_is_found_and_named():
     graph = {"a": {"b": {"a/x.py"}}, "b": {"c": {"b/y.py"}}, "c": {"a": {"c/z.py"}}, "d": {}}
-    assert cycles(graph, set()) == [["a", "b", "c"]]
-    assert cycles(graph, {frozenset({"a", "c"})}) == []
+    assert cycles(graph) == [["a", "b", "c"]]
+    graph["c"] = {"d": {"c/z.py"}}
+    assert cycles(graph) == []
 
 
 def test_no_domain_package_depends_on_itself_through_others():
     graph = import_graph()
-    unknown = cycles(graph, set(KNOWN_CYCLES))
+    unknown = cycles(graph)
     described = []
     for group in unknown:
         for a in group:
@@ -117,11 +94,3 @@ def test_no_domain_package_depends_on_itself_through_others():
                 if b in graph[a]:
                     described.append(f"{a} → {b}: {', '.join(sorted(graph[a][b]))}")
     assert not unknown, "import cycles between domain packages:\n" + "\n".join(described)
-
-
-def test_every_known_cycle_still_exists():
-    """A cycle that was untangled leaves the list, so that it cannot come back unnoticed."""
-    graph = import_graph()
-    gone = [sorted(pair) for pair in KNOWN_CYCLES
-            if not all(b in graph[a] for a, b in (sorted(pair), sorted(pair)[::-1]))]
-    assert not gone, f"no longer cycles, remove them from KNOWN_CYCLES: {gone}"
