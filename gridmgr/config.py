@@ -166,6 +166,9 @@ class Config:
     # (0–1) or above; below it, the report is filed uncategorised for the operator.
     GRIDMGR_CATEGORY_MIN_CONFIDENCE = float(
         os.environ.get("GRIDMGR_CATEGORY_MIN_CONFIDENCE", 0.35))
+    # A dispatch must be accepted in time even when its category names no accept limit: this
+    # limit then (amount and unit, as a category's limits): half an hour, continuous.
+    GRIDMGR_ACCEPT_LIMIT = {"amount": 0.5, "unit": "urgent_hours"}
     # Workers' positions: seconds between two stored positions of one worker, and the age
     # beyond which a position no longer counts for dispatch by distance.
     GRIDMGR_POSITION_INTERVAL_S = float(os.environ.get("GRIDMGR_POSITION_INTERVAL_S", 5))

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from dispatch_world import (
@@ -186,3 +187,26 @@ def test_a_worker_killed_mid_run_leaves_every_due_escalation_done_exactly_once(
     assert len(per_case) == len(cases) and {n for _, n in per_case} == {1}
     assert len(outbox("case.escalated")) == len(cases)
     assert all(p.returncode == 0 for p in restarted)
+
+
+def test_a_category_without_an_accept_limit_is_accepted_within_the_citys_configured_limit(
+        app, app_ctx, make_user, monkeypatch):
+    """Filing a case of an automatically dispatched category hands it to the rostered worker
+    at once; with no accept limit of its own it must be accepted within ``Config``'s half
+    hour, or within what the city configured instead."""
+    build_city(limits={"handle": {"amount": 8, "unit": "urgent_hours"}})
+    worker = make_user("inspector", username="w", region_code=GRID_A)
+    add_roster_entry("w", GRID_A)
+    go_on_duty(worker)
+    reporter, operator = make_user("inspector"), make_user("operator")
+
+    def accept_within(case_id: int):
+        row = db.session.execute(text(
+            "SELECT state, worker_id, CAST(deadlines->>'accept' AS timestamptz) - dispatched_at "
+            "AS span FROM cases WHERE id = :id"), {"id": case_id}).one()
+        assert (row.state, row.worker_id) == ("dispatched", worker.id)
+        return row.span
+
+    assert accept_within(report_and_file(reporter, operator)) == timedelta(minutes=30)
+    monkeypatch.setitem(app.config, "GRIDMGR_ACCEPT_LIMIT", {"amount": 0.1, "unit": "urgent_hours"})
+    assert accept_within(report_and_file(reporter, operator)) == timedelta(minutes=6)

@@ -324,19 +324,15 @@ STAGE_OF_STATE = {"verified": "file", "filed": "dispatch", "dispatched": "accept
 YELLOW_KEY = "yellow"
 
 
-# A dispatch must be accepted in time even when its category names no accept limit.
-DEFAULT_ACCEPT_LIMIT = {"amount": 0.5, "unit": "urgent_hours"}
-
-
 def stage_limit(limits: dict | None, stage: str) -> dict | None:
     """The limit of ``stage`` in a category's ``limits`` (None: the stage has no clock); the
-    accept stage falls back on ``GRIDMGR_ACCEPT_LIMIT`` (default half an hour, continuous)."""
+    accept stage falls back on ``GRIDMGR_ACCEPT_LIMIT`` (``Config``: half an hour, continuous)."""
     limit = (limits or {}).get(stage)
     if limit or stage != "accept":
         return limit or None
     from flask import current_app
 
-    return current_app.config.get("GRIDMGR_ACCEPT_LIMIT") or DEFAULT_ACCEPT_LIMIT
+    return current_app.config["GRIDMGR_ACCEPT_LIMIT"]
 
 
 @dataclass(frozen=True)
