@@ -323,3 +323,46 @@ def test_a_city_calendar_month_shows_national_holidays_and_swapped_working_days(
     assert national_day.group(1) == "false" and swapped.group(1) == "true"
     assert "国家规定" in page and "chinesecalendar" in page
     assert client.get("/workbench/admin/calendar?month=2026-13").status_code == 422
+
+
+def test_a_roster_change_through_the_api_is_audited_too(client, staff, auth_headers):
+    headers = auth_headers(staff["duty_chief"])
+    made = client.post("/api/v1/rosters", json={"username": "insp", "grid_code": GRID,
+                                                "from": "08:00", "to": "12:00",
+                                                "weekdays": "1-5"}, headers=headers)
+    assert made.status_code == 201, made.get_json()
+    gone = client.delete(f"/api/v1/rosters/{made.get_json()['id']}", headers=headers)
+    assert gone.status_code == 204
+    added, removed = audit_rows("roster.")
+    assert (added.actor_name, added.action) == ("chief", "roster.add")
+    assert added.after["from"] == "08:00" and added.after["weekdays"] == [1, 2, 3, 4, 5]
+    assert (removed.actor_name, removed.before["grid_code"]) == ("chief", GRID)
+
+
+def test_a_streets_administrator_reads_only_her_streets_entries_in_the_audit_log(
+        client, city, staff, make_user):
+    from maps_city import STREET_B
+
+    make_user("inspector", username="insp_b", region_code=STREET_B)
+    make_user("admin", username="street_boss", region_code=STREET_A)
+    sign_in(client, "boss")
+    token = form_token(client, "/workbench/admin/rosters")
+    for username, grid in (("insp", GRID), ("insp_b", f"{STREET_B}001001")):
+        answer = client.post("/workbench/admin/rosters", data={
+            "csrf_token": token, "username": username, "grid_code": grid,
+            "weekdays": ["1"]})
+        assert answer.status_code == 303
+    answer = client.post("/workbench/admin/calendar", data={
+        "csrf_token": token, "day": "2026-12-31", "kind": "holiday", "name": "城市节"})
+    assert answer.status_code == 303
+    client.post("/workbench/logout", data={"csrf_token": token})
+
+    sign_in(client, "street_boss")
+    log = client.get("/workbench/admin/audit").text
+    assert GRID in log and "insp" in log
+    assert "insp_b" not in log and f"{STREET_B}001001" not in log
+    assert "2026-12-31" not in log  # a city-wide change is beyond a street's scope
+    client.post("/workbench/logout", data={"csrf_token": form_token(client, "/workbench/cases")})
+    sign_in(client, "boss")
+    log = client.get("/workbench/admin/audit").text
+    assert "insp_b" in log and "2026-12-31" in log
