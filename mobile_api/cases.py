@@ -32,7 +32,6 @@ from gridmgr.extensions import limiter
 from gridmgr.geo.coords import COORD_SYSTEMS
 from mobile_api.auth import auth_optional, auth_required, current_user
 from mobile_api.http import document_errors, read_body, refuse_invalid_url_text, store_uploads
-from mobile_api.reports import DuplicateCaseSchema
 
 blp = Blueprint("cases", __name__, description="Cases around the closed loop")
 blp.before_request(refuse_invalid_url_text)
@@ -189,6 +188,15 @@ class CaseDetailSchema(CaseSummarySchema):
     reports = fields.List(fields.Nested(ReporterContactSchema), metadata={
         "description": "reports with their reporters' details: every report for staff who may "
                        "see private details, a citizen's own reports for that citizen"})
+
+
+class DuplicateCaseSchema(Schema):
+    id = fields.Integer(required=True)
+    code = fields.String(required=True)
+    state = fields.String(required=True)
+    distance_m = fields.Float(required=True)
+    reporter_count = fields.Integer(required=True)
+    created_at = fields.String(required=True)
 
 
 class NearbyCasesSchema(Schema):

@@ -27,6 +27,7 @@ from gridmgr.geo.coords import COORD_SYSTEMS
 from gridmgr.people.models import User
 from gridmgr.shared_counts import BatchedWindowCounts
 from mobile_api.auth import auth_optional, current_user
+from mobile_api.cases import CaseStepResultSchema, DuplicateCaseSchema
 from mobile_api.http import (
     MAX_PHOTOS,
     document_errors,
@@ -75,15 +76,6 @@ REPORT_SCHEMA = ReportSchema()
 class ReportFormSchema(ReportSchema):
     photos = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}),
                          metadata={"description": f"up to {MAX_PHOTOS} JPEG/PNG photos"})
-
-
-class DuplicateCaseSchema(Schema):
-    id = fields.Integer(required=True)
-    code = fields.String(required=True)
-    state = fields.String(required=True)
-    distance_m = fields.Float(required=True)
-    reporter_count = fields.Integer(required=True)
-    created_at = fields.String(required=True)
 
 
 class ReportIdsSchema(Schema):
@@ -158,16 +150,6 @@ class TrackedRatingSchema(Schema):
 
     rating = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
     note = fields.String(validate=validate.Length(max=4000))
-
-
-class TrackedRatingAnswerSchema(Schema):
-    id = fields.Integer(required=True)
-    code = fields.String(required=True)
-    state = fields.String(required=True)
-    action = fields.String(required=True)
-    history_id = fields.Integer(required=True)
-    version = fields.Integer(required=True)
-    rating = fields.Integer(required=True)
 
 
 class PhotoSizeQuery(Schema):
@@ -278,7 +260,7 @@ def track_report(token):
 
 @blp.route("/reports/track/<token>/rate", methods=["POST"])
 @blp.arguments(TrackedRatingSchema)
-@blp.response(200, TrackedRatingAnswerSchema)
+@blp.response(200, CaseStepResultSchema)
 @document_errors(blp, 404, 409, 422, notes={
     404: "report_not_found", 409: "conflict: the case is not closed; already_rated",
     422: "invalid_input, bad_rating"})

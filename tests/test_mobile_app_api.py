@@ -114,6 +114,11 @@ def test_an_anonymous_reporter_follows_the_case_and_rates_it_with_the_token(
     assert bad.status_code == 422
     rated = client.post(f"/api/v1/reports/track/{token}/rate", json={"rating": 4, "note": "好"})
     assert rated.status_code == 200, rated.get_json()
+    # The answer of a step, as a signed-in reporter's rating gets it: nothing left to do.
+    answer = rated.get_json()
+    assert (answer["id"], answer["state"], answer["action"]) == (case_id, "closed", "rate")
+    assert answer["available_actions"] == [] and answer["history_id"] == count(
+        "SELECT id FROM case_history WHERE case_id = :id AND action = 'rate'", id=case_id)
     twice = client.post(f"/api/v1/reports/track/{token}/rate", json={"rating": 1})
     assert twice.status_code == 409 and twice.get_json()["error"]["code"] == "already_rated"
     unknown = client.post("/api/v1/reports/track/nope/rate", json={"rating": 1})

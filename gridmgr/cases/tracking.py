@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from gridmgr.cases.events import step_parameters
 from gridmgr.cases.intake import hash_token
-from gridmgr.cases.workflow import STEPS, case_after, outcome, read_case, write_step
+from gridmgr.cases.workflow import STEPS, case_after, outcome, read_case, step_answer, write_step
 from gridmgr.errors import Conflict, InvalidInput, NotFound
 from gridmgr.extensions import db
 
@@ -89,5 +89,4 @@ def rate_tracked(token: str, rating: int, note: str | None = None) -> dict:
         raise Conflict(f"Case {case.code} was rated or changed meanwhile; reload it.",
                        code="conflict")
     db.session.commit()
-    return {"id": case.id, "code": case.code, "state": target, "action": recorded,
-            "history_id": written.h1, "version": written.version, "rating": rating}
+    return step_answer(None, after, recorded, written)

@@ -123,7 +123,14 @@ def take_step(case_id: int, action: str, actor: User | None, data: StepInput) ->
         _carry_over(case, plan.details["merged_into"])
     _attach(data, case.id, action, actor, written.h1)
     db.session.commit()
-    return {"id": case.id, "code": case.code, "state": target, "action": recorded,
+    return step_answer(actor, after, recorded, written)
+
+
+def step_answer(actor: User | None, after, recorded: str, written) -> dict:
+    """The answer to a step (the API's ``CaseStepResultSchema``): the case as the step left it
+    (``after``, written as ``written``), the action recorded, its history row, the new version,
+    the handling deadline and what ``actor`` may do now."""
+    return {"id": after.id, "code": after.code, "state": after.state, "action": recorded,
             "history_id": written.h1, "version": written.version,
             "deadline": after.deadline.isoformat() if after.deadline else None,
             "available_actions": available_actions(actor, _settled(after, written))}
@@ -364,10 +371,7 @@ def _file(case, actor: User | None, data: StepInput, now: datetime,
         raise _moved(case)
     _attach(data, case.id, "file", actor, written.h1)
     db.session.commit()
-    result = {"id": case.id, "code": case.code, "state": final.state, "action": "file",
-              "history_id": written.h1, "version": written.version,
-              "deadline": final.deadline.isoformat() if final.deadline else None,
-              "available_actions": available_actions(actor, _settled(final, written))}
+    result = step_answer(actor, final, "file", written)
     if dispatch is not None:
         result.update(department_id=final.department_id, worker_id=final.worker_id)
     return result
