@@ -135,6 +135,7 @@ def admin_add_roster():
     """Roster a grid worker on a unit grid for a shift (audited); a refusal is shown next to
     its field and changes nothing."""
     user = require("roster.manage")
+    listed = _region_prefix(user)
     form = request.form
     username = (form.get("username") or "").strip()
     grid_code = (form.get("grid_code") or "").strip()
@@ -150,7 +151,8 @@ def admin_add_roster():
         return _roster_page(user, refused.status, field_errors(refused), {
             "username": username, "grid_code": grid_code, "from": form.get("from") or "",
             "to": form.get("to") or "", "weekdays": _weekdays(form)})
-    return redirect(url_for("workbench.admin_rosters", region=entry.grid.code) +
+    # Back to the list as it was filtered, at the new entry.
+    return redirect(url_for("workbench.admin_rosters", region=listed) +
                     f"#roster-{entry.id}", code=303)
 
 
