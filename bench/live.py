@@ -215,9 +215,11 @@ def start_api(database_url: str, home: Path, workers: int) -> tuple[subprocess.P
 
 
 def answering(process: subprocess.Popen, port: int, log: Path) -> str:
-    """The URL of the server ``process`` once it answers on ``port`` (30 s at most)."""
+    """The URL of the server ``process`` once it answers on ``port`` (120 s at most: on a
+    loaded machine ``gridmgr serve`` took 37 s to import and answer)."""
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url + "/api/v1/openapi.json", timeout=1):
                 return url
