@@ -165,6 +165,7 @@ def test_an_administrator_rosters_an_inspector_and_the_rules_send_her_the_grids_
 
         log = admin.open("/workbench/admin/audit").inner_text("main")
         assert "roster.add" in log and "roster.change" in log and "roster.remove" in log
+        assert "网格1" in log  # before and after as the reader writes them, not escaped
         finish(admin)
 
     added, changed, removed = audit_rows("roster.")
