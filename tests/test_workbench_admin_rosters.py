@@ -323,6 +323,11 @@ def test_a_city_calendar_month_shows_national_holidays_and_swapped_working_days(
     swapped = re.search(r'id="day-2026-10-10"[^>]*data-working="(\w+)"', page)
     assert national_day.group(1) == "false" and swapped.group(1) == "true"
     assert "国家规定" in page and "chinesecalendar" in page
+    assert "节假日库尚无" not in page
+    # A year no library release covers yet is named, and follows the weekly pattern.
+    far = client.get("/workbench/admin/calendar?month=2100-01").text
+    assert "节假日库尚无该国 2100 年的日历" in far
+    assert re.search(r'id="day-2100-01-01"[^>]*data-working="true"', far)  # a Friday
     assert client.get("/workbench/admin/calendar?month=2026-13").status_code == 422
 
 
