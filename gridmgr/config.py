@@ -166,6 +166,9 @@ class Config:
     # (0–1) or above; below it, the report is filed uncategorised for the operator.
     GRIDMGR_CATEGORY_MIN_CONFIDENCE = float(
         os.environ.get("GRIDMGR_CATEGORY_MIN_CONFIDENCE", 0.35))
+    # A city's suggester is trained once it has this many described cases; until then its
+    # reports are matched on the catalogue's names and keywords alone.
+    GRIDMGR_SUGGESTER_MIN_CASES = int(os.environ.get("GRIDMGR_SUGGESTER_MIN_CASES", 100))
     # A dispatch must be accepted in time even when its category names no accept limit: this
     # limit then (amount and unit, as a category's limits): half an hour, continuous.
     GRIDMGR_ACCEPT_LIMIT = {"amount": 0.5, "unit": "urgent_hours"}

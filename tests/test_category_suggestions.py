@@ -1,17 +1,16 @@
-"""Categories suggested from what people write, learnt from the city's own cases.
+"""Categories suggested from what people write, learnt from each city's own cases.
 
-The labelled descriptions (tests/data/category_texts.csv: 350, zh and en, every subclass of
-the catalogue) are split once: three quarters become the city's cases, the rest (87) is held
-back and only asked about. On it the suggester gets 84 % first and 92 % in its top three;
-the test holds it to 75 % and 90 %.
+The city's history and the held-back descriptions are two sets of citizens' own wording
+written for the tests (tests/citizen_texts.py: 350 each, zh and en, five per subclass). Asked
+about the 350 held-back ones, a matcher on the catalogue's names and keywords gets 42 % first
+and 67 % in its top three; the suggester trained on the history 76 % and 91 % (measured in
+the same run, printed by the test, which holds it to 75 %, 90 % and 25 points above the
+catalogue).
 """
 
 from __future__ import annotations
 
-import csv
-import random
-from pathlib import Path
-
+from citizen_texts import HELD_BACK, HISTORY, file_cases, labelled
 from dispatch_world import POINT_A, build_city
 from sqlalchemy import text
 
@@ -19,66 +18,59 @@ from gridmgr.categories.operations import load_default_catalogue
 from gridmgr.cli import main
 from gridmgr.extensions import db
 
-TEXTS = Path(__file__).parent / "data" / "category_texts.csv"
+GRID_A = "110101001001001"
 
 
-def _rows() -> list[dict]:
-    with TEXTS.open(encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _split() -> tuple[list[dict], list[dict]]:
-    rows = _rows()
-    random.Random(7).shuffle(rows)
-    held = len(rows) // 4
-    return rows[held:], rows[:held]
-
-
-def _cases(rows: list[dict]) -> None:
-    """The city's past cases: each description filed under its category."""
-    lon, lat = POINT_A
-    db.session.execute(text("""
-        INSERT INTO cases (id, code, city_id, state, source, channel, category_id, region_id,
-                           grid_code, location, description)
-        SELECT n, 'T' || n, r.city_id, 'closed', 'inspector', 'app', k.id, r.id, r.code,
-               ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :text
-        FROM (SELECT nextval('cases_id_seq') AS n) s, regions r, categories k
-        WHERE r.code = '110101001001001' AND k.code = :code"""),
-        [{"lon": lon, "lat": lat, "text": r["text"], "code": r["code"]} for r in rows])
-    db.session.commit()
-
-
-def test_the_labelled_set_covers_every_subclass_in_both_languages(app_ctx):
-    rows = _rows()
+def test_the_citizens_sets_cover_every_subclass_in_both_languages_and_share_no_text(app_ctx):
+    history, held = labelled(HISTORY), labelled(HELD_BACK)
     load_default_catalogue()
     catalogue = set(db.session.scalars(text("SELECT code FROM categories")))
-    assert len(rows) >= 300
-    assert {r["code"] for r in rows} == catalogue
-    assert {r["lang"] for r in rows} == {"zh", "en"}
+    assert len(held) >= 300 and len(history) >= 300
+    for rows in (history, held):
+        assert {r["code"] for r in rows} == catalogue
+        assert {(r["code"], r["lang"]) for r in rows} == {
+            (c, lang) for c in catalogue for lang in ("zh", "en")}
+    assert not {r["text"] for r in history} & {r["text"] for r in held}
 
 
-def test_a_suggester_trained_on_the_citys_cases_names_the_held_back_descriptions(
-        app_ctx, client, runner):
-    build_city()
-    load_default_catalogue()
-    train, held = _split()
-    _cases(train)
-    trained = runner.invoke(main, args=["categories", "train"])
-    assert trained.exit_code == 0, trained.output
-    assert f"trained on {len(train)} cases" in trained.output
-
+def _asked(client, rows: list[dict]) -> tuple[float, float, str]:
+    """Top-1 and top-3 accuracy of the suggestions at POINT_A, and the first one's reason."""
     first = top3 = 0
-    for row in held:
+    reason = ""
+    for row in rows:
         answer = client.get("/api/v1/categories/suggest", query_string={
             "text": row["text"], "lon": POINT_A[0], "lat": POINT_A[1]})
         assert answer.status_code == 200
-        codes = [s["code"] for s in answer.get_json()["suggestions"]]
+        suggestions = answer.get_json()["suggestions"]
+        codes = [s["code"] for s in suggestions]
         assert len(codes) == 3
         first += codes[0] == row["code"]
         top3 += row["code"] in codes
-    print(f"held back {len(held)}: top-1 {first / len(held):.0%}, top-3 {top3 / len(held):.0%}")
-    assert first / len(held) >= 0.75
-    assert top3 / len(held) >= 0.90
+        reason = suggestions[0]["reason"]
+    return first / len(rows), top3 / len(rows), reason
+
+
+def test_a_suggester_trained_on_the_citys_cases_names_citizens_wording_better_than_the_catalogue(
+        app_ctx, client, runner):
+    build_city()
+    load_default_catalogue()
+    held = labelled(HELD_BACK)
+    names_first, names_top3, reason = _asked(client, held)
+    assert "catalogue" in reason
+
+    history = labelled(HISTORY)
+    file_cases(history, GRID_A, POINT_A)
+    trained = runner.invoke(main, args=["categories", "train"])
+    assert trained.exit_code == 0, trained.output
+    assert f"test-city: trained on {len(history)} cases" in trained.output
+    first, top3, reason = _asked(client, held)
+    assert "learnt from the city's cases" in reason
+
+    print(f"held back {len(held)}: catalogue alone top-1 {names_first:.1%}, top-3 "
+          f"{names_top3:.1%}; trained on {len(history)} cases top-1 {first:.1%}, "
+          f"top-3 {top3:.1%}")
+    assert first >= 0.75 and top3 >= 0.90
+    assert first >= names_first + 0.25
 
 
 def test_a_new_city_is_matched_on_the_catalogue_and_a_manhole_cover_is_among_manhole_covers(
@@ -160,3 +152,58 @@ def test_a_resent_report_without_a_category_gets_its_case_even_when_the_suggesti
     assert resend.status_code == 200, resend.get_json()
     assert resend.get_json()["case"] == first.get_json()["case"]
     assert db.session.scalar(text("SELECT count(*) FROM cases")) == 1
+
+
+def _city(slug: str, district: str, west: float, south: float) -> None:
+    db.session.execute(text("""
+        WITH c AS (INSERT INTO cities (slug, name, timezone) VALUES (:slug, :slug,
+                   'Asia/Shanghai') RETURNING id)
+        INSERT INTO regions (city_id, level, code, name, geom, area_m2)
+        SELECT id, 'district', :district, :slug,
+               ST_Multi(ST_MakeEnvelope(:w, :s, :w + 0.1, :s + 0.1, 4326)), 1e8 FROM c"""),
+        {"slug": slug, "district": district, "w": west, "s": south})
+    db.session.commit()
+
+
+def test_each_city_learns_its_own_wording_and_a_city_with_few_cases_keeps_the_catalogue(
+        app_ctx, client, runner):
+    build_city()  # test-city, around POINT_A
+    load_default_catalogue()
+    _city("mountain-city", "500103", 106.5, 29.5)
+    _city("new-city", "320102", 118.7, 32.0)
+    mountain, new = (106.55, 29.55), (118.75, 32.05)
+    # "坝坝烟" is one word in both cities' mouths: in test-city it has always meant a barbecue
+    # in the yard, in mountain-city leaves burnt there.
+    local = ["坝坝烟又起来了", "楼下坝坝烟呛人", "晚上坝坝烟好大", "又是坝坝烟，窗户都不敢开",
+             "坝坝烟熏了一晚上", "院子里的坝坝烟天天有", "隔壁坝坝烟没完没了", "这周第三次坝坝烟"]
+    history = labelled(HISTORY)
+    file_cases(history[:150] + [{"text": t, "code": "E0506"} for t in local], GRID_A, POINT_A)
+    file_cases(history[150:] + [{"text": t, "code": "E0106"} for t in local], "500103",
+               mountain)
+    file_cases(history[:5], "320102", new)
+
+    trained = runner.invoke(main, args=["categories", "train"])
+    assert trained.exit_code == 0, trained.output
+    assert "mountain-city: trained on 208 cases" in trained.output
+    assert "test-city: trained on 158 cases" in trained.output
+    assert "new-city: 5 cases, fewer than 100; suggestions come from the catalogue" in \
+        trained.output
+    assert db.session.scalar(text("SELECT count(*) FROM category_suggesters")) == 2
+
+    def first(point: tuple[float, float]) -> dict:
+        answer = client.get("/api/v1/categories/suggest", query_string={
+            "text": "坝坝烟熏得人受不了", "lon": point[0], "lat": point[1]})
+        assert answer.status_code == 200
+        return answer.get_json()["suggestions"][0]
+
+    assert first(POINT_A)["code"] == "E0506"
+    assert first(mountain)["code"] == "E0106"
+    assert "learnt from the city's cases" in first(mountain)["reason"]
+    assert "catalogue" in first(new)["reason"]
+
+    # Trained alone, a city's suggester changes and the others' stay as they were.
+    again = runner.invoke(main, args=["categories", "train", "--city", "new-city"])
+    assert again.exit_code == 0 and "new-city: 5 cases" in again.output
+    unknown = runner.invoke(main, args=["categories", "train", "--city", "atlantis"])
+    assert unknown.exit_code == 1 and "city_not_found" in unknown.output
+    assert db.session.scalar(text("SELECT count(*) FROM category_suggesters")) == 2

@@ -1,10 +1,12 @@
-"""The background worker retrains the category suggester once a week, however many run."""
+"""The background worker retrains each city's category suggester once a week, however many
+workers run."""
 
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from dispatch_world import build_city
+from citizen_texts import HISTORY, file_cases, labelled
+from dispatch_world import POINT_A, build_city
 from sqlalchemy import text
 
 from gridmgr.categories.operations import load_default_catalogue
@@ -20,6 +22,7 @@ def _suggesters() -> int:
 def test_two_workers_sweeping_schedule_one_weekly_training_and_only_one_of_them_trains(app_ctx):
     build_city()
     load_default_catalogue()
+    file_cases(labelled(HISTORY), "110101001001001", POINT_A)
 
     schedule()
     schedule()  # a second worker sweeps the same week

@@ -88,14 +88,19 @@ def set_department_command(category_code: str, region_code: str, department_name
 
 
 @categories.command("train")
-@click.option("--city", help="City slug (default: the cases of every city).")
+@click.option("--city", help="City slug (default: every city, each on its own cases).")
 def train_command(city: str | None) -> None:
-    """Train the category suggester on the cases and the catalogue."""
-    from gridmgr.categories.suggest import train
+    """Train each city's category suggester on its own cases and the catalogue."""
+    from gridmgr.categories.suggest import min_cases, train
 
     try:
-        result = train(city)
+        results = train(city)
     except DomainError as err:
         _fail(err)
-    click.echo(f"trained on {result['cases']} cases and the catalogue "
-               f"({result['categories']} categories).")
+    for r in results:
+        if r["trained"]:
+            click.echo(f"{r['city']}: trained on {r['cases']} cases and the catalogue "
+                       f"({r['categories']} categories).")
+        else:
+            click.echo(f"{r['city']}: {r['cases']} cases, fewer than {min_cases()}; "
+                       "suggestions come from the catalogue.")

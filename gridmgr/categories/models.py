@@ -88,7 +88,8 @@ class CategoryDepartment(db.Model):
 
 class CategorySuggester(db.Model):
     """A trained category suggester (``gridmgr.categories.suggest``): the model learnt from a
-    city's cases (all cities when ``city_id`` is NULL), kept so that every process uses it."""
+    city's cases, kept so that every process uses it. (Rows without a city, trained on every
+    city's cases together, are no longer read.)"""
 
     __tablename__ = "category_suggesters"
 

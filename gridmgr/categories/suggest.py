@@ -1,12 +1,13 @@
 """Category suggestions from what people write: the top three, each with a confidence and why.
 
-A suggester learns from the city's own cases (each case's description and the category it was
-finally filed under) with scikit-learn: TF-IDF over character 1–3-grams, which reads Chinese
-without a word dictionary and English alike, and a logistic regression. The catalogue's
-names and keywords (zh and en) are part of its training, so a category no case has used yet
-can still be suggested. A city with no trained suggester is matched on the catalogue alone.
+Each city's suggester learns from that city's own cases (each case's description and the
+category it was finally filed under), so one city's words do not decide another's: TF-IDF over
+character 1–3-grams (scikit-learn), which reads Chinese without a word dictionary and English
+alike, and a logistic regression. The catalogue's names and keywords (zh and en) are part of
+its training, so a category no case has used yet can still be suggested. A city with no
+trained suggester (too few cases so far) is matched on the catalogue alone.
 
-``gridmgr categories train`` trains it (and the worker, weekly); every process uses the
+``gridmgr categories train`` trains them (and the worker, weekly); every process uses the
 newest one, re-read at most every :data:`RELOAD_SECONDS` and unpickled once per process and
 version (:data:`_models`).
 """
@@ -38,7 +39,7 @@ MAX_TEXT = 2000
 
 @dataclass
 class _Loaded:
-    id: int | None
+    id: tuple | None  # the stored suggester's id and training time; None: the catalogue's
     model: object
     checked_at: float
     names: dict[str, str]
@@ -48,7 +49,7 @@ class _Loaded:
 _cache: dict[str, _Loaded] = {}
 # Each stored suggester unpickled once per process, by database and id: cities that share
 # the city-wide suggester share one copy, and a request never unpickles.
-_models: dict[tuple[str, int], object] = {}
+_models: dict[tuple[str, tuple], object] = {}
 _lock = threading.Lock()
 
 
@@ -80,21 +81,20 @@ def build_model(texts: list[str], labels: list[str]):
     return model
 
 
-def train(city: str | None = None, *, commit: bool = True) -> dict:
-    """Train a suggester on the cases (of ``city``, else of every city) and the catalogue, and
-    keep it; returns what it learnt from. ``commit=False`` leaves the commit to the caller (the
-    worker's job, which commits it with the job done)."""
-    city_id = None
-    if city is not None:
-        city_id = db.session.scalar(text("SELECT id FROM cities WHERE slug = :s"), {"s": city})
-        if city_id is None:
-            raise InvalidInput(f"No city has the slug {city!r}.", code="city_not_found")
-    cases = db.session.execute(text("""
-        SELECT c.description, k.code FROM cases c JOIN categories k ON k.id = c.category_id
-        WHERE k.active AND k.code <> :u AND c.state <> 'cancelled'
-          AND coalesce(c.description, '') <> ''
-          AND (CAST(:city AS integer) IS NULL OR c.city_id = :city)
-        ORDER BY c.id DESC LIMIT 200000"""), {"u": UNCATEGORISED, "city": city_id}).all()
+def min_cases() -> int:
+    return int(current_app.config["GRIDMGR_SUGGESTER_MIN_CASES"])
+
+
+def train(city: str | None = None, *, commit: bool = True) -> list[dict]:
+    """Train each city's suggester (only ``city``'s when given) on its own cases and the
+    catalogue, and keep it; a city with fewer than :func:`min_cases` cases keeps being matched
+    on the catalogue alone. Returns what each city learnt from. ``commit=False`` leaves the
+    commit to the caller (the worker's job, which commits the models with the job done)."""
+    cities = db.session.execute(text(
+        "SELECT id, slug FROM cities WHERE CAST(:slug AS text) IS NULL OR slug = :slug "
+        "ORDER BY slug"), {"slug": city}).all()
+    if city is not None and not cities:
+        raise InvalidInput(f"No city has the slug {city!r}.", code="city_not_found")
     rows = _catalogue()
     if not rows:
         raise InvalidInput("The catalogue has no categories; load it first.",
@@ -102,33 +102,50 @@ def train(city: str | None = None, *, commit: bool = True) -> dict:
     if len(rows) < 2:
         raise InvalidInput("A suggester chooses between categories; the catalogue has only "
                            "one.", code="too_few_categories")
-    texts, labels = _catalogue_texts(rows)
-    texts += [r.description[:MAX_TEXT].lower() for r in cases]
-    labels += [r.code for r in cases]
+    catalogue = _catalogue_texts(rows)
+    results = [_train_city(c.id, c.slug, catalogue) for c in cities]
+    if commit:
+        db.session.commit()
+    _cache.clear()
+    return results
+
+
+def _train_city(city_id: int, slug: str, catalogue: tuple[list[str], list[str]]) -> dict:
+    cases = db.session.execute(text("""
+        SELECT c.description, k.code FROM cases c JOIN categories k ON k.id = c.category_id
+        WHERE c.city_id = :city AND k.active AND k.code <> :u AND c.state <> 'cancelled'
+          AND coalesce(c.description, '') <> ''
+        ORDER BY c.id DESC LIMIT 200000"""), {"u": UNCATEGORISED, "city": city_id}).all()
+    if len(cases) < min_cases():
+        return {"city": slug, "cases": len(cases), "trained": False}
+    texts, labels = catalogue
+    texts = texts + [r.description[:MAX_TEXT].lower() for r in cases]
+    labels = labels + [r.code for r in cases]
     model = build_model(texts, labels)
     buffer = io.BytesIO()
     pickle.dump(model, buffer, protocol=pickle.HIGHEST_PROTOCOL)
     metrics = {"cases": len(cases), "categories": len(set(labels))}
     db.session.add(CategorySuggester(city_id=city_id, cases=len(cases),
                                      model=buffer.getvalue(), metrics=metrics))
-    if commit:
-        db.session.commit()
-    _cache.clear()
-    return {"city": city, **metrics}
+    return {"city": slug, **metrics, "trained": True}
 
 
 def _loaded(city_id: int | None) -> _Loaded:
-    """The newest suggester of the city (else of all cities), or the catalogue's own."""
+    """The newest suggester of the city (with no place given, of the platform's only city),
+    or the catalogue's own."""
     key = f"{db.engine.url}:{city_id}"
     now = time.monotonic()
     found = _cache.get(key)
     if found is not None and now - found.checked_at < RELOAD_SECONDS:
         return found
     with _lock:
+        # A stored suggester by id and time: ids start again when the table is emptied.
         newest = db.session.execute(text("""
-            SELECT id FROM category_suggesters
-            WHERE city_id = :city OR city_id IS NULL
-            ORDER BY (city_id IS NULL), id DESC LIMIT 1"""), {"city": city_id}).scalar()
+            SELECT id, trained_at FROM category_suggesters
+            WHERE city_id = coalesce(CAST(:city AS integer),
+                                     (SELECT min(id) FROM cities HAVING count(*) = 1))
+            ORDER BY id DESC LIMIT 1"""), {"city": city_id}).one_or_none()
+        newest = tuple(newest) if newest is not None else None
         if found is not None and found.id == newest:
             found.checked_at = now
             return found
@@ -140,7 +157,7 @@ def _loaded(city_id: int | None) -> _Loaded:
             model = _models.get((str(db.engine.url), newest))
             if model is None:
                 blob = db.session.scalar(text(
-                    "SELECT model FROM category_suggesters WHERE id = :i"), {"i": newest})
+                    "SELECT model FROM category_suggesters WHERE id = :i"), {"i": newest[0]})
                 model = pickle.loads(bytes(blob))  # written by train() into our own database
                 _models[(str(db.engine.url), newest)] = model
         elif len(rows) > 1:  # with one category there is nothing to choose between
