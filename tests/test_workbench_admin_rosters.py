@@ -372,3 +372,31 @@ def test_a_streets_administrator_reads_only_her_streets_entries_in_the_audit_log
     sign_in(client, "boss")
     log = client.get("/workbench/admin/audit").text
     assert "insp_b" in log and "2026-12-31" in log
+
+
+def test_calendar_changes_from_the_command_line_are_in_the_audit_log_too(
+        client, runner, city, staff, tmp_path):
+    from gridmgr.cli import main
+
+    own = tmp_path / "notice.json"
+    own.write_text('{"days": [{"day": "2027-02-15", "kind": "holiday", "name": "春节"}, '
+                   '{"day": "2027-02-20", "kind": "workday", "name": "春节调休"}]}',
+                   encoding="utf-8")
+    for args in (["calendar", "load-holidays", str(own)],
+                 ["calendar", "load-holidays", str(own)],  # the same again changes nothing
+                 ["calendar", "hours", "--period", "09:00-12:00", "--period", "13:30-17:30"],
+                 ["calendar", "country", "US"],
+                 ["calendar", "add", "2027-03-01", "--kind", "holiday"]):
+        result = runner.invoke(main, args=args)
+        assert result.exit_code == 0, result.output
+    loaded, hours, country, added = audit_rows("calendar.")
+    assert (loaded.action, loaded.actor_name, loaded.before["days"]) == (
+        "calendar.load", None, [])
+    assert [d["day"] for d in loaded.after["days"]] == ["2027-02-15", "2027-02-20"]
+    assert hours.before["periods"] == [["08:00", "12:00"], ["14:00", "18:00"]]
+    assert hours.after["periods"] == [["09:00", "12:00"], ["13:30", "17:30"]]
+    assert (country.before["country"], country.after["country"]) == ("CN", "US")
+    assert added.after["day"] == "2027-03-01"
+    sign_in(client, "boss")
+    log = client.get("/workbench/admin/audit?lang=en").text
+    assert "calendar.load" in log and "calendar.country" in log and "System" in log

@@ -54,10 +54,12 @@ def calendar_row(city: City) -> WorkingCalendar:
 
 
 def set_working_hours(city: City, periods: list[list[str]] | None = None,
-                      weekdays: list[int] | None = None, timezone: str | None = None
-                      ) -> WorkingCalendar:
-    """Change the city's daily working periods, working weekdays or time zone (validated)."""
+                      weekdays: list[int] | None = None, timezone: str | None = None,
+                      actor: User | None = None) -> WorkingCalendar:
+    """Change the city's daily working periods, working weekdays or time zone (validated);
+    commits, with its audit entry."""
     row = calendar_row(city)
+    before = _hours(city, row)
     if timezone is not None:
         try:
             ZoneInfo(timezone)
@@ -73,13 +75,26 @@ def set_working_hours(city: City, periods: list[list[str]] | None = None,
     Calendar(tz=ZoneInfo(row.timezone),
              periods=tuple((parse_time(a), parse_time(b)) for a, b in row.periods),
              weekdays=frozenset(row.weekdays))
+    if _hours(city, row) != before:
+        audit.record(actor, "calendar.hours", "calendar", city.slug, before=before,
+                     after=_hours(city, row))
     db.session.commit()
     return row
 
 
-def set_country(city: City, code: str) -> City:
-    """Make the city follow ``code``'s national holidays and swapped working days."""
+def _hours(city: City, row: WorkingCalendar) -> dict:
+    return {"city_id": city.id, "city": city.slug, "timezone": row.timezone,
+            "periods": list(row.periods), "weekdays": list(row.weekdays)}
+
+
+def set_country(city: City, code: str, actor: User | None = None) -> City:
+    """Make the city follow ``code``'s national holidays and swapped working days; commits,
+    with its audit entry."""
+    before = {"city_id": city.id, "city": city.slug, "country": city.country}
     city.country = check_country(code)
+    if city.country != before["country"]:
+        audit.record(actor, "calendar.country", "calendar", city.slug, before=before,
+                     after={**before, "country": city.country})
     db.session.commit()
     return city
 
@@ -163,13 +178,15 @@ def read_holiday_file(path: Path) -> list[tuple[date, str, str | None]]:
     return out
 
 
-def load_holidays(city: City, path: Path) -> int:
+def load_holidays(city: City, path: Path, actor: User | None = None) -> int:
     """Load a holiday file of the city's own days (on top of its country's) into its calendar;
-    returns the count. Idempotent: days already present are updated, none is duplicated."""
+    returns the count. Idempotent: days already present are updated, none is duplicated. One
+    audit entry names the days as they were and as the file makes them."""
     entries = read_holiday_file(path)
     row = calendar_row(city)
     existing = {d.day: d for d in db.session.execute(
         db.select(CalendarDay).where(CalendarDay.calendar_id == row.id)).scalars()}
+    before = [_audited(city, existing.get(day)) for day, _, _ in entries]
     for day, kind, name in entries:
         entry = existing.get(day)
         if entry is None:
@@ -177,6 +194,11 @@ def load_holidays(city: City, path: Path) -> int:
             db.session.add(entry)
             existing[day] = entry
         entry.kind, entry.name = kind, name
+    after = [_audited(city, existing[day]) for day, _, _ in entries]
+    if after != before:
+        audit.record(actor, "calendar.load", "calendar", city.slug,
+                     before={"city_id": city.id, "days": [d for d in before if d]},
+                     after={"city_id": city.id, "file": Path(path).name, "days": after})
     db.session.commit()
     return len(entries)
 
