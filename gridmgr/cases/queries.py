@@ -166,10 +166,14 @@ def list_cases(user: User, *, state: list[str] | None = None, category: str | No
     if cursor:
         where.append("c.id > :cursor" if oldest_first else "c.id < :cursor")
         params["cursor"] = _decode_id_cursor(cursor)
+    order = "c.id" if oldest_first else "c.id DESC"
+    # The page's cases first, then their categories: joined before the limit, a filter whose
+    # rows the planner underestimates (a clock in a community: 2,000 rows, not 36) was joined
+    # by a nested loop over the whole catalogue for every row (60 ms at 1,000,000 cases).
     rows = db.session.execute(text(f"""
-        SELECT {SUMMARY_SQL} FROM cases c JOIN categories cat ON cat.id = c.category_id
-        WHERE {' AND '.join(where)} ORDER BY c.id {'' if oldest_first else 'DESC'}
-        LIMIT :limit"""), params).all()
+        SELECT {SUMMARY_SQL}
+        FROM (SELECT * FROM cases c WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit) c
+        JOIN categories cat ON cat.id = c.category_id ORDER BY {order}"""), params).all()
     items = summaries(rows, user)
     next_cursor = _encode(f"id:{rows[-1].id}") if len(rows) == params["limit"] else None
     return {"items": items, "next_cursor": next_cursor}
@@ -182,10 +186,8 @@ def case_detail(case_id: int, user: User) -> dict:
     row = db.session.execute(text(f"""
         SELECT {SUMMARY_SQL}, c.reporter_id, c.handler_id, c.verified_by_id, c.deadlines,
                c.dispatched_at, c.accepted_at, c.handled_at, c.closed_at, c.paused_at,
-               c.pending_request, c.return_count, c.rating_note,
-               COALESCE(w.display_name, w.username) AS worker_name
-        FROM cases c JOIN categories cat ON cat.id = c.category_id
-        LEFT JOIN users w ON w.id = c.worker_id WHERE c.id = :id"""),
+               c.pending_request, c.return_count, c.rating_note
+        FROM cases c JOIN categories cat ON cat.id = c.category_id WHERE c.id = :id"""),
         {"id": case_id}).one_or_none()
     if row is None:
         raise NotFound(Sentence("No case has the id %(id)s.", id=case_id), code="case_not_found")
@@ -210,7 +212,7 @@ def case_detail(case_id: int, user: User) -> dict:
         return reporter_case(body, photos, history, _reports(case_id, reporter_id=user.id),
                              user, row.reporter_id)
     reports = _reports(case_id) if can(user, "case.view_private", **context) else None
-    return {**staff_case(body, photos, history, reports), "worker_name": row.worker_name}
+    return staff_case(body, photos, history, reports)
 
 
 # A case's timeline in one round trip: its steps, each with its actor's name, then its photos.

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 from flask import current_app
-from sqlalchemy import delete, exists, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import joinedload
 
@@ -124,16 +124,20 @@ def user_for_claims(claims: dict) -> User:
     return _usable(user, claims)
 
 
+_USER_AND_REVOCATION = (
+    select(User, exists().where(RevokedToken.jti == bindparam("jti")))
+    .options(joinedload(User.region).load_only(Region.code, Region.city_id))
+    .where(User.id == bindparam("sub")))
+
+
 def user_for_token(token: str | None, kind: str = "access") -> User:
     """:func:`user_for_claims` of :func:`decode_token`, in one round trip: the user, their region
     (its code and city, which every scope check reads) and whether the token's id is revoked.
     Each request asks again, so a revoked token or a new generation ends it at once."""
     claims = token_claims(token, kind)
     sub = str(claims.get("sub", ""))
-    row = db.session.execute(
-        select(User, exists().where(RevokedToken.jti == claims["jti"]))
-        .options(joinedload(User.region).load_only(Region.code, Region.city_id))
-        .where(User.id == int(sub))).one_or_none() if sub.isdigit() else None
+    row = db.session.execute(_USER_AND_REVOCATION, {"sub": int(sub), "jti": claims["jti"]}
+                             ).one_or_none() if sub.isdigit() else None
     if row is None:
         return user_for_claims(decode_token(token, kind))  # its refusal, in its order
     user, revoked = row

@@ -23,13 +23,14 @@ from flask import (
 )
 from flask_babel import get_locale, refresh
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from gridmgr.calendar.deadlines import UNITS
 from gridmgr.cases.intake import ReportInput, category_by_code, nearby_cases, submit_report
 from gridmgr.cases.models import CHANNELS, OPEN_STATES, STATES
 from gridmgr.cases.queries import case_detail, list_cases, tasks_for
 from gridmgr.cases.workflow import StepInput, take_step
+from gridmgr.categories.models import Category
 from gridmgr.categories.operations import list_categories
 from gridmgr.dispatch.rules import choose_receivers
 from gridmgr.errors import DomainError, Forbidden, InvalidInput, translate
@@ -310,7 +311,14 @@ def cases():
         if page["next_cursor"] else None
     return render("cases.html", items=page["items"], next_url=next_url,
                   args=request.args, states=STATES, clocks=CLOCKS, channels=CHANNELS,
-                  categories=list_categories(), month=datetime.now().strftime("%Y-%m"))
+                  categories=_category_choices(), month=datetime.now().strftime("%Y-%m"))
+
+
+def _category_choices() -> list:
+    """The active catalogue's codes and names for a form's select: ``list_categories``' rows
+    without the classes and departments a select does not show."""
+    return db.session.execute(select(Category.code, Category.name_zh, Category.name_en)
+                              .where(Category.active.is_(True)).order_by(Category.code)).all()
 
 
 def _csv(user: User, filters: dict) -> Response:
@@ -341,13 +349,12 @@ def case_page(case_id: int):
                                               category_by_code(case["category"]),
                                               exclude=case["id"])]
     names = {h["actor_id"]: h.get("actor_name") for h in case.get("history", [])}
-    names[case.get("worker_id")] = case.get("worker_name")
     # The forms' choices are read only for the steps that offer them.
     needs = {n for a in case["available_actions"] for n in [a["action"], *a.get("needs", ())]}
     departments = list_departments() if "receiver" in needs else []
     return render("case.html", case=case, photos_by_step=photos_by_step, names=names,
                   departments=departments,
-                  categories=list_categories() if "file" in needs else [], units=UNITS,
+                  categories=_category_choices() if "file" in needs else [], units=UNITS,
                   duplicates=duplicates, proposal=_proposal(case, departments))
 
 
