@@ -85,6 +85,15 @@ def min_cases() -> int:
     return int(current_app.config["GRIDMGR_SUGGESTER_MIN_CASES"])
 
 
+def training_set(catalogue: tuple[list[str], list[str]],
+                 cases: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The texts and labels a suggester learns from: the catalogue's, then each case's
+    (description, category code) as it is asked about later."""
+    texts, labels = catalogue
+    return (texts + [d[:MAX_TEXT].lower() for d, _ in cases],
+            labels + [code for _, code in cases])
+
+
 def train(city: str | None = None, *, commit: bool = True) -> list[dict]:
     """Train each city's suggester (only ``city``'s when given) on its own cases and the
     catalogue, and keep it; a city with fewer than :func:`min_cases` cases keeps being matched
@@ -118,9 +127,7 @@ def _train_city(city_id: int, slug: str, catalogue: tuple[list[str], list[str]])
         ORDER BY c.id DESC LIMIT 200000"""), {"u": UNCATEGORISED, "city": city_id}).all()
     if len(cases) < min_cases():
         return {"city": slug, "cases": len(cases), "trained": False}
-    texts, labels = catalogue
-    texts = texts + [r.description[:MAX_TEXT].lower() for r in cases]
-    labels = labels + [r.code for r in cases]
+    texts, labels = training_set(catalogue, [(r.description, r.code) for r in cases])
     model = build_model(texts, labels)
     buffer = io.BytesIO()
     pickle.dump(model, buffer, protocol=pickle.HIGHEST_PROTOCOL)
