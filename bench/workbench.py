@@ -1,12 +1,16 @@
 """Benchmark: the workbench's pages at scale — the operator's queue (with every report's
-possible duplicates), a filtered text search of the case list, a case page with its timeline —
-server time through the Flask test client (in process, signed in through the staff sign-in) on
-the database ``bench/intake.py`` builds (50,000 unit grids, ``--cases`` cases).
+possible duplicates), filtered text searches of the case list, a region and clock filter, a
+case page with its timeline, the dispatcher's list with the rules' proposals — server time
+through the Flask test client (in process, signed in through the staff sign-in, so each request
+opens the sealed session and identifies its user) on the database ``bench/intake.py`` builds
+(50,000 unit grids, ``--cases`` cases; built once, then reused: seeding 1,000,000 takes about a
+quarter of an hour on a loaded 2-core machine).
 
-Prints p50/p95 per page and writes ``bench/results/workbench.json``.
+Prints p50/p95 per page and writes ``bench/results/workbench.json``. The time from a new report
+to its row on an open queue page is ``bench/workbench_live.py``.
 
     export BENCH_CASES_DATABASE_URL=postgresql+psycopg2://postgres@127.0.0.1/gridmgr_bench_wb
-    .venv/bin/python bench/workbench.py --cases 150000
+    .venv/bin/python bench/workbench.py --cases 1000000
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ def main() -> dict:
     with app.app_context():
         user("operator", "bench-operator")
         user("duty_chief", "bench-chief")
+        user("dispatcher", "bench-dispatcher")
         open_sample = db.session.execute(db.text(
             "SELECT id FROM cases TABLESAMPLE SYSTEM (0.5) LIMIT 500")).scalars().all()
         word = db.session.scalar(db.text(
@@ -82,13 +87,16 @@ def main() -> dict:
         db.session.commit()
         operator = signed_in(app, "bench-operator")
         chief = signed_in(app, "bench-chief")
+        dispatcher = signed_in(app, "bench-dispatcher")
         pages = {
             "operator queue (100 oldest, duplicates)": (operator, "/workbench/operator"),
             "search: text": (chief, f"/workbench/cases?q={word}"),
             "search: state + text": (chief, f"/workbench/cases?state=closed&q={word}"),
+            "search: text found nowhere": (chief, "/workbench/cases?q=%E6%97%A0%E6%AD%A4%E4%BA%8B"),
             "search: region + clock": (chief, f"/workbench/cases?region={community}&clock=red"),
             "case page (timeline, photos)": (
                 chief, lambda: f"/workbench/cases/{random.choice(open_sample)}"),
+            "dispatcher's list (rules' proposals)": (dispatcher, "/workbench/dispatcher"),
         }
         for name, (client, target) in pages.items():
             results[name] = timed(client, target, args.runs)
