@@ -19,7 +19,7 @@ from gridmgr.database.engine import (
     tune_connection,
 )
 from gridmgr.database.replica import init_replica
-from gridmgr.extensions import db, limiter, migrate
+from gridmgr.extensions import compress, db, limiter, migrate
 from maps.session import SealedCookieSessions
 
 # On every answer, pages and API alike: no MIME sniffing, no framing by any site (old browsers
@@ -68,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
     limiter.init_app(app)
+    compress.init_app(app)
     live.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"),
                      compare_type=True)

@@ -89,6 +89,15 @@ class Config:
     # kB declaring 60 MP, or a 108/200 MP full-sensor shot, is refused (413).
     GRIDMGR_PHOTO_MAX_PIXELS = int(os.environ.get("GRIDMGR_PHOTO_MAX_PIXELS", 52_000_000))
 
+    # Compressed answers (Flask-Compress): pages, scripts, styles and manifests, the bytes a
+    # phone on a slow network waits for, and JSON from 4 kB (catalogues, lists, feeds); a
+    # report's or a step's answer is smaller and leaves as it is (intake's CPU is counted).
+    COMPRESS_MIMETYPES = ["text/html", "text/css", "text/javascript", "application/javascript",
+                          "application/manifest+json", "image/svg+xml", "application/json",
+                          "application/geo+json"]
+    COMPRESS_MIN_SIZE = 4096
+    COMPRESS_ALGORITHM = ["zstd", "br", "gzip"]
+
     # Number of reverse proxies (nginx) in front of the app whose X-Forwarded-* to trust.
     GRIDMGR_TRUSTED_PROXIES = int(os.environ.get("GRIDMGR_TRUSTED_PROXIES", 0))
 

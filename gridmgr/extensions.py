@@ -2,6 +2,7 @@
 
 import functools
 
+import flask_compress
 import flask_limiter
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
@@ -70,3 +71,18 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 # The live channel; bound in ``create_app`` (threading mode, Redis message queue when set).
 socketio = SocketIO()
+
+
+class Compress(flask_compress.Compress):
+    """Flask-Compress for the kinds of answer in ``COMPRESS_MIMETYPES``; every other answer
+    (tiles, photos) passes untouched, without even a ``Vary`` header."""
+
+    def after_request(self, response):
+        if response is None or response.mimetype not in self.compress_mimetypes_set:
+            return response
+        return super().after_request(response)
+
+
+# Pages, scripts, styles and large JSON leave compressed (zstd, brotli or gzip, as the client
+# accepts).
+compress = Compress()
