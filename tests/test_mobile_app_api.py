@@ -6,8 +6,12 @@ inspector reads the map, hotspots and forecast of their own grids."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import re
 
+import brotli
 import mapbox_vector_tile
 from cityfixtures import city_fixture, jpeg_bytes  # noqa: F401
 from maps_city import tile_of
@@ -150,7 +154,15 @@ def test_the_app_is_served_installable_from_this_site_alone(client, city):
     page = client.get("/m/", headers={"Accept-Language": "en"})
     assert page.status_code == 200
     policy = page.headers["Content-Security-Policy"]
-    assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
+    # The first screen's scripts travel in the page; the policy runs them by their hashes.
+    inline = re.findall(rb"<script(?: type=\"module\")?>(.*?)</script>", page.data, re.S)
+    assert len(inline) == 2 and b"<script src" not in page.data
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'"
+                      for s in inline)
+    assert f"script-src 'self' {hashes};" in policy and "frame-ancestors 'none'" in policy
+    compressed = client.get("/m/", headers={"Accept-Language": "en", "Accept-Encoding": "br"})
+    assert compressed.headers["Content-Encoding"] == "br"
+    assert brotli.decompress(compressed.data) == page.data
     assert b'rel="manifest" href="/m/manifest.webmanifest"' in page.data
     assert b"http://" not in page.data and b"https://" not in page.data
 

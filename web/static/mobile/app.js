@@ -2,7 +2,9 @@
 // a grid inspector's duty, patrol, live tasks and on-site steps; a field worker's steps.
 // Rules live in the API: the actions shown are the ones the API says the case takes, and
 // every refusal is the API's own sentence (Accept-Language) shown next to its field.
-import { enqueue, flush, get, getAll, newId, put, remove } from "/m/static/queue.js";
+// The page carries this script and the outbox's (queue.js) inline: the first screen is one
+// request. The map library loads when a map is first shown.
+const { enqueue, flush, get, getAll, newId, put, remove } = self.gridmgrQueue;
 
 const LANG = (navigator.languages || [navigator.language || "zh"])
   .map((l) => l.slice(0, 2)).find((l) => l === "zh" || l === "en") || "zh";
@@ -178,8 +180,28 @@ async function resized(file, longest = 1600) {
 
 // -- the map: the city's regions, a movable pin ---------------------------------------------
 
-function regionMap(element, point, { draggable = false, onMove } = {}) {
-  if (!window.L) return null;
+// Leaflet and VectorGrid (the wall's vendored copies), fetched side by side and run in order
+// when a map is first shown: the first screen does not wait for them.
+let mapLibrary = null;
+
+function loadMapLibrary() {
+  if (!mapLibrary) {
+    const css = "/maps/static/vendor/leaflet/leaflet.css";
+    if (!document.querySelector(`link[href="${css}"]`)) document.head.append(h("link", { rel: "stylesheet", href: css }));
+    const scripts = ["/maps/static/vendor/leaflet/leaflet.js",
+      "/maps/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"].map((src) => new Promise((resolve, reject) => {
+      const script = h("script", { src, onload: resolve, onerror: reject });
+      script.async = false;
+      document.head.append(script);
+    }));
+    mapLibrary = Promise.all(scripts).catch((error) => { mapLibrary = null; throw error; });
+  }
+  return mapLibrary;
+}
+
+async function regionMap(element, point, { draggable = false, onMove } = {}) {
+  try { await loadMapLibrary(); } catch (_) { return null; }
+  if (!window.L || !element.isConnected) return null;
   const map = L.map(element, { zoomControl: true, attributionControl: false });
   if (L.vectorGrid) {
     L.vectorGrid.protobuf("/m/tiles/regions/{z}/{x}/{y}.pbf", {
@@ -204,8 +226,11 @@ function regionMap(element, point, { draggable = false, onMove } = {}) {
 
 let catalogue = null;
 
-async function categories() {
-  if (!catalogue) catalogue = await api(`/api/v1/categories?lang=${LANG}`, { auth: false });
+function categories() {
+  if (!catalogue) {
+    catalogue = api(`/api/v1/categories?lang=${LANG}`, { auth: false })
+      .catch((error) => { catalogue = null; throw error; });
+  }
   return catalogue;
 }
 
@@ -327,7 +352,8 @@ async function reportView() {
   h("button", { type: "submit", id: "send", class: "primary", text: t("send") }), outcome);
   view.replaceChildren(h("h1", { text: t("report") }), form);
   categories().catch(() => null); // kept by the service worker for reports made offline
-  map = regionMap(mapBox, null, { draggable: true, onMove: (p) => setPoint({ ...p, accuracy: null, source: "pin" }) });
+  regionMap(mapBox, null, { draggable: true, onMove: (p) => setPoint({ ...p, accuracy: null, source: "pin" }) })
+    .then((shown) => { map = shown; if (map && state.point) map.move(state.point); });
   locate();
 }
 
@@ -692,7 +718,7 @@ async function gridsView() {
   view.replaceChildren(h("h1", { text: t("myGrids") }), mapBox, h("p", { class: "error", id: "e-grids" }),
     h("h2", { text: t("hotspots") }), hot, h("h2", { text: t("forecast") }), next);
   const here = await position(4000);
-  const map = regionMap(mapBox, here);
+  const map = await regionMap(mapBox, here);
   if (map && L.vectorGrid) {
     L.vectorGrid.protobuf("/maps/tiles/grids/{z}/{x}/{y}.pbf", {
       maxNativeZoom: 18, interactive: false,
@@ -742,13 +768,14 @@ async function start() {
   window.addEventListener("outbox", () => { if (/^#\/(mine|tasks)/.test(location.hash)) route(); });
   window.addEventListener("hashchange", route);
   if ("serviceWorker" in navigator) {
-    navigator.serviceWorker.register("/m/sw.js", { scope: "/m/", type: "module" }).catch(() => null);
     navigator.serviceWorker.addEventListener("message", (event) => {
       if (event.data?.type === "outbox" && /^#\/(mine|tasks)/.test(location.hash)) route();
     });
+    // Its install fetches the whole app shell: registered once the page, its map and the
+    // catalogue are in, so it does not share a slow network with the first screen.
+    window.addEventListener("load", () => Promise.resolve(catalogue).catch(() => null).then(() =>
+      navigator.serviceWorker.register("/m/sw.js", { scope: "/m/", type: "module" }).catch(() => null)));
   }
-  const pair = await session();
-  if (pair) app.onDuty = undefined;
   await route();
   sendWaiting();
 }
