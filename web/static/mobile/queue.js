@@ -2,16 +2,20 @@
 // Each entry carries the id the API de-duplicates on (a report's client_id, a step's
 // Idempotency-Key), so sending it again after a lost answer stores nothing twice. Used by the
 // page and by the service worker (Background Sync); a Web Lock lets one of them send at a time.
+// A plain script, not a module: the page carries it inline (its first screen waits for no
+// second request) and the service worker imports it; both find it as self.gridmgrQueue.
+(() => {
 
 const DB_NAME = "gridmgr-m";
 const STORES = ["outbox", "mine", "session"];
 
 // A send that hangs (a dead network that says it is up) gives up, freeing the outbox.
 const SEND_TIMEOUT_MS = 20000;
+const STEP_CONFLICT_RETRY_MS = 1000;
 
 let opened = null;
 
-export function openDb() {
+function openDb() {
   if (!opened) {
     opened = new Promise((resolve, reject) => {
       const request = indexedDB.open(DB_NAME, 1);
@@ -35,29 +39,38 @@ function done(request) {
   });
 }
 
-async function store(name, mode = "readonly") {
+async function store(name) {
   if (!STORES.includes(name)) throw new Error(name);
-  return (await openDb()).transaction(name, mode).objectStore(name);
+  return (await openDb()).transaction(name, "readonly").objectStore(name);
 }
 
-export async function getAll(name) { return done((await store(name)).getAll()); }
-export async function get(name, key) { return done((await store(name)).get(key)); }
-export async function put(name, value, key) {
-  return done((await store(name, "readwrite")).put(value, key));
+// A write is done when its transaction is complete and on disk, not when its request succeeds:
+// a page closed right after "kept on this phone" would otherwise take the entry with it.
+async function write(name, operation) {
+  if (!STORES.includes(name)) throw new Error(name);
+  const transaction = (await openDb()).transaction(name, "readwrite", { durability: "strict" });
+  const request = operation(transaction.objectStore(name));
+  return new Promise((resolve, reject) => {
+    transaction.oncomplete = () => resolve(request.result);
+    transaction.onabort = () => reject(transaction.error || request.error);
+  });
 }
-export async function remove(name, key) { return done((await store(name, "readwrite")).delete(key)); }
+
+async function getAll(name) { return done((await store(name)).getAll()); }
+async function get(name, key) { return done((await store(name)).get(key)); }
+async function put(name, value, key) { return write(name, (s) => s.put(value, key)); }
+async function remove(name, key) { return write(name, (s) => s.delete(key)); }
 
 /** A new id for a report's client_id or a step's Idempotency-Key. */
-export function newId(kind) { return `m-${kind}-${crypto.randomUUID()}`; }
+function newId(kind) { return `m-${kind}-${crypto.randomUUID()}`; }
 
 /** Keep ``entry`` ({id, kind, url, fields, photos, lang, auth}) until it is sent. */
-export async function enqueue(entry) {
+async function enqueue(entry) {
   await put("outbox", { ...entry, status: "pending", created: Date.now() });
   if (self.registration && self.registration.sync) return;
-  try {
-    const registration = await navigator.serviceWorker?.ready;
-    await registration?.sync?.register("outbox");
-  } catch (_) { /* no Background Sync here: sent on the next open or "online" */ }
+  // Not awaited: on a first visit the service worker may still be installing.
+  navigator.serviceWorker?.ready.then((registration) => registration.sync?.register("outbox"))
+    .catch(() => null); // no Background Sync here: sent on the next open or "online"
 }
 
 async function tokens() { return get("session", "tokens"); }
@@ -94,6 +107,13 @@ async function sendOne(entry) {
     if (!token) return "later";
     response = await send(entry, token);
   }
+  if (response.status === 409 && entry.kind === "step") {
+    // Refused as a conflict while a copy of this very step (a request the browser sent again
+    // on a new connection) may still be being taken: asked once more with the same key, the
+    // API answers with that step's answer, or refuses again if someone else moved the case.
+    await new Promise((resolve) => setTimeout(resolve, STEP_CONFLICT_RETRY_MS));
+    response = await send(entry, token);
+  }
   if (response.status === 429 || response.status >= 500 || response.status === 401) return "later";
   const answer = await response.json().catch(() => ({}));
   if (response.ok) {
@@ -120,7 +140,7 @@ async function tell(message) {
 }
 
 /** Send every waiting entry, oldest first; stops at the first that cannot go yet. */
-export async function flush() {
+async function flush() {
   const run = async () => {
     const waiting = (await getAll("outbox")).filter((e) => e.status === "pending")
       .sort((a, b) => a.created - b.created);
@@ -140,3 +160,6 @@ export async function flush() {
   };
   return navigator.locks ? navigator.locks.request("gridmgr-outbox", run) : run();
 }
+
+self.gridmgrQueue = { openDb, getAll, get, put, remove, newId, enqueue, flush };
+})();

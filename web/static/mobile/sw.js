@@ -3,14 +3,16 @@
 // and sends the outbox when the network returns (Background Sync where the browser has it).
 // Caching follows web.dev's offline cookbook: cache-first for the versioned shell, network
 // falling back to the cache for the page, stale-while-revalidate for the catalogue.
-import { flush } from "/m/static/queue.js";
+// The page carries the app's own script, styles and the outbox inline (queue.js, imported
+// here too), so it is the one file that changes with the app.
+import "/m/static/queue.js";
 
-const VERSION = "m-2";
+const { flush } = self.gridmgrQueue;
+const VERSION = "m-3";
 const SHELL = `${VERSION}-shell`;
 const DATA = `${VERSION}-data`;
 const SHELL_FILES = [
-  "/m/", "/m/manifest.webmanifest", "/m/static/app.js", "/m/static/app.css",
-  "/m/static/queue.js", "/m/static/exif.js", "/m/static/icons/icon-192.png",
+  "/m/", "/m/manifest.webmanifest", "/m/static/exif.js", "/m/static/icons/icon-192.png",
   "/maps/static/vendor/leaflet/leaflet.js", "/maps/static/vendor/leaflet/leaflet.css",
   "/maps/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
   "/maps/static/vendor/socketio/socket.io.min.js", "/maps/static/vendor/exifr/mini.esm.mjs",
@@ -53,7 +55,10 @@ async function staleWhileRevalidate(request) {
     fresh.catch(() => null);
     return cached;
   }
-  return fresh;
+  // A tile never seen, and no network: an empty answer (the map draws what it has) rather than
+  // a failed fetch, which the map library leaves uncaught.
+  return fresh.catch(() => (new URL(request.url).pathname.startsWith("/m/tiles/")
+    ? new Response(null, { status: 504 }) : Response.error()));
 }
 
 self.addEventListener("fetch", (event) => {
@@ -70,8 +75,13 @@ self.addEventListener("fetch", (event) => {
   }
 });
 
+// What could not go yet (no network after all, a server busy or down) fails the sync event,
+// so the browser fires it again later, with its own back-off.
 self.addEventListener("sync", (event) => {
-  if (event.tag === "outbox") event.waitUntil(flush());
+  if (event.tag !== "outbox") return;
+  event.waitUntil(flush().then(({ waiting }) => {
+    if (waiting) throw new Error(`${waiting} waiting in the outbox`);
+  }));
 });
 
 self.addEventListener("message", (event) => {
