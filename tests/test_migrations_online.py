@@ -10,6 +10,7 @@ written meanwhile (with a short ``lock_timeout``) proves which of the two it is.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -17,13 +18,15 @@ import uuid
 import psycopg2
 import pytest
 from flask_migrate import upgrade
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from gridmgr import create_app
 from gridmgr.extensions import db
 
 # Migration, the index it builds on cases.
-INDEX_MIGRATIONS = [("0025", "ix_cases_created"), ("0027", "ix_cases_description_trgm")]
+INDEX_MIGRATIONS = [("0025", "ix_cases_created"), ("0027", "ix_cases_description_trgm"),
+                    ("0028", "ix_cases_open_location")]
 
 A_CASE = """
 INSERT INTO cases (code, city_id, state, source, channel, category_id, region_id, grid_code,
@@ -131,3 +134,14 @@ def test_reports_go_on_while_a_migration_builds_an_index_on_cases(busy_database,
         cur.execute("SELECT count(*) FROM cases")
         assert cur.fetchone() == (2,)
     probe.close()
+
+
+def test_the_index_of_open_cases_holds_exactly_the_states_the_product_calls_open(app_ctx):
+    from gridmgr.cases.models import OPEN_STATES
+
+    # the wall asks for "state IN (OPEN_STATES)"; an index over other states is never read
+    predicate = db.session.scalar(text(
+        "SELECT pg_get_expr(indpred, indrelid) FROM pg_index "
+        "WHERE indexrelid = 'ix_cases_open_location'::regclass"))
+    states = re.findall(r"'([a-z_]+)'", predicate)
+    assert sorted(states) == sorted(OPEN_STATES)
