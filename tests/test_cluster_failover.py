@@ -30,6 +30,7 @@ from cityfixtures import build_city
 from sqlalchemy import text
 
 from gridmgr import create_app
+from gridmgr.cluster import operations
 from gridmgr.database.replica import replica_engine
 from gridmgr.extensions import db
 
@@ -459,6 +460,55 @@ def test_the_wall_reads_its_feed_from_a_replica_and_from_the_primary_once_no_rep
             replica_engine().dispose()
         _gridmgr(cluster_home, "up", "--servers")  # the replicas start again and catch up
     wait_for_sync_standby(cluster_home)
+
+
+def test_a_switchover_for_maintenance_hands_the_primary_to_the_standby_while_phones_report(
+        cluster_home):
+    before = wait_for_sync_standby(cluster_home)
+    old = leader(before)["name"]
+    standby = next(n["name"] for n in before["nodes"] if n["role"] == "sync_standby")
+    other = next(n["name"] for n in before["nodes"] if n["name"] not in (old, standby))
+    # Only the synchronous standby is sure to hold every commit: another node is refused with
+    # Patroni's reason, and the primary stays where it was.
+    refused = _gridmgr(cluster_home, "switchover", "--candidate", other, check=False)
+    assert refused.returncode == 1 and "sync_standby" in refused.stderr, refused.stderr
+    assert leader(operations.status(cluster_home))["name"] == old
+
+    stop = threading.Event()
+    phones = [Phone(100 + number, before["entry_points"]["http"], stop) for number in range(2)]
+    for phone in phones:
+        phone.start()
+    try:
+        wait_until("every phone answered", lambda: all(len(p.answered) >= 2 for p in phones), 30)
+        done = _gridmgr(cluster_home, "switchover")
+        assert f"{standby} is the primary" in done.stdout
+        after = cluster_status(cluster_home)
+        assert leader(after)["name"] == standby
+        switched_at = time.monotonic()
+        wait_until("every phone answered after the switchover", lambda: all(
+            p.successes[-1] > switched_at for p in phones), 30)
+    finally:
+        stop.set()
+        for phone in phones:
+            phone.join(timeout=30)
+
+    assert [f for p in phones for f in p.failures] == []
+    assert {(status, code) for p in phones for _, status, code in p.refusals} <= {
+        (503, "database_unavailable")}
+    answered = {cid: case for p in phones for cid, case in p.answered.items()}
+    new = leader(after)
+    conn = psycopg2.connect(host="127.0.0.1", port=new["port"], dbname="gridmgr", user="gridmgr")
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT r.client_id, array_agg(c.id) FROM reports r "
+                    "JOIN cases c ON c.id = r.case_id WHERE r.client_id LIKE 'phone10_-%%' "
+                    "GROUP BY r.client_id")
+        assert dict(cur.fetchall()) == {cid: [case] for cid, case in answered.items()}
+    conn.close()
+    # The old primary, stopped cleanly, follows the new one by itself.
+    wait_until(f"{old} rejoined as a replica", lambda: any(
+        n["name"] == old and n["role"] in ("replica", "sync_standby")
+        and n["state"] in ("running", "streaming")
+        for n in operations.status(cluster_home)["nodes"]), 60)
 
 
 def test_the_status_lists_every_node_with_its_role_and_process(cluster_home):

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from gridmgr.cluster.operations import ClusterError, down, status, up
+from gridmgr.cluster.operations import ClusterError, down, status, switchover, up
 from gridmgr.config import gridmgr_home
 
 
@@ -34,6 +34,19 @@ def down_command() -> None:
     """Stop everything ``gridmgr cluster up`` started."""
     stopped = down(gridmgr_home(), echo=click.echo)
     click.echo("cluster down" if stopped else "nothing was running")
+
+
+@cluster.command("switchover")
+@click.option("--candidate", help="The node to make primary (default: the synchronous standby).")
+def switchover_command(candidate: str | None) -> None:
+    """Hand the primary role to the synchronous standby before maintenance of the primary:
+    the old primary stops cleanly once the standby has every commit, then rejoins as a
+    replica."""
+    try:
+        old, new = switchover(gridmgr_home(), candidate, echo=click.echo)
+    except ClusterError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"switched over: {new} is the primary, {old} rejoins as a replica")
 
 
 @cluster.command("status")

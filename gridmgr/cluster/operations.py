@@ -63,6 +63,19 @@ def _get_json(url: str) -> tuple[int, dict | None]:
         return 0, None
 
 
+def _post_json(url: str, body: dict, timeout: float) -> tuple[int, str]:
+    """POST ``body`` as JSON; the status and the answer's text (0 when none came)."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except OSError as error:
+        return 0, str(error)
+
+
 def _owner() -> pwd.struct_passwd | None:
     return pwd.getpwnam(POSTGRES_USER) if os.geteuid() == 0 else None
 
@@ -217,6 +230,37 @@ def up(home: Path, *, with_servers: bool = False, redis_url: str | None = None,
             for s in layout.servers))
         echo(f"gridmgr on {layout.http_url}")
     return layout
+
+
+def switchover(home: Path, candidate: str | None = None,
+               echo: Callable[[str], None] = print) -> tuple[str, str]:
+    """Hand the primary role to ``candidate`` (default: the synchronous standby, the only node
+    Patroni accepts in synchronous mode) through Patroni's REST API, for maintenance of the
+    primary's machine; wait until the new primary has a synchronous standby again. The names
+    of the old and the new primary."""
+    layout = Layout(home)
+    members = _members(layout)
+    leader = next((m["name"] for m in members
+                   if m.get("role") == "leader" and m.get("state") == "running"), None)
+    if leader is None:
+        raise ClusterError("No primary is running: there is nothing to switch over from.")
+    candidate = candidate or next((m["name"] for m in members
+                                   if m.get("role") == "sync_standby"), None)
+    if candidate is None:
+        raise ClusterError("There is no synchronous standby to hand the primary role to yet; "
+                           "wait until `gridmgr cluster status` shows one.")
+    node = next(n for n in layout.nodes if n.name == leader)
+    echo(f"switching over from {leader} to {candidate}")
+    # Patroni answers once the candidate has been promoted (or the switchover has failed).
+    code, answer = _post_json(node.rest_url + "/switchover",
+                              {"leader": leader, "candidate": candidate}, timeout=60)
+    if code != 200:
+        raise ClusterError(f"Patroni refused the switchover from {leader} to {candidate}: "
+                           f"{answer.strip() or code}")
+    _wait(f"{candidate} primary with a synchronous standby", lambda: _has_sync_standby(layout)
+          and any(m["name"] == candidate and m.get("role") == "leader"
+                  for m in _members(layout)))
+    return leader, candidate
 
 
 def _stop_postmaster(node: Node, timeout: float = 30.0) -> None:
