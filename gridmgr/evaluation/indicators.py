@@ -135,10 +135,16 @@ GROUP BY 1
 
 # Overdue at the period's end is a state, not a step: read from ``cases``.
 _OVERDUE_SQL = """
-WITH overdue AS (
+-- the cases open now or changed since the period's end, each from its own index: written as
+-- one OR, the planner walked every case with a deadline instead (9 s at ten million cases)
+WITH candidates AS (
+    SELECT id FROM cases WHERE city_id = :city_id AND state IN ('dispatched', 'accepted')
+    UNION
+    SELECT id FROM cases WHERE updated_at >= :end
+), overdue AS (
     SELECT c.id, c.grid_code, c.department_id, c.category_id, c.handler_id, c.worker_id,
            c.rework_count
-    FROM cases c
+    FROM candidates k JOIN cases c ON c.id = k.id
     WHERE c.city_id = :city_id AND c.grid_code LIKE :prefix
       -- overdue by the period's end, or by now while the period is still running
       AND {overdue} AND c.created_at < :end
