@@ -127,7 +127,10 @@ def user_for_claims(claims: dict) -> User:
 _USER_AND_REVOCATION = (
     select(User, exists().where(RevokedToken.jti == bindparam("jti")))
     .options(joinedload(User.region).load_only(Region.code, Region.city_id))
-    .where(User.id == bindparam("sub")))
+    .where(User.id == bindparam("sub"))
+    # The row as stored now, even for a user this session already holds: a generation raised
+    # or an account disabled a moment ago refuses this very request.
+    .execution_options(populate_existing=True))
 
 
 def user_for_token(token: str | None, kind: str = "access") -> User:
