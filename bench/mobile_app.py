@@ -67,10 +67,14 @@ def build_city(url: str) -> None:
 
 
 def shell_ready(page) -> None:
-    """Wait until the service worker is active and its cache holds the app shell."""
-    page.wait_for_function("navigator.serviceWorker.ready.then(() => true)", timeout=120_000)
-    page.wait_for_function(
-        "caches.keys().then(keys => keys.some(k => k.endsWith('-shell')))", timeout=120_000)
+    """Wait until the service worker is active and its cache holds the app shell (through
+    ``evaluate``: ``wait_for_function`` takes a pending promise for a true value)."""
+    ready = page.evaluate("""Promise.race([navigator.serviceWorker.ready.then(() =>
+        new Promise(resolve => { const check = () => caches.keys().then(keys =>
+          keys.some(k => k.endsWith('-shell')) ? resolve(true) : setTimeout(check, 100));
+        check(); })), new Promise(resolve => setTimeout(() => resolve(false), 120000))])""")
+    if not ready:
+        raise TimeoutError("the service worker did not install the app shell in 120 s")
 
 
 def first_visit_bytes(browser, base: str) -> dict:

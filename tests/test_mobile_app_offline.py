@@ -87,7 +87,8 @@ def settled(page, promise: str, timeout_ms: int = 90_000):
 
 
 def report_offline(page, description: str) -> None:
-    page.evaluate("hash => { location.hash = hash; }", "#/report")
+    """A report on the report form (the app's first screen, the same form again after a
+    report), kept on the phone."""
     page.wait_for_selector("#location-text:not(:empty)")
     page.fill("#category", "井盖")
     page.tap("#category-results button[data-code]")

@@ -307,6 +307,7 @@ async function reportView() {
   const form = h("form", { id: "report-form", novalidate: true, onsubmit: async (event) => {
     event.preventDefault();
     clearErrors();
+    outcome.replaceChildren(); // the last report's "kept" or "sent" is not this one's
     await state.photoReady;
     if (!state.category) { showError("category", t("pickCategory")); return; }
     if (!state.point) { showError("location", t("needLocation")); return; }
@@ -670,6 +671,7 @@ async function patrolReportView() {
   const form = h("form", { id: "patrol-form", novalidate: true, onsubmit: async (event) => {
     event.preventDefault();
     clearErrors();
+    outcome.replaceChildren();
     await state.photoReady;
     if (!state.category) { showError("patrol-category", t("pickCategory")); return; }
     const here = await position(8000, 0);
