@@ -47,6 +47,7 @@ WEST, NORTH = 106.40, 29.70
 GRID_W, GRID_H = 0.00104, 0.0009  # about 100 m x 100 m at 29.6° N
 CASES = 100_000
 ZOOMS = range(12, 18)
+MEASURES = ("open", "overdue", "reports7d", "forecast")
 
 
 def bench_app(url: str | None = None):
@@ -196,6 +197,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep an already built city")
     parser.add_argument("--database", help="measure this already built city as it is")
     parser.add_argument("--zooms", type=int, nargs="+", default=list(ZOOMS))
+    parser.add_argument("--measures", nargs="+", default=list(MEASURES),
+                        help="the measures of the z14 tiles (the other zooms: open)")
+    parser.add_argument("--no-feeds", action="store_true", help="the tiles alone")
     args = parser.parse_args()
     app = bench_app(args.database)
     rng = random.Random(7)
@@ -243,7 +247,7 @@ def main() -> None:
     for z in args.zooms:
         x0, y0, x1, y1 = tile_range(z, bounds)
         picks = [(rng.randint(x0, x1), rng.randint(y0, y1)) for _ in range(args.tiles_per_zoom)]
-        measures = ("open", "overdue", "reports7d", "forecast") if z == 14 else ("open",)
+        measures = args.measures if z == 14 else ("open",)
         for measure in measures:
             # the first tile of a measure; for the forecast it computes the city's forecast,
             # which the process then keeps until a new case
@@ -279,7 +283,7 @@ def main() -> None:
         "hotspots": lambda: "/maps/feeds/hotspots",
     }
     print(f"{'feed':>26} {'n':>4} {'p50 ms':>7} {'p95 ms':>7} {'kB mean':>8}")
-    for name, make_url in feeds.items():
+    for name, make_url in ({} if args.no_feeds else feeds).items():
         if name == "hotspots":
             first, _ = timed(client, make_url(), headers)
             results["hotspots_first_ms"] = round(first * 1000, 1)
