@@ -2,10 +2,12 @@
 Chromium (Debian's) against a real gridmgr server and through the Flask client: an
 administrator rosters an inspector on a grid and the dispatch rules then send that grid's case
 to the inspector; she changes the shift and the rules stop, removes it; she marks a day as a
-holiday and a case dispatched next falls due after it; every change is in the audit log with
-before and after. A mistake is said next to its field and changes nothing; other roles are
-refused with a readable page; a post without the form token changes nothing. Every request
-stays on this host and no script or console error occurs; Chinese and English."""
+holiday and a case dispatched next falls due after it; she moves the working hours and
+weekdays and the next case falls due within the new hours, and changes the country; every
+change is in the audit log with before and after. A mistake is said next to its field and
+changes nothing; other roles are refused with a readable page; a post without the form token
+changes nothing. Every request stays on this host and no script or console error occurs;
+Chinese and English."""
 
 from __future__ import annotations
 
@@ -400,3 +402,120 @@ def test_calendar_changes_from_the_command_line_are_in_the_audit_log_too(
     sign_in(client, "boss")
     log = client.get("/workbench/admin/audit?lang=en").text
     assert "calendar.load" in log and "calendar.country" in log and "System" in log
+
+
+def calendar_settings():
+    """The city's working periods and weekdays as kept (None: never changed) and its country."""
+    db.session.rollback()
+    return db.session.execute(text(
+        "SELECT w.periods, w.weekdays, c.country FROM cities c "
+        "LEFT JOIN working_calendars w ON w.city_id = c.id")).one()
+
+
+@browser_only
+def test_an_administrator_moves_the_working_hours_and_the_next_deadline_follows_them(
+        app, tmp_path, browser, city, staff):
+    update_category("C0101", {"limits": {"handle": {"amount": 1, "unit": "working_days"}}})
+    chief = staff["duty_chief"]
+    lon, lat = city.grid_centre(STREET_A, 1, 1, 1)
+    assert calendar_settings() == (None, None, "CN")
+
+    with serving(app, tmp_path) as server:
+        admin = Desk(browser, server, "boss")
+        page = admin.open("/workbench/admin/calendar")
+        assert page.input_value("#h-hours") == "08:00-12:00, 14:00-18:00"
+        assert page.is_checked("#set-hours input[value='5']")
+        assert not page.is_checked("#set-hours input[value='6']")
+
+        # A period that ends before it starts: said next to the hours, nothing changed.
+        page.fill("#h-hours", "18:00-08:00")
+        page.check("#set-hours input[value='6']")
+        submit(page, "#set-hours")
+        expected_refusal(admin, 422)
+        assert page.inner_text("#h-hours-error").startswith("请按时段填写工作时间")
+        assert page.get_attribute("#h-hours", "aria-invalid") == "true"
+        assert page.input_value("#h-hours") == "18:00-08:00"  # kept to be corrected
+        assert page.is_checked("#set-hours input[value='6']")
+        assert "08:00–12:00, 14:00–18:00" in page.inner_text("dl.facts")
+        assert calendar_settings() == (None, None, "CN") and audit_rows("calendar.") == []
+
+        # A country no library knows: said next to the country, the city keeps China's days.
+        page.fill("#k-country", "ZZ")
+        submit(page, "#set-country")
+        assert page.inner_text("#k-country-error").startswith("没有这个国家的节假日日历")
+        assert page.get_attribute("#k-country", "aria-invalid") == "true"
+        assert page.locator("#h-hours-error").count() == 0
+        assert calendar_settings() == (None, None, "CN") and audit_rows("calendar.") == []
+
+        # An evening shift, Monday to Saturday.
+        page.fill("#h-hours", "19:00-20:30")
+        page.check("#set-hours input[value='6']")
+        submit(page, "#set-hours")
+        assert page.url.endswith("#set-hours")
+        assert "19:00–20:30" in page.inner_text("dl.facts")
+        assert "周六" in page.inner_text("dl.facts")
+        assert page.input_value("#h-hours") == "19:00-20:30"
+        assert calendar_settings() == ([["19:00", "20:30"]], [1, 2, 3, 4, 5, 6], "CN")
+
+        # A case dispatched now falls due inside the new hours: an hour and a half of work
+        # is the whole working day, and under the old hours nothing was due after 18:00.
+        db.session.rollback()
+        case_id = report(staff["inspector"], lon, lat, "C0101", "路灯不亮")
+        dispatch(case_id, chief, city.department)
+        db.session.commit()
+        due = db.session.scalar(text("SELECT deadline FROM cases WHERE id = :id"),
+                                {"id": case_id}).astimezone(CITY_TZ)
+        assert "19:00" <= f"{due:%H:%M}" <= "20:30", due
+        assert due.isoweekday() != 7, due
+
+        page.fill("#k-country", "us")
+        submit(page, "#set-country")
+        assert "US · holidays" in page.inner_text("dl.facts")
+        log = admin.open("/workbench/admin/audit").inner_text("main")
+        assert "calendar.hours" in log and "calendar.country" in log
+        finish(admin)
+
+    hours, country = audit_rows("calendar.")
+    assert (hours.actor_name, hours.action) == ("boss", "calendar.hours")
+    assert (hours.before["periods"], hours.before["weekdays"]) == (
+        [["08:00", "12:00"], ["14:00", "18:00"]], [1, 2, 3, 4, 5])
+    assert (hours.after["periods"], hours.after["weekdays"]) == (
+        [["19:00", "20:30"]], [1, 2, 3, 4, 5, 6])
+    assert (country.actor_name, country.before["country"], country.after["country"]) == (
+        "boss", "CN", "US")
+
+
+def test_working_hours_and_country_refused_without_the_token_by_another_role_or_when_wrong(
+        client, city, staff):
+    sign_in(client, "boss")
+    hours = {"periods": "09:00-17:00", "weekdays": ["1", "2", "3"]}
+    for path, data in (("/workbench/admin/calendar/hours", hours),
+                       ("/workbench/admin/calendar/country", {"country": "US"})):
+        answer = client.post(path, data=data)
+        assert answer.status_code == 400 and "csrf_failed" in answer.text
+    token = form_token(client, "/workbench/admin/calendar")
+    mistakes = [({"periods": "9 to 5"}, "h-hours-error"),
+                ({"periods": "09:00-12:00, 11:00-17:00"}, "h-hours-error"),
+                ({"periods": "09:00-25:00"}, "h-hours-error"),
+                ({"weekdays": ["1", "8"]}, "h-weekdays-error"),
+                ({"weekdays": ["Monday"]}, "h-weekdays-error")]
+    for change, where in mistakes:
+        answer = client.post("/workbench/admin/calendar/hours?lang=en",
+                             data={"csrf_token": token, **hours, **change})
+        assert answer.status_code == 422, change
+        assert f'id="{where}"' in answer.text, change
+        assert answer.text.count('class="error field-error"') == 1, change
+    answer = client.post("/workbench/admin/calendar/country?lang=en",
+                         data={"csrf_token": token, "country": ""})
+    assert answer.status_code == 422 and 'id="k-country-error"' in answer.text
+    assert "two-letter ISO 3166 code" in answer.text
+    client.post("/workbench/logout", data={"csrf_token": token})
+
+    sign_in(client, "chief")  # rosters, yes; the city's calendar, no
+    token = form_token(client, "/workbench/cases")
+    for path, data in (("/workbench/admin/calendar/hours", hours),
+                       ("/workbench/admin/calendar/country", {"country": "US"})):
+        answer = client.post(path, data={"csrf_token": token, **data})
+        assert answer.status_code == 403 and "text/html" in answer.content_type
+    assert calendar_settings() == (None, None, "CN")
+    assert audit_rows("calendar.") == []

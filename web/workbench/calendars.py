@@ -1,9 +1,10 @@
-"""A city's working calendar: its hours and working weekdays, a month of days each marked worked
-or not and why (the city's own day, its country's holiday or swapped working day from
-``chinesecalendar`` / ``holidays``, or the weekly pattern), and the city's own days, added,
-changed or removed here (audited). Whether a day is worked is the calendar's own answer
-(``Calendar.is_working_day``), the one the deadline clock counts with; changes go through
-``gridmgr.calendar.operations``. Who may is the policy's ``admin.rules`` (time limits)."""
+"""A city's working calendar: its hours and working weekdays and its country, changed here
+(audited), a month of days each marked worked or not and why (the city's own day, its
+country's holiday or swapped working day from ``chinesecalendar`` / ``holidays``, or the
+weekly pattern), and the city's own days, added, changed or removed here (audited). Whether a
+day is worked is the calendar's own answer (``Calendar.is_working_day``), the one the deadline
+clock counts with; changes go through ``gridmgr.calendar.operations``, as the command line's
+do. Who may is the policy's ``admin.rules`` (time limits)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from flask import redirect, request, url_for
 from sqlalchemy import select
 
 from gridmgr.calendar import operations as calendars
-from gridmgr.calendar.deadlines import calendar_for_city
+from gridmgr.calendar.deadlines import Calendar, calendar_for_city
 from gridmgr.calendar.national import library_name, national_year
 from gridmgr.errors import InvalidInput
 from gridmgr.extensions import db
@@ -67,6 +68,11 @@ def admin_calendar():
     return _calendar_page(user, request.args.get("city"), request.args.get("month"))
 
 
+def _back(city: City, month: str | None, anchor: str):
+    return redirect(url_for("workbench.admin_calendar", city=city.slug, month=month or None)
+                    + f"#{anchor}", code=303)
+
+
 def _calendar_page(user: User, slug: str | None, month_arg: str | None, status: int = 200,
                    errors: dict | None = None, form: dict | None = None):
     city = _city(user, slug)
@@ -102,7 +108,13 @@ def _day(day: date, cal, own: dict, national) -> dict:
 def _sentences() -> dict[str, str]:
     return {"bad_day": gettext("Give the day as a date (YYYY-MM-DD)."),
             "invalid_calendar_day": gettext("Choose a holiday or a working day."),
-            "name_too_long": gettext("The name may have at most 100 characters.")}
+            "name_too_long": gettext("The name may have at most 100 characters."),
+            "invalid_calendar": gettext("Give the working hours as periods such as 08:00-12:00, "
+                                        "14:00-18:00, each ending after it starts, none "
+                                        "overlapping another."),
+            "bad_weekdays": gettext("Choose the working weekdays from the list."),
+            "unknown_country": gettext("There is no holiday calendar for this country: give a "
+                                       "two-letter ISO 3166 code such as CN or US.")}
 
 
 @bp.post("/workbench/admin/calendar")
@@ -142,6 +154,70 @@ def admin_calendar_remove():
     calendars.remove_day(city, day, actor=user)
     return redirect(url_for("workbench.admin_calendar", city=city.slug,
                             month=day.strftime("%Y-%m")), code=303)
+
+
+@bp.post("/workbench/admin/calendar/hours")
+def admin_calendar_hours():
+    """Change the city's daily working periods and working weekdays at once (the same change,
+    checks and audit entry as ``gridmgr calendar hours``); a refusal is shown next to its field
+    and changes nothing."""
+    user = require("admin.rules")
+    form = request.form
+    city = _city(user, form.get("city"))
+    raw_periods, raw_days = (form.get("periods") or "").strip(), form.getlist("weekdays")
+    field = "hours"
+    try:
+        periods = _parse_periods(raw_periods)
+        field = "weekdays"
+        days = _parse_weekdays(raw_days)
+        field = "hours"
+        calendars.set_working_hours(city, periods, days, actor=user)
+    except InvalidInput as refused:
+        db.session.rollback()
+        return _calendar_page(user, city.slug, form.get("month"), refused.status,
+                              {field: _sentences().get(refused.code) or refused.message},
+                              {"periods": raw_periods, "weekdays": raw_days})
+    return _back(city, form.get("month"), "set-hours")
+
+
+@bp.post("/workbench/admin/calendar/country")
+def admin_calendar_country():
+    """Make the city follow another country's holidays and swapped working days (the same
+    change, check and audit entry as ``gridmgr calendar country``)."""
+    user = require("admin.rules")
+    form = request.form
+    city = _city(user, form.get("city"))
+    code = (form.get("country") or "").strip()
+    try:
+        calendars.set_country(city, code, actor=user)
+    except InvalidInput as refused:
+        db.session.rollback()
+        return _calendar_page(user, city.slug, form.get("month"), refused.status,
+                              {"country": _sentences().get(refused.code) or refused.message},
+                              {"country": code})
+    return _back(city, form.get("month"), "set-country")
+
+
+def _parse_periods(value: str) -> list[list[str]]:
+    """``"08:00-12:00, 14:00-18:00"`` (or with en dashes, as the page shows them) → the
+    periods as the command line gives them; the times themselves are the calendar's to check."""
+    periods = [p.replace("–", "-").split("-") for p in value.split(",") if p.strip()]
+    if not periods or any(len(p) != 2 for p in periods):
+        raise InvalidInput("periods look like 08:00-12:00, 14:00-18:00", code="invalid_calendar")
+    return [[a.strip(), b.strip()] for a, b in periods]
+
+
+def _parse_weekdays(values: list[str]) -> list[int]:
+    """The ticked weekdays as numbers, refused as the calendar itself refuses them."""
+    try:
+        days = [int(v) for v in values]
+    except ValueError:
+        raise InvalidInput("weekdays are numbers", code="bad_weekdays") from None
+    try:
+        Calendar(weekdays=frozenset(days))
+    except InvalidInput as refused:
+        raise InvalidInput(refused.message, code="bad_weekdays") from None
+    return days
 
 
 def _parse_day(value: str) -> date:
