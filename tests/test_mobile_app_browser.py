@@ -10,37 +10,18 @@ Nothing is fetched from another host and no script error happens."""
 from __future__ import annotations
 
 import io
-import re
-import shutil
-from urllib.parse import urlsplit
 
-import pytest
 import requests
+from browsers import PHONE, browser_fixture, chromium, record_problems, refuse_other_hosts, settled  # noqa: F401
 from cityfixtures import city_fixture, jpeg_bytes  # noqa: F401
 from live_server import running_server
-from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from gridmgr.extensions import db
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "pw-secret-123"
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
-         "is_mobile": True, "has_touch": True}
 
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM),
-                                reason="Debian's chromium: scripts/install-system-deps.sh "
-                                       "--browser (make test runs it)")
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+pytestmark = chromium
 
 
 class Phone:
@@ -48,41 +29,17 @@ class Phone:
     script error and failed answer recorded."""
 
     def __init__(self, browser, server, **options):
-        self.host = urlsplit(server.url).netloc
         self.url = server.url
         self.context = browser.new_context(**PHONE, **options)
-        self.foreign: list[str] = []
+        self.foreign = refuse_other_hosts(self.context, server)
         self.problems: list[str] = []
-        # Every request to another host is failed and recorded (this host's go untouched).
-        # A pattern, not a Python predicate: a predicate makes Playwright hold every request
-        # until this test's thread next calls into Playwright, so a send made while the test
-        # waits on the database would hang.
-        self.context.route(re.compile(rf"^(?!{re.escape(server.url)}/)[a-z]+://"), self._refuse)
-        self.context.on("request", lambda r: urlsplit(r.url).netloc != self.host
-                        and not r.url.startswith(("data:", "blob:"))
-                        and self.foreign.append(r.url))
-
-    def _refuse(self, route):
-        self.foreign.append(route.request.url)
-        route.abort()
 
     def open(self, path: str = "/m/", allowed: tuple[int, ...] = ()):
         page = self.context.new_page()
-        page.on("console", lambda m: m.type == "error" and self._console(m.text, allowed))
-        page.on("pageerror", lambda e: self.problems.append(str(e)))
-        page.on("response", lambda r: r.status >= 400 and r.status not in allowed
-                and self.problems.append(f"{r.status} {r.url}"))
+        record_problems(page, self.problems, allowed)
         page.goto(self.url + path)
         page.wait_for_selector("main h1")
         return page
-
-    def _console(self, text_: str, allowed) -> None:
-        # A refusal the test provokes is a 4xx the browser logs; the app shows it itself.
-        if any(f"status of {status}" in text_ for status in allowed):
-            return
-        if "net::ERR_INTERNET_DISCONNECTED" in text_:
-            return
-        self.problems.append(text_)
 
     def close(self):
         self.context.close()
@@ -128,13 +85,6 @@ def to_handled(server, auth_headers, make_user, city, case_id, lon, lat, verify=
     return chief
 
 
-def settled(page, promise: str, timeout_ms: int = 90_000):
-    """What the page's ``promise`` (an expression) resolves to, or False after the timeout
-    (``wait_for_function`` takes a pending promise for a true value)."""
-    return page.evaluate(f"Promise.race([{promise}, new Promise(resolve => "
-                         f"setTimeout(() => resolve(false), {timeout_ms}))])")
-
-
 def go(page, hash_: str) -> None:
     """Move inside the app as its links do (a fragment change, no page load)."""
     page.evaluate("hash => { location.hash = hash; }", hash_)
@@ -154,7 +104,7 @@ def test_a_citizen_reports_with_a_located_photo_and_rates_the_closed_case(
     with running_server(app, tmp_path / "server") as server:
         phone = Phone(browser, server, locale="zh-CN")  # no location permission
         page = phone.open()
-        page.wait_for_function("navigator.serviceWorker.ready.then(() => true)")
+        assert settled(page, "navigator.serviceWorker.ready.then(() => true)")
 
         page.set_input_files("#photo", str(jpeg_file(tmp_path, lon, lat)))
         page.wait_for_selector("#use-exif:not([hidden])")
