@@ -8,12 +8,10 @@ geolocation refuses every permission it does not name, so this phone is granted 
 
 from __future__ import annotations
 
-import re
-import shutil
 import time
-from urllib.parse import urlsplit
 
 import pytest
+from browsers import LAUNCH, PHONE, chromium, refuse_other_hosts, settled
 from cityfixtures import city_fixture  # noqa: F401
 from live_server import running_server
 from playwright.sync_api import sync_playwright
@@ -21,15 +19,7 @@ from sqlalchemy import text
 
 from gridmgr.extensions import db
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
-         "is_mobile": True, "has_touch": True}
-
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM),
-                                reason="Debian's chromium: scripts/install-system-deps.sh "
-                                       "--browser (make test runs it)")
+pytestmark = chromium
 
 
 @pytest.fixture
@@ -40,27 +30,13 @@ def phone(tmp_path, city):
     problems: list[str] = []
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=CHROMIUM, args=CHROMIUM_FLAGS, **PHONE,
+            tmp_path / "profile", **LAUNCH, **PHONE,
             locale="zh-CN", geolocation={"latitude": lat, "longitude": lon, "accuracy": 12},
             permissions=["geolocation", "background-sync"])
         context.problems = problems
         context.on("weberror", lambda error: problems.append(str(error.error)))
         yield context
         context.close()
-
-
-def refuse_other_hosts(context, server) -> list[str]:
-    """Fail and record every request to another host (a URL pattern: see the browser stories
-    for why not a Python predicate)."""
-    foreign: list[str] = []
-
-    def refuse(route):
-        foreign.append(route.request.url)
-        route.abort()
-    context.route(re.compile(rf"^(?!{re.escape(server.url)}/)[a-z]+://"), refuse)
-    context.on("request", lambda r: urlsplit(r.url).netloc != urlsplit(server.url).netloc
-               and not r.url.startswith(("data:", "blob:")) and foreign.append(r.url))
-    return foreign
 
 
 def reports(description_like: str) -> tuple[int, int]:
@@ -77,13 +53,6 @@ def wait_for(predicate, timeout: float) -> None:
         if time.monotonic() > end:
             raise AssertionError(f"still false after {timeout:.0f} s")
         time.sleep(0.2)
-
-
-def settled(page, promise: str, timeout_ms: int = 90_000):
-    """What the page's ``promise`` (an expression) resolves to, or False after the timeout
-    (``wait_for_function`` takes a pending promise for a true value)."""
-    return page.evaluate(f"Promise.race([{promise}, new Promise(resolve => "
-                         f"setTimeout(() => resolve(false), {timeout_ms}))])")
 
 
 def report_offline(page, description: str) -> None:
