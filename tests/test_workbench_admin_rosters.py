@@ -12,16 +12,15 @@ Chinese and English."""
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from browsers import browser_fixture, chromium  # noqa: F401
 from maps_city import STREET_A, build_city, dispatch, report
-from playwright.sync_api import sync_playwright
 from sqlalchemy import text
-from test_workbench_browser import CHROMIUM, CHROMIUM_FLAGS, Desk, serving
+from test_workbench_browser import Desk, serving
 from test_workbench_pages import form_token, sign_in
 
 from gridmgr.categories.operations import update_category
@@ -30,19 +29,6 @@ from gridmgr.extensions import db
 
 GRID = f"{STREET_A}001001"  # the north-west grid of the street's first community
 CITY_TZ = ZoneInfo("Asia/Shanghai")
-
-browser_only = pytest.mark.skipif(not shutil.which(CHROMIUM),
-                                  reason="Debian's chromium: scripts/install-system-deps.sh "
-                                         "--browser (make test runs it)")
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
 
 @pytest.fixture
 def city(app_ctx):
@@ -102,7 +88,7 @@ def submit(page, form: str) -> None:
         page.click(f"{form} button[type=submit]")
 
 
-@browser_only
+@chromium
 def test_an_administrator_rosters_an_inspector_and_the_rules_send_her_the_grids_case(
         app, tmp_path, browser, city, staff, auth_headers):
     update_category("C0101", {"auto_dispatch": True})
@@ -179,7 +165,7 @@ def test_an_administrator_rosters_an_inspector_and_the_rules_send_her_the_grids_
     assert removed.before["from"] == starts and removed.after is None
 
 
-@browser_only
+@chromium
 def test_an_administrator_marks_a_holiday_and_the_next_deadline_falls_after_it_in_english(
         app, tmp_path, browser, city, staff):
     update_category("C0101", {"limits": {"handle": {"amount": 1, "unit": "working_days"}}})
@@ -247,7 +233,7 @@ def test_an_administrator_marks_a_holiday_and_the_next_deadline_falls_after_it_i
     assert changed.before["kind"] == "holiday" and changed.after["kind"] == "workday"
 
 
-@browser_only
+@chromium
 def test_other_roles_are_refused_with_a_readable_page(app, tmp_path, browser, staff):
     with serving(app, tmp_path) as server:
         operator = Desk(browser, server, "op", lang="en")
@@ -412,7 +398,7 @@ def calendar_settings():
         "LEFT JOIN working_calendars w ON w.city_id = c.id")).one()
 
 
-@browser_only
+@chromium
 def test_an_administrator_moves_the_working_hours_and_the_next_deadline_follows_them(
         app, tmp_path, browser, city, staff):
     update_category("C0101", {"limits": {"handle": {"amount": 1, "unit": "working_days"}}})

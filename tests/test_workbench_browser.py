@@ -8,38 +8,22 @@ on this host and any script error or console error fails the story; Chinese and 
 
 from __future__ import annotations
 
-import shutil
 import time
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import pytest
 import requests
+from browsers import browser_fixture, chromium, record_problems, refuse_other_hosts  # noqa: F401
 from cityfixtures import jpeg_bytes
 from live_server import Server
 from maps_city import STREET_A, build_city
-from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from gridmgr.extensions import db
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
 PASSWORD = "pw-secret-123"
 
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM),
-                                reason="Debian's chromium: scripts/install-system-deps.sh "
-                                       "--browser (make test runs it)")
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+pytestmark = chromium
 
 
 @pytest.fixture
@@ -83,31 +67,17 @@ class Desk:
 
     def __init__(self, browser, server, username: str, lang: str = "zh"):
         self.url = server.url
-        self.host = urlsplit(server.url).netloc
-        self.foreign: list[str] = []
-        self.problems: list[str] = []
         self.context = browser.new_context(viewport={"width": 1400, "height": 900},
                                            locale="zh-CN" if lang == "zh" else "en-US")
-        self.context.route("**/*", self._only_this_host)
+        self.foreign = refuse_other_hosts(self.context, server)
         self.page = self.context.new_page()
         self.page.set_default_timeout(10_000)
-        self.page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
-        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
-        self.page.on("response", lambda r: r.status >= 400
-                     and self.problems.append(f"{r.status} {r.url}"))
+        self.problems = record_problems(self.page, [])
         self.page.goto(f"{self.url}/workbench/login?lang={lang}")
         self.page.fill("#username", username)
         self.page.fill("#password", PASSWORD)
         self.page.click("form.login button[type=submit]")
         self.page.wait_for_load_state()
-
-    def _only_this_host(self, route):
-        if urlsplit(route.request.url).hostname != "127.0.0.1" \
-                or urlsplit(route.request.url).netloc != self.host:
-            self.foreign.append(route.request.url)
-            route.abort()
-        else:
-            route.continue_()
 
     def open(self, path: str):
         self.page.goto(self.url + path)
