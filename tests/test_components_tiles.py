@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
-from urllib.parse import urlsplit
 
 import mapbox_vector_tile
-import pytest
+from browsers import browser_fixture, chromium, record_problems, refuse_other_hosts, wait_until  # noqa: F401
 from live_server import running_server
 from maps_city import STREET_A, STREET_B, build_city, tile_of, wall_sign_in
-from playwright.sync_api import sync_playwright
-from test_wall_browser import CHROMIUM, CHROMIUM_FLAGS, FETCH_BASE64, wait_until
+from test_wall_browser import FETCH_BASE64
 
 from gridmgr.components.importing import import_components
 
@@ -94,20 +91,15 @@ def test_a_street_centre_sees_its_own_street_s_components_on_the_wall_and_no_oth
     assert other.status_code == 200 and _features(other.data) == []
 
 
-@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium: "
-                    "scripts/install-system-deps.sh --browser (make test runs it)")
+@chromium
 def test_the_wall_draws_the_component_layer_when_zoomed_in_on_a_street(
-        app_ctx, app, make_user, tmp_path):
+        app_ctx, app, make_user, tmp_path, browser):
     city, places = _lamps(tmp_path)
     make_user("duty_chief", username="chief", city_id=city.city.id, password=PASSWORD)
-    with running_server(app, tmp_path / "server") as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    with running_server(app, tmp_path / "server") as server:
         page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-        host = urlsplit(server.url).netloc
-        requests, problems, tiles = [], [], []
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
+        foreign = refuse_other_hosts(page.context, server)
+        problems, tiles = record_problems(page, [], console=False), []
         page.on("response", lambda r: "/maps/tiles/components/" in r.url and tiles.append(r))
         page.goto(server.url + "/wall")
         page.fill("input[name=username]", "chief")
@@ -126,6 +118,6 @@ def test_the_wall_draws_the_component_layer_when_zoomed_in_on_a_street(
         bodies = [base64.b64decode(b) for b in page.evaluate(FETCH_BASE64, [t.url for t in tiles])]
         codes = {f["properties"]["code"] for b in bodies for f in _features(b)}
         assert LAMP_A in codes
+        page.context.close()
         assert problems == []
-        assert all(urlsplit(u).netloc == host for u in requests if u.startswith("http"))
-        browser.close()
+        assert foreign == []

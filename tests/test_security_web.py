@@ -13,7 +13,6 @@ import binascii
 import contextlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from browsers import browser_fixture, chromium, record_problems  # noqa: F401
 from flask.sessions import SecureCookieSessionInterface
 from live_server import running_server
 from maps_city import build_city, form_token, wall_sign_in
@@ -308,27 +308,18 @@ def test_a_city_name_with_markup_cannot_smuggle_a_script_onto_the_wall(client, c
 
 # --- in a real browser -------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
 WATCH_VIOLATIONS = """window.__violations = [];
 document.addEventListener("securitypolicyviolation", e =>
     window.__violations.push(e.violatedDirective + " " + e.blockedURI));"""
 
 
-@pytest.mark.skipif(not shutil.which(CHROMIUM),
-                    reason="Debian's chromium: scripts/install-system-deps.sh --browser")
-def test_the_wall_renders_in_chromium_without_a_single_policy_violation(app, tmp_path, chief):
-    from playwright.sync_api import sync_playwright
-
-    with running_server(app, tmp_path / "server") as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+@chromium
+def test_the_wall_renders_in_chromium_without_a_single_policy_violation(app, tmp_path, chief,
+                                                                        browser):
+    with running_server(app, tmp_path / "server") as server:
         page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
         page.add_init_script(WATCH_VIOLATIONS)
-        errors = []
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        errors = record_problems(page, [])
 
         page.goto(server.url + "/wall/login")
         page.fill("input[name=username]", "chief")
@@ -352,7 +343,7 @@ def test_the_wall_renders_in_chromium_without_a_single_policy_violation(app, tmp
         page.wait_for_url("**/wall/login", timeout=5_000)
         page.goto(server.url + "/wall")
         after = page.url
-        browser.close()
+        page.context.close()
 
     assert violations == [] and errors_while_rendering == []
     assert framed == 1

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import mapbox_vector_tile
 import pytest
+from browsers import browser_fixture, chromium, record_problems, refuse_other_hosts, wait_until  # noqa: F401
 from live_server import running_server
 from maps_city import STREET_A, STREET_B, build_city, dispatch, make_overdue, report, twelve_weeks
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from gridmgr.cases.workflow import StepInput, take_step
@@ -30,36 +28,12 @@ from gridmgr.dispatch.duty import record_position, set_duty
 from gridmgr.extensions import db
 from gridmgr.people.tokens import encode_token
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "pw-secret-123"
 FETCH_BASE64 = """urls => Promise.all(urls.map(url => fetch(url).then(r => r.arrayBuffer())
     .then(b => btoa(String.fromCharCode(...new Uint8Array(b))))))"""
 
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM),
-                                reason="Debian's chromium: scripts/install-system-deps.sh "
-                                       "--browser (make test runs it)")
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
-
-def wait_until(page, expression: str, timeout: float) -> None:
-    """Poll ``expression`` in the page until it is true (ms timeout). Playwright's own
-    wait_for_function evaluates strings with eval, which the wall's CSP forbids."""
-    end = time.monotonic() + timeout / 1000
-    while not page.evaluate(expression):
-        if time.monotonic() > end:
-            raise AssertionError(f"still false after {timeout} ms: {expression}")
-        time.sleep(0.01)
+pytestmark = chromium
 
 
 def database_counters() -> dict:
@@ -113,15 +87,11 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
     assert expected["red"] == 1 and expected["green"] == 2 and expected["waiting"] == 2
 
     with running_server(app, tmp_path / "server") as server:
-        host = urlsplit(server.url).netloc
         context = browser.new_context(viewport={"width": 1600, "height": 900},
                                       locale="zh-CN", timezone_id="UTC")
+        foreign = refuse_other_hosts(context, server)
         page = context.new_page()
-        requests, problems, tiles = [], [], []
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
+        problems, tiles = record_problems(page, []), []
         page.on("response", lambda r: "/maps/tiles/grids/" in r.url and tiles.append(r))
 
         page.goto(server.url + "/wall")
@@ -220,8 +190,6 @@ def test_the_command_centre_watches_the_city_live(app_ctx, app, tmp_path, browse
         context.close()
 
     assert problems == []
-    foreign = [url for url in requests
-               if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != host]
     assert foreign == []
     print(f"first full render {first_render:.2f} s; report to marker {delay * 1000:.0f} ms")
 
@@ -235,15 +203,11 @@ def test_the_prevention_layers_switch_on_and_off(app_ctx, app, tmp_path, browser
     make_user("duty_chief", username="street", region_code=STREET_A, password=PASSWORD)
 
     with running_server(app, tmp_path / "server") as server:
-        host = urlsplit(server.url).netloc
         context = browser.new_context(viewport={"width": 1600, "height": 900},
                                       locale="zh-CN", timezone_id="UTC")
+        foreign = refuse_other_hosts(context, server)
         page = context.new_page()
-        requests, problems, forecast_tiles = [], [], []
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
+        problems, forecast_tiles = record_problems(page, []), []
         page.on("response", lambda r: "measure=forecast" in r.url and forecast_tiles.append(r))
         page.goto(server.url + "/wall/login")
         page.fill("input[name=username]", "street")
@@ -292,6 +256,4 @@ def test_the_prevention_layers_switch_on_and_off(app_ctx, app, tmp_path, browser
         context.close()
 
     assert problems == []
-    foreign = [url for url in requests
-               if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != host]
     assert foreign == []
