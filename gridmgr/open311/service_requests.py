@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import case as sql_case
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.orm import aliased
 
 from gridmgr.errors import Conflict, DomainError, InvalidInput, NotFound
 from gridmgr.extensions import db
@@ -383,12 +385,22 @@ def _case_query():
     from gridmgr.grids.models import City
     from gridmgr.people.models import Department
 
-    return (select(Case, Category, City.timezone, Department,
+    # Only the columns the answer shows, as plain rows: no ORM objects per case.
+    handling, responsible = aliased(Department), aliased(Department)
+    return (select(Case.id, Case.code, Case.state, Case.description, Case.created_at,
+                   Case.updated_at, Case.deadline, Case.city_id, Case.grid_code,
+                   Case.reporter_count, Category.code.label("service_code"),
+                   Category.name_zh.label("category_zh"), Category.name_en.label("category_en"),
+                   City.timezone,
+                   func.coalesce(handling.name, responsible.name).label("agency_zh"),
+                   sql_case((handling.id.is_not(None), handling.name_en),
+                        else_=responsible.name_en).label("agency_en"),
                    func.ST_X(Case.location).label("lon"), func.ST_Y(Case.location).label("lat"))
             .join(Category, Category.id == Case.category_id)
             .join(CategoryClass, CategoryClass.id == Category.class_id)
             .join(City, City.id == Case.city_id)
-            .outerjoin(Department, Department.id == Case.department_id)
+            .outerjoin(handling, handling.id == Case.department_id)
+            .outerjoin(responsible, responsible.id == Category.department_id)
             .where(text(published_case_sql("cases"))))
 
 
@@ -473,7 +485,9 @@ def _addresses(cases) -> dict[tuple[int, str], str]:
 def _history(case_ids: list[int]) -> dict[int, list]:
     from gridmgr.cases.models import CaseHistory
 
-    rows = db.session.scalars(select(CaseHistory).where(CaseHistory.case_id.in_(case_ids))
+    rows = db.session.execute(select(CaseHistory.id, CaseHistory.case_id, CaseHistory.at,
+                                     CaseHistory.to_state, CaseHistory.note)
+                              .where(CaseHistory.case_id.in_(case_ids))
                               .order_by(CaseHistory.case_id, CaseHistory.id)).all()
     by_case: dict[int, list] = {}
     for row in rows:
@@ -501,37 +515,34 @@ def _status_notes(history: list, lang: str) -> str | None:
     return None
 
 
-def _agency(department, lang: str) -> str | None:
-    """The unit handling the case (or, before dispatch, the category's responsible one)."""
-    if department is None:
-        return None
-    return department.name if lang == "zh" else department.name_en or department.name
-
-
 def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
-    cases = [row.Case for row in rows]
-    ids = [c.id for c in cases]
+    ids = [row.id for row in rows]
     photos = _first_photos(ids) if ids else {}
     client_media = _client_media(ids) if ids else {}
     history = _history(ids) if ids else {}
-    names = _addresses(cases)
+    names = _addresses(rows)
     joined = _joined_reports(ids) if extensions and ids else {}
+    zones: dict[str | None, ZoneInfo] = {}
     out = []
-    for row in rows:
-        case, category, department = row.Case, row.Category, row.Department
-        tz = ZoneInfo(row.timezone or "UTC")
+    for case in rows:
+        tz = zones.get(case.timezone) or zones.setdefault(case.timezone,
+                                                          ZoneInfo(case.timezone or "UTC"))
         steps = history.get(case.id, [])
         address = " ".join(names[(case.city_id, code)] for code in ancestor_codes(case.grid_code)
                            if (case.city_id, code) in names) or None
         media = photos.get(case.id)
+        if lang == "zh":
+            service_name, agency = case.category_zh, case.agency_zh
+        else:
+            service_name, agency = case.category_en, case.agency_en or case.agency_zh
         request = {
             "service_request_id": case.code,
             "status": status_of(case.state),
             "status_notes": _status_notes(steps, lang),
-            "service_name": category.name_zh if lang == "zh" else category.name_en,
-            "service_code": category.code,
+            "service_name": service_name,
+            "service_code": case.service_code,
             "description": redact(case.description),
-            "agency_responsible": _agency(department or category.department, lang),
+            "agency_responsible": agency,
             "service_notice": _state_text(case.state, lang),
             "requested_datetime": w3c_datetime(case.created_at, tz),
             "updated_datetime": w3c_datetime(case.updated_at, tz),
@@ -539,8 +550,8 @@ def _serialise(rows, lang: str, extensions: bool) -> list[dict]:
             "address": address,
             "address_id": None,
             "zipcode": None,
-            "lat": public_coordinate(row.lat),
-            "long": public_coordinate(row.lon),
+            "lat": public_coordinate(case.lat),
+            "long": public_coordinate(case.lon),
             "media_url": media_url_of(media) if media else client_media.get(case.id),
         }
         if extensions:
