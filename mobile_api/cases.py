@@ -381,18 +381,21 @@ def _step_view(action: str):
         # decoded and written only once the step is allowed (gridmgr.cases.photos).
         user = current_user()
         key = request.headers.get("Idempotency-Key")
-        if key is not None:
-            earlier = idempotency.earlier_answer(user.id, idempotency.check_key(key), case_id,
-                                                 action)
+        if key is None:
+            return take(user, case_id)
+        with idempotency.claimed(user.id, idempotency.check_key(key)):
+            earlier = idempotency.earlier_answer(user.id, key, case_id, action)
             if earlier is not None:  # sent again: the first answer, nothing taken twice
                 return earlier
+            answer = take(user, case_id)
+            idempotency.keep_answer(user.id, key, case_id, action, answer)
+            return answer
+
+    def take(user, case_id):
         STEP_LIMIT.count(user)
         data, files = read_body(CASE_STEP_SCHEMA)
         photos = store_uploads(files)
-        answer = take_step(case_id, action, user, StepInput(photos=photos, **data))
-        if key is not None:
-            idempotency.keep_answer(user.id, key, case_id, action, answer)
-        return answer
+        return take_step(case_id, action, user, StepInput(photos=photos, **data))
 
     view.__name__ = f"case_{action}"
     view.__doc__ = endpoint_doc(action)

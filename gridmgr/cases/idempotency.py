@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, String, func, text
@@ -43,6 +45,24 @@ def check_key(key: str) -> str:
         raise InvalidInput("An Idempotency-Key is 1 to 128 letters, digits and . _ : -.",
                            code="bad_idempotency_key")
     return key
+
+
+@contextmanager
+def claimed(user_id: int, key: str) -> Iterator[None]:
+    """Hold this user's key while its step is looked up, taken and its answer kept.
+
+    A copy sent at the same moment on another connection waits here until the first copy's
+    answer is kept, then finds it: concurrency answers as a resend does. The lock lives on a
+    connection of its own, since the step commits (and gives back its connection) midway.
+    """
+    with db.engine.connect() as lock:
+        lock.execute(text("SELECT pg_advisory_lock(:u, hashtext(:k))"), {"u": user_id, "k": key})
+        try:
+            yield
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:u, hashtext(:k))"),
+                         {"u": user_id, "k": key})
+            lock.commit()
 
 
 def earlier_answer(user_id: int, key: str, case_id: int, action: str) -> dict | None:
