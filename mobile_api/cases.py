@@ -27,7 +27,7 @@ from gridmgr.cases.queries import (
 )
 from gridmgr.cases.steps import AWAITED, GUARDS, NEEDS, ON_REQUEST, TABLE, endpoint_doc
 from gridmgr.cases.workflow import STEPS, StepInput, take_step
-from gridmgr.errors import RateLimited, Sentence
+from gridmgr.errors import Conflict, RateLimited, Sentence
 from gridmgr.extensions import limiter
 from gridmgr.geo.coords import COORD_SYSTEMS
 from mobile_api.auth import auth_optional, auth_required, current_user
@@ -383,13 +383,18 @@ def _step_view(action: str):
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return take(user, case_id)
-        with idempotency.claimed(user.id, idempotency.check_key(key)):
-            earlier = idempotency.earlier_answer(user.id, key, case_id, action)
-            if earlier is not None:  # sent again: the first answer, nothing taken twice
-                return earlier
+        earlier = idempotency.earlier_answer(user.id, idempotency.check_key(key), case_id, action)
+        if earlier is not None:  # sent again: the first answer, nothing taken twice
+            return earlier
+        try:
             answer = take(user, case_id)
-            idempotency.keep_answer(user.id, key, case_id, action, answer)
-            return answer
+        except Conflict:  # a copy sent at the same moment may have taken it: its answer
+            earlier = idempotency.answer_kept_meanwhile(user.id, key, case_id, action)
+            if earlier is None:
+                raise
+            return earlier
+        idempotency.keep_answer(user.id, key, case_id, action, answer)
+        return answer
 
     def take(user, case_id):
         STEP_LIMIT.count(user)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, String, func, text
@@ -22,6 +21,9 @@ from gridmgr.errors import InvalidInput
 from gridmgr.extensions import db
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# How long a copy refused by its twin's step waits for the twin's answer, and how often it looks.
+ANSWER_WAIT_S = 2.0
+ANSWER_POLL_S = 0.05
 
 
 class StepRequest(db.Model):
@@ -47,22 +49,21 @@ def check_key(key: str) -> str:
     return key
 
 
-@contextmanager
-def claimed(user_id: int, key: str) -> Iterator[None]:
-    """Hold this user's key while its step is looked up, taken and its answer kept.
+def answer_kept_meanwhile(user_id: int, key: str, case_id: int, action: str,
+                          wait_s: float = ANSWER_WAIT_S) -> dict | None:
+    """The answer a copy of this step sent at the same moment got, once it is kept.
 
-    A copy sent at the same moment on another connection waits here until the first copy's
-    answer is kept, then finds it: concurrency answers as a resend does. The lock lives on a
-    connection of its own, since the step commits (and gives back its connection) midway.
-    """
-    with db.engine.connect() as lock:
-        lock.execute(text("SELECT pg_advisory_lock(:u, hashtext(:k))"), {"u": user_id, "k": key})
-        try:
-            yield
-        finally:
-            lock.execute(text("SELECT pg_advisory_unlock(:u, hashtext(:k))"),
-                         {"u": user_id, "k": key})
-            lock.commit()
+    A copy that arrives while the first is being taken finds no earlier answer, then finds the
+    case already moved (409). The first copy keeps its answer right after its step commits, so
+    the refused copy looks for it a little while before giving its refusal: concurrency answers
+    as a resend does, on the one connection of the request."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        db.session.rollback()  # a fresh snapshot: what the other copy committed
+        answer = earlier_answer(user_id, key, case_id, action)
+        if answer is not None or time.monotonic() >= deadline:
+            return answer
+        time.sleep(ANSWER_POLL_S)
 
 
 def earlier_answer(user_id: int, key: str, case_id: int, action: str) -> dict | None:
