@@ -155,6 +155,9 @@ FORMS = {
     "POST /workbench/admin/rosters/{entry_id}": lambda w: {"remove": "1"},
     "POST /workbench/admin/calendar": lambda w: {"day": "2026-12-31", "kind": "holiday"},
     "POST /workbench/admin/calendar/remove": lambda w: {"day": "2026-12-31"},
+    "POST /workbench/admin/calendar/hours": lambda w: {"periods": "08:00-12:00",
+                                                       "weekdays": "1"},
+    "POST /workbench/admin/calendar/country": lambda w: {"country": "US"},
     "POST /workbench/hotline": lambda w: {
         "lon": str(POINT_B[0]), "lat": str(POINT_B[1]), "category": CATEGORY,
         "description": "热线: 乙街道垃圾"},

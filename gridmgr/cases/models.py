@@ -92,6 +92,13 @@ class Case(db.Model):
         # (btree_gist; migration 0014).
         Index("ix_cases_location_category_created", "location", "category_id", "created_at",
               postgresql_using="gist"),
+        # The open cases alone (a few per cent of a city's years): the wall's tiles of open and
+        # overdue cases by place, and the task lists by scope and state (migrations 0028, 0029).
+        Index("ix_cases_open_location", "location", postgresql_using="gist",
+              postgresql_where=text(f"state IN ({_in(OPEN_STATES)})")),
+        Index("ix_cases_open_state_grid", "grid_code", "state",
+              postgresql_ops={"grid_code": "text_pattern_ops"},
+              postgresql_where=text(f"state IN ({_in(OPEN_STATES)})")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
