@@ -169,6 +169,12 @@ def register_error_handlers(app: Flask) -> None:
             raise exc
         with contextlib.suppress(DBAPIError):  # the connection is gone; the pool replaces it
             db_rollback()
+        # The pool's other idle connections went with it (a server restarted or failed over):
+        # a new pool, so that the next request connects afresh instead of finding each dead
+        # one in turn; connections in use are let go as they come back.
+        from gridmgr.extensions import db
+
+        db.engine.dispose(close=False)
         response = error_response("database_unavailable",
                                   "The database cannot be reached just now; try again.", 503)
         response[0].headers["Retry-After"] = "1"
