@@ -153,3 +153,27 @@ def wall_sign_in(client, username: str, password: str, next_url: str | None = No
     url = "/wall/login" + (f"?next={next_url}" if next_url else "")
     return client.post(url, data={"username": username, "password": password,
                                   "csrf_token": form_token(client)})
+
+
+# The workbench stories' staff: a role (or a second operator) and the username it signs in with.
+STAFF_USERNAMES = {"operator": "op", "operator2": "op2", "dispatcher": "disp", "department": "dept",
+                   "duty_chief": "chief", "admin": "boss", "inspector": "insp",
+                   "citizen": "alice"}
+
+
+def city_staff(city, make_user, names=tuple(STAFF_USERNAMES)) -> dict:
+    """One user of each named role in the city: the department user works for its
+    department, the inspector covers street A, the citizen belongs to no city."""
+    users = {}
+    for name in names:
+        role, username = name.rstrip("0123456789"), STAFF_USERNAMES[name]
+        if role == "inspector":
+            users[name] = make_user(role, username=username, region_code=STREET_A)
+        elif role == "citizen":
+            users[name] = make_user(role, username=username)
+        elif role == "department":
+            users[name] = make_user(role, username=username, city_id=city.city.id,
+                                    department=city.department)
+        else:
+            users[name] = make_user(role, username=username, city_id=city.city.id)
+    return users

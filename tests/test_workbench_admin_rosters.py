@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from browsers import browser_fixture, chromium  # noqa: F401
-from maps_city import STREET_A, build_city, dispatch, report
+from maps_city import STREET_A, build_city, city_staff, dispatch, report
 from sqlalchemy import text
 from test_workbench_browser import Desk, serving
 from test_workbench_pages import form_token, sign_in
@@ -37,13 +37,7 @@ def city(app_ctx):
 
 @pytest.fixture
 def staff(city, make_user):
-    city_id = city.city.id
-    return {
-        "admin": make_user("admin", username="boss", city_id=city_id),
-        "operator": make_user("operator", username="op", city_id=city_id),
-        "duty_chief": make_user("duty_chief", username="chief", city_id=city_id),
-        "inspector": make_user("inspector", username="insp", region_code=STREET_A),
-    }
+    return city_staff(city, make_user, ("admin", "operator", "duty_chief", "inspector"))
 
 
 def audit_rows(action_prefix: str):

@@ -16,7 +16,7 @@ import requests
 from browsers import browser_fixture, chromium, record_problems, refuse_other_hosts  # noqa: F401
 from cityfixtures import jpeg_bytes
 from live_server import Server
-from maps_city import STREET_A, build_city
+from maps_city import STREET_A, build_city, city_staff
 from sqlalchemy import text
 
 from gridmgr.extensions import db
@@ -33,18 +33,7 @@ def city(app_ctx):
 
 @pytest.fixture
 def staff(city, make_user):
-    city_id = city.city.id
-    return {
-        "operator": make_user("operator", username="op", city_id=city_id),
-        "operator2": make_user("operator", username="op2", city_id=city_id),
-        "dispatcher": make_user("dispatcher", username="disp", city_id=city_id),
-        "department": make_user("department", username="dept", city_id=city_id,
-                                department=city.department),
-        "duty_chief": make_user("duty_chief", username="chief", city_id=city_id),
-        "admin": make_user("admin", username="boss", city_id=city_id),
-        "inspector": make_user("inspector", username="insp", region_code=STREET_A),
-        "citizen": make_user("citizen", username="alice"),
-    }
+    return city_staff(city, make_user)
 
 
 @contextmanager

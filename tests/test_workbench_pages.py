@@ -7,7 +7,7 @@ import io
 import re
 
 import pytest
-from maps_city import STREET_A, build_city, report
+from maps_city import STREET_A, build_city, city_staff, report
 from PIL import Image
 from sqlalchemy import text
 
@@ -24,17 +24,8 @@ def city(app_ctx):
 @pytest.fixture
 def staff(city, make_user):
     """One of each staff role in the city; the department user works for its department."""
-    city_id = city.city.id
-    return {
-        "operator": make_user("operator", username="op", city_id=city_id),
-        "dispatcher": make_user("dispatcher", username="disp", city_id=city_id),
-        "department": make_user("department", username="dept", city_id=city_id,
-                                department=city.department),
-        "duty_chief": make_user("duty_chief", username="chief", city_id=city_id),
-        "admin": make_user("admin", username="boss", city_id=city_id),
-        "inspector": make_user("inspector", username="insp", region_code=STREET_A),
-        "citizen": make_user("citizen", username="alice"),
-    }
+    return city_staff(city, make_user, ("operator", "dispatcher", "department", "duty_chief",
+                                        "admin", "inspector", "citizen"))
 
 
 def form_token(client, path: str = "/workbench/login") -> str:
